@@ -1,0 +1,228 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the server reads from the environment. Each field
+// names its variable and default; [loadConfig] validates all of them and
+// stops at the first bad one with a message naming the variable.
+type Config struct {
+	// DATABASE_URL (required): the Postgres the service stores tasks in.
+	DatabaseURL string
+	// DATABASE_LISTEN_URL: a direct (not transaction-pooled) URL for the
+	// LISTEN connection; defaults to DATABASE_URL. Hosted Postgres often
+	// hands out a PgBouncer URL, which silently breaks LISTEN.
+	DatabaseListenURL string
+	// REDIS_URL: Redis for presence, chat streams and session control
+	// across instances. Empty: an in-process broker (one instance only).
+	RedisURL string
+	// LISTEN_ADDR (default :8080): the HTTP listen address.
+	ListenAddr string
+	// AUTO_MIGRATE (default true): apply migrations at start (under an
+	// advisory lock, so concurrent starts are safe).
+	AutoMigrate bool
+
+	Auth AuthConfig
+
+	// CORS_ALLOWED_ORIGINS: comma-separated origins (scheme://host[:port])
+	// allowed to call the REST API from a browser with credentials, e.g. the
+	// seed's Next.js app at http://localhost:3000. Empty: same origin only.
+	CORSAllowedOrigins []string
+	// WS_ALLOWED_ORIGINS: comma-separated host patterns (path.Match syntax,
+	// e.g. "localhost:3000", "*.example.com") allowed to open sockets in
+	// addition to the server's own origin. Defaults to the hosts of
+	// CORS_ALLOWED_ORIGINS.
+	WSAllowedOrigins []string
+
+	// HTTP_MAX_BODY_BYTES (default 65536): request body limit.
+	MaxBodyBytes int64
+	// API_RATE_LIMIT (default 600) requests per API_RATE_WINDOW (default 1m)
+	// per user on the REST API.
+	APIRateLimit  int
+	APIRateWindow time.Duration
+
+	// LOG_FORMAT text|json (default text), LOG_LEVEL debug|info|warn|error.
+	LogFormat string
+	LogLevel  slog.Level
+	// SHUTDOWN_TIMEOUT (default 15s): how long in-flight requests may take
+	// to finish after SIGTERM.
+	ShutdownTimeout time.Duration
+}
+
+// AuthConfig is the token verification part of Config.
+type AuthConfig struct {
+	// AUTH_JWT_SECRET (alias BETTER_AUTH_SECRET): HS256 shared secret, at
+	// least 32 bytes.
+	Secret string
+	// AUTH_JWKS_URL: JWKS endpoint, e.g. https://app.example.com/api/auth/jwks.
+	JWKSURL string
+	// AUTH_ISSUER, AUTH_AUDIENCE: required iss / aud when set.
+	Issuer, Audience string
+	// AUTH_LEEWAY (default 30s): clock skew allowed on exp and nbf.
+	Leeway time.Duration
+}
+
+// env reads variables through a lookup function (os.LookupEnv in main,
+// a map in tests) and keeps the first error.
+type env struct {
+	lookup func(string) (string, bool)
+	err    error
+}
+
+func (e *env) fail(name, format string, args ...any) {
+	if e.err == nil {
+		e.err = fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...))
+	}
+}
+
+func (e *env) str(name, def string) string {
+	if v, ok := e.lookup(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+func (e *env) integer(name string, def, min, max int64) int64 {
+	s := e.str(name, "")
+	if s == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < min || n > max {
+		e.fail(name, "must be a whole number from %d to %d, got %q", min, max, s)
+		return def
+	}
+	return n
+}
+
+func (e *env) duration(name string, def, min, max time.Duration) time.Duration {
+	s := e.str(name, "")
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < min || d > max {
+		e.fail(name, "must be a duration from %s to %s such as 30s or 5m, got %q", min, max, s)
+		return def
+	}
+	return d
+}
+
+func (e *env) boolean(name string, def bool) bool {
+	s := e.str(name, "")
+	if s == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		e.fail(name, "must be true or false, got %q", s)
+		return def
+	}
+	return b
+}
+
+func (e *env) list(name string) []string {
+	var out []string
+	for _, s := range strings.Split(e.str(name, ""), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (e *env) postgresURL(name, def string, required bool) string {
+	s := e.str(name, def)
+	if s == "" {
+		if required {
+			e.fail(name, "is required, e.g. postgres://user@127.0.0.1:5432/tasksync?sslmode=disable")
+		}
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		e.fail(name, "must be a postgres:// URL")
+	}
+	return s
+}
+
+// loadAuth reads the auth settings; the token sub-command needs only these.
+func loadAuth(e *env) AuthConfig {
+	a := AuthConfig{
+		Secret:   e.str("AUTH_JWT_SECRET", e.str("BETTER_AUTH_SECRET", "")),
+		JWKSURL:  e.str("AUTH_JWKS_URL", ""),
+		Issuer:   e.str("AUTH_ISSUER", ""),
+		Audience: e.str("AUTH_AUDIENCE", ""),
+		Leeway:   e.duration("AUTH_LEEWAY", 30*time.Second, 0, 10*time.Minute),
+	}
+	if a.Secret != "" && len(a.Secret) < 32 {
+		e.fail("AUTH_JWT_SECRET", "must be at least 32 bytes (generate one with: openssl rand -base64 32)")
+	}
+	if a.JWKSURL != "" {
+		if u, err := url.Parse(a.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			e.fail("AUTH_JWKS_URL", "must be an http(s) URL such as https://app.example.com/api/auth/jwks")
+		}
+	}
+	return a
+}
+
+func loadConfig(lookup func(string) (string, bool)) (Config, error) {
+	e := &env{lookup: lookup}
+	c := Config{
+		DatabaseURL:        e.postgresURL("DATABASE_URL", "", true),
+		RedisURL:           e.str("REDIS_URL", ""),
+		ListenAddr:         e.str("LISTEN_ADDR", ":8080"),
+		AutoMigrate:        e.boolean("AUTO_MIGRATE", true),
+		Auth:               loadAuth(e),
+		CORSAllowedOrigins: e.list("CORS_ALLOWED_ORIGINS"),
+		WSAllowedOrigins:   e.list("WS_ALLOWED_ORIGINS"),
+		MaxBodyBytes:       e.integer("HTTP_MAX_BODY_BYTES", 64<<10, 1<<10, 16<<20),
+		APIRateLimit:       int(e.integer("API_RATE_LIMIT", 600, 1, 1_000_000)),
+		APIRateWindow:      e.duration("API_RATE_WINDOW", time.Minute, time.Second, time.Hour),
+		LogFormat:          e.str("LOG_FORMAT", "text"),
+		ShutdownTimeout:    e.duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
+	}
+	c.DatabaseListenURL = e.postgresURL("DATABASE_LISTEN_URL", c.DatabaseURL, false)
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			e.fail("REDIS_URL", "must be a redis:// or rediss:// URL")
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		e.fail("LISTEN_ADDR", "must be host:port or :port, got %q", c.ListenAddr)
+	}
+	if c.Auth.Secret == "" && c.Auth.JWKSURL == "" {
+		e.fail("AUTH_JWT_SECRET", "or AUTH_JWKS_URL (or BETTER_AUTH_SECRET) must be set: without one no token can be verified")
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			e.fail("CORS_ALLOWED_ORIGINS", "%q is not an origin like https://app.example.com", o)
+		}
+	}
+	if len(c.WSAllowedOrigins) == 0 {
+		for _, o := range c.CORSAllowedOrigins {
+			if u, err := url.Parse(o); err == nil {
+				c.WSAllowedOrigins = append(c.WSAllowedOrigins, u.Host)
+			}
+		}
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		e.fail("LOG_FORMAT", "must be text or json, got %q", c.LogFormat)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(e.str("LOG_LEVEL", "info"))); err != nil {
+		e.fail("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	if e.err != nil {
+		return Config{}, fmt.Errorf("config: %w", e.err)
+	}
+	return c, nil
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/httprate"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/cors"
+
+	"tasksync"
+	"tasksync/auth"
+	"tasksync/internal/httpjson"
+	"tasksync/internal/reqlog"
+	"tasksync/migrations"
+	"tasksync/tasks"
+)
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// migrate applies migrations and reports the schema version.
+func migrate(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
+	pool, err := connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	v, err := migrations.Up(ctx, pool, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "schema at version %d\n", v)
+	return nil
+}
+
+func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database %s: %w", pcfg.ConnConfig.Host, err)
+	}
+	return pool, nil
+}
+
+// server holds the wired service; [serve] owns its lifetime.
+type server struct {
+	cfg      Config
+	log      *slog.Logger
+	db       *pgxpool.Pool
+	verifier *auth.Verifier
+	tasks    *tasks.Service
+
+	schemaCurrent atomic.Bool
+}
+
+// serve runs the service until ctx is cancelled, then shuts down in a fixed
+// order: stop accepting and let in-flight requests finish (bounded by
+// SHUTDOWN_TIMEOUT), then close the database pool. onListen, if not nil, is
+// told the bound address (tests listen on port 0).
+func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.Addr)) error {
+	db, err := connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if cfg.AutoMigrate {
+		v, err := migrations.Up(ctx, db, log)
+		if err != nil {
+			return err
+		}
+		log.Info("schema current", "version", v)
+	}
+
+	// The verifier's JWKS refresh lives as long as the server.
+	authCtx, stopAuth := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAuth()
+	verifier, err := auth.NewVerifier(authCtx, auth.Config{
+		Secret:   []byte(cfg.Auth.Secret),
+		JWKSURL:  cfg.Auth.JWKSURL,
+		Issuer:   cfg.Auth.Issuer,
+		Audience: cfg.Auth.Audience,
+		Leeway:   cfg.Auth.Leeway,
+	})
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+
+	s := &server{cfg: cfg, log: log, db: db, verifier: verifier, tasks: tasks.NewService(db)}
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+	if onListen != nil {
+		onListen(ln.Addr())
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	// 1. Stop accepting; in-flight requests finish.
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("shutdown: requests still running at the deadline were cut", "err", err)
+		_ = httpSrv.Close()
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http server", "err", err)
+	}
+	// 2. The pool closes by the deferred db.Close.
+	log.Info("stopped")
+	return nil
+}
+
+// routes builds the HTTP handler: request ids and logging outermost, then
+// panic recovery, CORS, and the routes; API routes are authenticated, checked
+// against the path user and rate limited per user.
+func (s *server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+
+	api := s.apiMiddleware()
+	(&tasks.Handler{Service: s.tasks, MaxBody: s.cfg.MaxBodyBytes}).Register(mux, api)
+
+	var h http.Handler = httpjson.Routes(mux)
+	h = cors.New(cors.Options{
+		AllowedOrigins:   s.cfg.CORSAllowedOrigins,
+		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+		AllowedHeaders:   []string{"Authorization", "Content-Type", "Accept", "Idempotency-Key", "If-Match", "If-None-Match", "X-Request-Id"},
+		ExposedHeaders:   []string{"ETag", "Location", "Link", "X-Next-Cursor", "X-Request-Id", "Idempotent-Replayed", "Retry-After"},
+		AllowCredentials: true,
+		MaxAge:           600,
+	}).Handler(h)
+	h = recoverer(h)
+	h = reqlog.Middleware(s.log)(h)
+	return h
+}
+
+// apiMiddleware authenticates, checks the path user, then rate limits by
+// the authenticated user (so one user cannot starve the others).
+func (s *server) apiMiddleware() func(http.Handler) http.Handler {
+	limiter := httprate.NewRateLimiter(s.cfg.APIRateLimit, s.cfg.APIRateWindow,
+		httprate.WithKeyFuncs(func(r *http.Request) (string, error) {
+			id, _ := auth.FromContext(r.Context())
+			return id.UserID, nil
+		}),
+		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
+			httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeRateLimited, "too many requests; retry after the time in Retry-After"))
+		}),
+	)
+	authn := auth.Middleware(s.verifier)
+	return func(next http.Handler) http.Handler {
+		return authn(auth.RequirePathUser(limiter.Handler(next)))
+	}
+}
+
+// ready answers 200 when the database answers and its schema is current.
+func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.db.Ping(ctx); err != nil {
+		s.log.WarnContext(ctx, "readyz: database unreachable", "err", err)
+		httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeUnavailable, "database unreachable"))
+		return
+	}
+	if !s.schemaCurrent.Load() {
+		pending, err := migrations.Pending(ctx, s.db)
+		if err != nil {
+			httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeUnavailable, "schema version unknown"))
+			return
+		}
+		if pending {
+			httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeUnavailable, "database schema is behind this binary: run `server migrate`"))
+			return
+		}
+		s.schemaCurrent.Store(true)
+	}
+	httpjson.Write(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// recoverer turns a panic in a handler into a logged 500 instead of a
+// dropped connection.
+func recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				reqlog.Logger(r.Context()).ErrorContext(r.Context(), "panic", "panic", v)
+				httpjson.WriteError(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

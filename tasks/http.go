@@ -1,0 +1,255 @@
+package tasks
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"tasksync"
+	"tasksync/auth"
+	"tasksync/internal/httpjson"
+)
+
+// Handler serves the REST task API under /api/{user_id}/tasks.
+type Handler struct {
+	Service *Service
+	// MaxBody limits request bodies; 0 means httpjson.DefaultMaxBody.
+	MaxBody int64
+}
+
+// Register adds the task routes to mux, each wrapped by mw (authentication,
+// the path-user check and rate limiting are the caller's to supply).
+func (h *Handler) Register(mux *http.ServeMux, mw func(http.Handler) http.Handler) {
+	routes := map[string]http.HandlerFunc{
+		"GET /api/{user_id}/tasks":                 h.list,
+		"POST /api/{user_id}/tasks":                h.create,
+		"GET /api/{user_id}/tasks/{id}":            h.get,
+		"PUT /api/{user_id}/tasks/{id}":            h.replace,
+		"PATCH /api/{user_id}/tasks/{id}":          h.update,
+		"DELETE /api/{user_id}/tasks/{id}":         h.delete,
+		"PATCH /api/{user_id}/tasks/{id}/complete": h.complete,
+		"POST /api/{user_id}/tasks/{id}/complete":  h.complete, // some clients cannot send PATCH
+	}
+	for pattern, fn := range routes {
+		mux.Handle(pattern, mw(fn))
+	}
+}
+
+// caller returns the authenticated user. The path user was checked by the
+// middleware, but the handler never trusts the path: it uses the token.
+func caller(r *http.Request) (string, error) {
+	id, ok := auth.FromContext(r.Context())
+	if !ok || id.UserID == "" {
+		return "", tasksync.Errorf(tasksync.CodeUnauthorized, "missing bearer token")
+	}
+	return id.UserID, nil
+}
+
+// taskID reads {id}; anything that is not a positive integer cannot name a
+// task, so it is a 404 like any other task that is not the caller's.
+func taskID(r *http.Request) (int64, error) {
+	s := r.PathValue("id")
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, tasksync.Errorf(tasksync.CodeNotFound, "task %q not found", s)
+	}
+	return id, nil
+}
+
+func (h *Handler) readFields(w http.ResponseWriter, r *http.Request) (Fields, error) {
+	var raw map[string]json.RawMessage
+	if err := httpjson.Read(w, r, &raw, h.MaxBody); err != nil {
+		return Fields{}, err
+	}
+	if raw == nil {
+		return Fields{}, tasksync.Errorf(tasksync.CodeBadRequest, "the body must be a JSON object")
+	}
+	return DecodeFields(raw)
+}
+
+// ifMatch reads If-Match: a task version as an entity tag ("3" or W/"3").
+// "*" and an absent header mean no condition.
+func ifMatch(r *http.Request) (int, error) {
+	v := strings.TrimSpace(r.Header.Get("If-Match"))
+	if v == "" || v == "*" {
+		return 0, nil
+	}
+	v = strings.TrimPrefix(v, "W/")
+	n, err := strconv.Atoi(strings.Trim(v, `"`))
+	if err != nil || n <= 0 {
+		// An entity tag we never issued cannot match the current one.
+		return 0, tasksync.Errorf(tasksync.CodeVersionMismatch, "If-Match %q is not a version of this task", v)
+	}
+	return n, nil
+}
+
+// idempotencyKey reads the optional Idempotency-Key header.
+func idempotencyKey(r *http.Request) (string, error) {
+	key := r.Header.Get("Idempotency-Key")
+	if key != "" && !validKey(key) {
+		return "", tasksync.Errorf(tasksync.CodeBadRequest,
+			"Idempotency-Key must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
+	}
+	return key, nil
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	user, err := caller(r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	q, err := ParseListQuery(r.URL.Query())
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	page, err := h.Service.List(r.Context(), user, q)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	if page.NextCursor != "" {
+		next := *r.URL
+		params := next.Query()
+		params.Set("cursor", page.NextCursor)
+		next.RawQuery = params.Encode()
+		w.Header().Set("X-Next-Cursor", page.NextCursor)
+		w.Header().Set("Link", "<"+(&url.URL{Path: next.Path, RawQuery: next.RawQuery}).String()+`>; rel="next"`)
+	}
+	// The body is a plain array, as the seed client expects; pagination
+	// travels in the Link and X-Next-Cursor headers.
+	httpjson.Write(w, http.StatusOK, page.Tasks)
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	user, err := caller(r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	id, err := taskID(r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	t, err := h.Service.Get(r.Context(), user, id)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", t.ETag())
+	if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, t.ETag()) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, t)
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+	user, err := caller(r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	f, err := h.readFields(w, r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	res, err := h.Service.Create(r.Context(), user, f, MutationOptions{IdempotencyKey: key})
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", "/api/"+url.PathEscape(user)+"/tasks/"+strconv.FormatInt(res.TaskID, 10))
+	w.Header().Set("ETag", res.Task.ETag())
+	httpjson.Write(w, http.StatusCreated, res.Task)
+}
+
+// mutation runs one of the change endpoints: it reads the task id and
+// If-Match, calls do, and writes the resulting task.
+func (h *Handler) mutation(w http.ResponseWriter, r *http.Request, do func(user string, id int64, opts MutationOptions) (Result, error)) {
+	user, err := caller(r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	id, err := taskID(r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	version, err := ifMatch(r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	res, err := do(user, id, MutationOptions{IfVersion: version, IdempotencyKey: key})
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	if res.Task == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("ETag", res.Task.ETag())
+	httpjson.Write(w, http.StatusOK, res.Task)
+}
+
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
+	h.mutation(w, r, func(user string, id int64, opts MutationOptions) (Result, error) {
+		f, err := h.readFields(w, r)
+		if err != nil {
+			return Result{}, err
+		}
+		return h.Service.Update(r.Context(), user, id, f, opts)
+	})
+}
+
+func (h *Handler) replace(w http.ResponseWriter, r *http.Request) {
+	h.mutation(w, r, func(user string, id int64, opts MutationOptions) (Result, error) {
+		f, err := h.readFields(w, r)
+		if err != nil {
+			return Result{}, err
+		}
+		return h.Service.Replace(r.Context(), user, id, f, opts)
+	})
+}
+
+func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
+	h.mutation(w, r, func(user string, id int64, opts MutationOptions) (Result, error) {
+		// The body is optional: none (or {}) toggles, {"completed": b} sets.
+		var completed *bool
+		if r.ContentLength != 0 {
+			f, err := h.readFields(w, r)
+			if err != nil {
+				return Result{}, err
+			}
+			completed = f.Completed
+		}
+		return h.Service.SetCompleted(r.Context(), user, id, completed, opts)
+	})
+}
+
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
+	h.mutation(w, r, func(user string, id int64, opts MutationOptions) (Result, error) {
+		return h.Service.Delete(r.Context(), user, id, opts)
+	})
+}

@@ -1,0 +1,239 @@
+package tasks
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+
+	"tasksync"
+)
+
+// Limits on task fields, enforced by [validate] and by CHECK constraints.
+const (
+	MaxTitle       = 200
+	MaxDescription = 1000
+	MaxTags        = 20
+	MaxTag         = 50
+)
+
+// Fields is a set of editable task fields as sent by a client. A nil pointer
+// means "not sent"; DueSet with a nil DueAt means "clear the due date".
+type Fields struct {
+	Title       *string
+	Description *string
+	Completed   *bool
+	Priority    *Priority
+	Tags        *[]string
+	DueAt       *time.Time
+	DueSet      bool
+}
+
+// DecodeFields reads the editable fields of a task from a JSON object, as
+// sent to REST and in socket frames. Unknown keys are ignored; every field
+// of the wrong type is reported at once, keyed by its JSON name.
+func DecodeFields(raw map[string]json.RawMessage) (Fields, error) {
+	var f Fields
+	bad := map[string]string{}
+	str := func(key string, dst **string, nullOK bool) {
+		v, ok := raw[key]
+		if !ok {
+			return
+		}
+		if isNull(v) {
+			if nullOK {
+				empty := ""
+				*dst = &empty
+			} else {
+				bad[key] = "must be a string"
+			}
+			return
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			bad[key] = "must be a string"
+			return
+		}
+		*dst = &s
+	}
+	str("title", &f.Title, false)
+	str("description", &f.Description, true)
+	if v, ok := raw["completed"]; ok {
+		var b bool
+		if isNull(v) || json.Unmarshal(v, &b) != nil {
+			bad["completed"] = "must be true or false"
+		} else {
+			f.Completed = &b
+		}
+	}
+	if v, ok := raw["priority"]; ok {
+		var s string
+		if isNull(v) || json.Unmarshal(v, &s) != nil {
+			bad["priority"] = "must be one of low, medium, high"
+		} else {
+			p := Priority(strings.ToLower(strings.TrimSpace(s)))
+			f.Priority = &p
+		}
+	}
+	if v, ok := raw["tags"]; ok {
+		var tags []string
+		if !isNull(v) && json.Unmarshal(v, &tags) != nil {
+			bad["tags"] = "must be an array of strings"
+		} else {
+			if tags == nil {
+				tags = []string{}
+			}
+			f.Tags = &tags
+		}
+	}
+	if v, ok := raw["due_date"]; ok {
+		f.DueSet = true
+		if !isNull(v) {
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				bad["due_date"] = "must be a string: an RFC 3339 date-time or a YYYY-MM-DD date"
+			} else if t, err := ParseTime(s); err != nil {
+				bad["due_date"] = err.Error()
+			} else {
+				f.DueAt = &t
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return Fields{}, tasksync.Invalid(bad)
+	}
+	return f, nil
+}
+
+func isNull(v json.RawMessage) bool { return string(v) == "null" }
+
+// ParseTime accepts an RFC 3339 date-time or a YYYY-MM-DD date (midnight UTC).
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		if t.Year() < 1 || t.Year() > 9999 {
+			return time.Time{}, fmt.Errorf("must be between years 1 and 9999")
+		}
+		return t.UTC().Truncate(time.Microsecond), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("must be an RFC 3339 date-time (2026-12-01T17:00:00Z) or a YYYY-MM-DD date")
+}
+
+// applyTo writes the sent fields into t, normalising them (trimmed title and
+// tags, duplicate tags dropped).
+func (f Fields) applyTo(t *Task) {
+	if f.Title != nil {
+		t.Title = strings.TrimSpace(*f.Title)
+	}
+	if f.Description != nil {
+		t.Description = strings.TrimSpace(*f.Description)
+	}
+	if f.Completed != nil {
+		t.Completed = *f.Completed
+	}
+	if f.Priority != nil {
+		t.Priority = *f.Priority
+	}
+	if f.Tags != nil {
+		t.Tags = normaliseTags(*f.Tags)
+	}
+	if f.DueSet {
+		t.DueAt = f.DueAt
+	}
+}
+
+// normaliseTags trims tags and drops repeats (case-insensitively, keeping
+// the first spelling). Empty tags are kept so that validation names them.
+func normaliseTags(in []string) []string {
+	out := make([]string, 0, len(in))
+	seen := make(map[string]bool, len(in))
+	for _, tag := range in {
+		tag = strings.TrimSpace(tag)
+		k := strings.ToLower(tag)
+		if tag != "" && seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, tag)
+	}
+	return out
+}
+
+// editable is the validated view of a task's client-editable fields.
+type editable struct {
+	Title       string   `json:"title" validate:"required,max=200"`
+	Description string   `json:"description" validate:"max=1000"`
+	Priority    Priority `json:"priority" validate:"oneof=low medium high"`
+	Tags        []string `json:"tags" validate:"max=20,dive,required,max=50"`
+}
+
+var validate = newValidator()
+
+func newValidator() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		return name
+	})
+	return v
+}
+
+// check validates the editable fields of t and returns a CodeInvalid error
+// with one message per bad field.
+func check(t Task) error {
+	err := validate.Struct(editable{Title: t.Title, Description: t.Description, Priority: t.Priority, Tags: t.Tags})
+	if err == nil {
+		return nil
+	}
+	verrs, ok := err.(validator.ValidationErrors)
+	if !ok {
+		return fmt.Errorf("validate task: %w", err)
+	}
+	fields := make(map[string]string, len(verrs))
+	for _, fe := range verrs {
+		// Namespace is "editable.tags[3]": drop the struct name.
+		_, key, _ := strings.Cut(fe.Namespace(), ".")
+		fields[key] = fieldMessage(fe)
+	}
+	return tasksync.Invalid(fields)
+}
+
+func fieldMessage(fe validator.FieldError) string {
+	isList := fe.Kind() == reflect.Slice
+	switch fe.Tag() {
+	case "required":
+		if strings.HasPrefix(fe.Field(), "tags[") {
+			return "must not be empty"
+		}
+		return "is required and must not be blank"
+	case "max":
+		if isList {
+			return fmt.Sprintf("must have at most %s items", fe.Param())
+		}
+		return fmt.Sprintf("must be at most %s characters", fe.Param())
+	case "oneof":
+		return "must be one of " + strings.Join(strings.Fields(fe.Param()), ", ")
+	default:
+		return "is invalid (" + fe.Tag() + ")"
+	}
+}
+
+// sameEditable reports whether a and b have the same client-visible fields.
+func sameEditable(a, b Task) bool {
+	return a.Title == b.Title && a.Description == b.Description && a.Completed == b.Completed &&
+		a.Priority == b.Priority && slices.Equal(a.Tags, b.Tags) && sameTime(a.DueAt, b.DueAt)
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}

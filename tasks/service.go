@@ -1,0 +1,345 @@
+package tasks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"tasksync"
+)
+
+// Op names what a mutation did; the same words name change events.
+type Op string
+
+// The mutation kinds.
+const (
+	OpCreated Op = "created"
+	OpUpdated Op = "updated"
+	OpDeleted Op = "deleted"
+)
+
+// Result is the outcome of a mutation, as stored for idempotent retries.
+type Result struct {
+	Op     Op    `json:"op"`
+	TaskID int64 `json:"task_id"`
+	Task   *Task `json:"task,omitempty"` // nil for deletes
+	// Replayed is true when the result was stored by an earlier request
+	// with the same idempotency key and nothing was changed now.
+	Replayed bool `json:"-"`
+}
+
+// MutationOptions are the optional guards of a mutation.
+type MutationOptions struct {
+	// IdempotencyKey (REST Idempotency-Key, socket mutation_id) makes a
+	// retry return the first result instead of applying the change again.
+	IdempotencyKey string
+	// IfVersion, when not zero, is the version the client last saw; the
+	// mutation fails with CodeVersionMismatch if the task has moved on.
+	IfVersion int
+}
+
+// MaxIdempotencyKey is the longest accepted idempotency key or mutation id.
+const MaxIdempotencyKey = 200
+
+// Service is the one way tasks are read and written. Every write goes
+// through [Service.mutate], a single transaction; the change-log triggers
+// add the event row and the notification to that transaction.
+//
+// A Service is safe for concurrent use.
+type Service struct {
+	db *pgxpool.Pool
+}
+
+// NewService returns a Service over db.
+func NewService(db *pgxpool.Pool) *Service { return &Service{db: db} }
+
+const columns = `id, user_id, title, description, completed, priority, tags, due_at, created_at, updated_at, version`
+
+func scanTask(row pgx.Row) (Task, error) {
+	var t Task
+	err := row.Scan(&t.ID, &t.UserID, &t.Title, &t.Description, &t.Completed, &t.Priority, &t.Tags,
+		&t.DueAt, &t.CreatedAt, &t.UpdatedAt, &t.Version)
+	if t.Tags == nil {
+		t.Tags = []string{}
+	}
+	return t, err
+}
+
+func notFound(id int64) error {
+	return tasksync.Errorf(tasksync.CodeNotFound, "task %d not found", id)
+}
+
+// Get returns one task of userID.
+func (s *Service) Get(ctx context.Context, userID string, id int64) (Task, error) {
+	t, err := scanTask(s.db.QueryRow(ctx, `SELECT `+columns+` FROM tasks WHERE user_id = $1 AND id = $2`, userID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Task{}, notFound(id)
+	}
+	if err != nil {
+		return Task{}, fmt.Errorf("get task: %w", err)
+	}
+	return t, nil
+}
+
+// Create adds a task for userID. Title is required; the other fields take
+// their defaults (medium priority, no tags, no due date) when not sent.
+func (s *Service) Create(ctx context.Context, userID string, f Fields, opts MutationOptions) (Result, error) {
+	t := Task{UserID: userID, Priority: PriorityMedium, Tags: []string{}}
+	f.applyTo(&t)
+	if f.Title == nil {
+		return Result{}, tasksync.Invalid(map[string]string{"title": "is required and must not be blank"})
+	}
+	if err := check(t); err != nil {
+		return Result{}, err
+	}
+	return s.mutate(ctx, userID, opts, fingerprint("create", 0, t), func(ctx context.Context, tx pgx.Tx) (Result, error) {
+		created, err := scanTask(tx.QueryRow(ctx, `
+			INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			RETURNING `+columns,
+			userID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt))
+		if err != nil {
+			return Result{}, fmt.Errorf("insert task: %w", err)
+		}
+		return Result{Op: OpCreated, TaskID: created.ID, Task: &created}, nil
+	})
+}
+
+// Update applies the sent fields to a task (PATCH semantics).
+func (s *Service) Update(ctx context.Context, userID string, id int64, f Fields, opts MutationOptions) (Result, error) {
+	return s.change(ctx, userID, id, opts, fingerprint("update", id, f), func(cur Task) (Task, error) {
+		next := cur
+		f.applyTo(&next)
+		return next, nil
+	})
+}
+
+// Replace sets every editable field of a task (PUT semantics): fields not
+// sent return to their defaults, except completion, which is kept unless
+// sent (it has its own endpoint and a client that edits a title should not
+// reopen a done task by leaving it out).
+func (s *Service) Replace(ctx context.Context, userID string, id int64, f Fields, opts MutationOptions) (Result, error) {
+	if f.Title == nil {
+		return Result{}, tasksync.Invalid(map[string]string{"title": "is required and must not be blank"})
+	}
+	return s.change(ctx, userID, id, opts, fingerprint("replace", id, f), func(cur Task) (Task, error) {
+		next := cur
+		next.Description, next.Priority, next.Tags, next.DueAt = "", PriorityMedium, []string{}, nil
+		f.applyTo(&next)
+		return next, nil
+	})
+}
+
+// SetCompleted marks a task done or not done; a nil completed toggles it.
+func (s *Service) SetCompleted(ctx context.Context, userID string, id int64, completed *bool, opts MutationOptions) (Result, error) {
+	return s.change(ctx, userID, id, opts, fingerprint("complete", id, completed), func(cur Task) (Task, error) {
+		next := cur
+		if completed == nil {
+			next.Completed = !cur.Completed
+		} else {
+			next.Completed = *completed
+		}
+		return next, nil
+	})
+}
+
+// Delete removes a task.
+func (s *Service) Delete(ctx context.Context, userID string, id int64, opts MutationOptions) (Result, error) {
+	return s.mutate(ctx, userID, opts, fingerprint("delete", id, nil), func(ctx context.Context, tx pgx.Tx) (Result, error) {
+		if _, err := lockTask(ctx, tx, userID, id, opts.IfVersion); err != nil {
+			return Result{}, err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM tasks WHERE user_id = $1 AND id = $2`, userID, id); err != nil {
+			return Result{}, fmt.Errorf("delete task: %w", err)
+		}
+		return Result{Op: OpDeleted, TaskID: id}, nil
+	})
+}
+
+// change is the read-modify-write shared by Update, Replace and
+// SetCompleted: lock the row, check the version, compute the new task,
+// validate it, and write it unless nothing changed.
+func (s *Service) change(ctx context.Context, userID string, id int64, opts MutationOptions, fp string, next func(Task) (Task, error)) (Result, error) {
+	return s.mutate(ctx, userID, opts, fp, func(ctx context.Context, tx pgx.Tx) (Result, error) {
+		cur, err := lockTask(ctx, tx, userID, id, opts.IfVersion)
+		if err != nil {
+			return Result{}, err
+		}
+		t, err := next(cur)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := check(t); err != nil {
+			return Result{}, err
+		}
+		if sameEditable(cur, t) {
+			return Result{Op: OpUpdated, TaskID: id, Task: &cur}, nil
+		}
+		updated, err := scanTask(tx.QueryRow(ctx, `
+			UPDATE tasks SET title = $3, description = $4, completed = $5, priority = $6, tags = $7, due_at = $8
+			WHERE user_id = $1 AND id = $2
+			RETURNING `+columns,
+			userID, id, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt))
+		if err != nil {
+			return Result{}, fmt.Errorf("update task: %w", err)
+		}
+		return Result{Op: OpUpdated, TaskID: id, Task: &updated}, nil
+	})
+}
+
+// lockTask reads a task of userID FOR UPDATE and checks its version.
+func lockTask(ctx context.Context, tx pgx.Tx, userID string, id int64, ifVersion int) (Task, error) {
+	cur, err := scanTask(tx.QueryRow(ctx, `SELECT `+columns+` FROM tasks WHERE user_id = $1 AND id = $2 FOR UPDATE`, userID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Task{}, notFound(id)
+	}
+	if err != nil {
+		return Task{}, fmt.Errorf("lock task: %w", err)
+	}
+	if ifVersion != 0 && cur.Version != ifVersion {
+		return Task{}, &tasksync.Error{
+			Code:    tasksync.CodeVersionMismatch,
+			Message: fmt.Sprintf("task %d is at version %d, not %d: someone else changed it first", id, cur.Version, ifVersion),
+			Current: cur,
+		}
+	}
+	return cur, nil
+}
+
+// mutate is the single write path: one transaction holding the idempotency
+// record (if any), the change itself and, through the triggers, the change
+// log row and its notification. A deadlock or serialization failure is
+// retried a few times; any other error rolls everything back.
+func (s *Service) mutate(ctx context.Context, userID string, opts MutationOptions, fp string, fn func(context.Context, pgx.Tx) (Result, error)) (Result, error) {
+	if n := len(opts.IdempotencyKey); n > MaxIdempotencyKey {
+		return Result{}, tasksync.Errorf(tasksync.CodeBadRequest, "idempotency key longer than %d bytes", MaxIdempotencyKey)
+	}
+	var res Result
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+			var err error
+			res, err = runMutation(ctx, tx, userID, opts.IdempotencyKey, fp, fn)
+			return err
+		})
+		if !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+func runMutation(ctx context.Context, tx pgx.Tx, userID, key, fp string, fn func(context.Context, pgx.Tx) (Result, error)) (Result, error) {
+	if key != "" {
+		// Claim the key. A concurrent request with the same key blocks on
+		// the primary key until this transaction ends, then finds our row.
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO idempotency_keys (user_id, key, fingerprint, result) VALUES ($1, $2, $3, '{}')
+			ON CONFLICT (user_id, key) DO NOTHING`, userID, key, fp)
+		if err != nil {
+			return Result{}, fmt.Errorf("claim idempotency key: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return replay(ctx, tx, userID, key, fp)
+		}
+	}
+	res, err := fn(ctx, tx)
+	if err != nil {
+		return Result{}, err
+	}
+	if key != "" {
+		raw, err := json.Marshal(res)
+		if err != nil {
+			return Result{}, fmt.Errorf("encode result: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET result = $3 WHERE user_id = $1 AND key = $2`, userID, key, raw); err != nil {
+			return Result{}, fmt.Errorf("store idempotent result: %w", err)
+		}
+	}
+	return res, nil
+}
+
+func replay(ctx context.Context, tx pgx.Tx, userID, key, fp string) (Result, error) {
+	var storedFP string
+	var raw []byte
+	err := tx.QueryRow(ctx, `SELECT fingerprint, result FROM idempotency_keys WHERE user_id = $1 AND key = $2`, userID, key).Scan(&storedFP, &raw)
+	if err != nil {
+		return Result{}, fmt.Errorf("read idempotency key: %w", err)
+	}
+	if storedFP != fp {
+		return Result{}, tasksync.Errorf(tasksync.CodeConflict, "this idempotency key was already used for a different request")
+	}
+	var res Result
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return Result{}, fmt.Errorf("decode idempotent result: %w", err)
+	}
+	res.Replayed = true
+	return res, nil
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// fingerprint identifies a request so that an idempotency key reused for a
+// different request is refused rather than answered with the wrong result.
+func fingerprint(op string, id int64, input any) string {
+	b, _ := json.Marshal(input)
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%s", op, id, b)))
+	return hex.EncodeToString(sum[:])
+}
+
+// Snapshot returns all tasks of userID and the user's change sequence number
+// at the same instant: applying later events (seq > the returned seq) to the
+// snapshot gives the current state.
+func (s *Service) Snapshot(ctx context.Context, userID string) ([]Task, int64, error) {
+	var (
+		list []Task
+		seq  int64
+	)
+	err := pgx.BeginTxFunc(ctx, s.db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM user_seqs WHERE user_id = $1`, userID).Scan(&seq); err != nil {
+			return fmt.Errorf("read sequence: %w", err)
+		}
+		rows, err := tx.Query(ctx, `SELECT `+columns+` FROM tasks WHERE user_id = $1 ORDER BY id`, userID)
+		if err != nil {
+			return fmt.Errorf("read tasks: %w", err)
+		}
+		list, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Task, error) { return scanTask(r) })
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("snapshot: %w", err)
+	}
+	return list, seq, nil
+}
+
+// PruneIdempotencyKeys deletes stored results older than maxAge.
+func (s *Service) PruneIdempotencyKeys(ctx context.Context, maxAge time.Duration) (int64, error) {
+	tag, err := s.db.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)`, maxAge.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("prune idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// validKey reports whether an idempotency key is printable ASCII of a sane length.
+func validKey(k string) bool {
+	if k == "" || len(k) > MaxIdempotencyKey {
+		return false
+	}
+	return !strings.ContainsFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e })
+}
