@@ -35,13 +35,14 @@ CREATE TABLE user_seqs (
 );
 
 -- The durable change log that sockets resume from. task holds the task after
--- the change in the public JSON shape (NULL for deletes).
+-- the change in the public JSON shape (NULL for deletes); json rather than
+-- jsonb keeps the key order of the REST responses.
 CREATE TABLE task_events (
     user_id    text        NOT NULL,
     seq        bigint      NOT NULL,
     op         text        NOT NULL CHECK (op IN ('created', 'updated', 'deleted')),
     task_id    bigint      NOT NULL,
-    task       jsonb,
+    task       json,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (user_id, seq)
 );
@@ -69,16 +70,16 @@ $$;
 -- +goose StatementEnd
 
 -- +goose StatementBegin
-CREATE FUNCTION tasksync_task_json(t tasks) RETURNS jsonb
+CREATE FUNCTION tasksync_task_json(t tasks) RETURNS json
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT jsonb_build_object(
+    SELECT json_build_object(
         'id', t.id,
         'user_id', t.user_id,
         'title', t.title,
         'description', t.description,
         'completed', t.completed,
         'priority', t.priority,
-        'tags', to_jsonb(t.tags),
+        'tags', to_json(t.tags),
         'due_date', tasksync_time(t.due_at),
         'created_at', tasksync_time(t.created_at),
         'updated_at', tasksync_time(t.updated_at),
@@ -105,7 +106,7 @@ $$;
 -- +goose StatementEnd
 
 -- +goose StatementBegin
-CREATE FUNCTION tasksync_append_event(uid text, op text, task_id bigint, task jsonb) RETURNS void
+CREATE FUNCTION tasksync_append_event(uid text, op text, task_id bigint, task json) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     next_seq bigint;
@@ -153,7 +154,7 @@ DROP TRIGGER tasks_log_change ON tasks;
 DROP TRIGGER tasks_before_update ON tasks;
 DROP FUNCTION tasks_log_change();
 DROP FUNCTION tasks_before_update();
-DROP FUNCTION tasksync_append_event(text, text, bigint, jsonb);
+DROP FUNCTION tasksync_append_event(text, text, bigint, json);
 DROP FUNCTION tasksync_task_json(tasks);
 DROP FUNCTION tasksync_time(timestamptz);
 DROP TABLE idempotency_keys, task_events, user_seqs, tasks;

@@ -5,9 +5,12 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"tasksync/internal/reqlog"
 )
 
 // Config is everything the server reads from the environment. Each field
@@ -47,6 +50,34 @@ type Config struct {
 	// per user on the REST API.
 	APIRateLimit  int
 	APIRateWindow time.Duration
+
+	// REDIS_PREFIX (default tasksync): prefix of Redis channels and keys,
+	// so that deployments sharing a Redis do not see each other.
+	RedisPrefix string
+	// INSTANCE_ID (default: host name and a random suffix): names this
+	// instance in presence entries, hello frames and logs.
+	InstanceID string
+
+	// Socket limits: WS_MAX_FRAME_BYTES (65536), WS_FRAME_RATE (20/s),
+	// WS_FRAME_BURST (40), WS_MAX_SOCKETS_PER_USER (32),
+	// WS_SEND_QUEUE_BYTES (1 MiB), WS_PING_INTERVAL (25s).
+	WSMaxFrameBytes     int64
+	WSFrameRate         float64
+	WSFrameBurst        int
+	WSMaxSocketsPerUser int
+	WSSendQueueBytes    int
+	WSPingInterval      time.Duration
+	// PRESENCE_TTL (default 60s): a device vanishes from presence this long
+	// after its instance stopped refreshing it.
+	PresenceTTL time.Duration
+
+	// EVENT_RETENTION (default 168h): how long change events are kept for
+	// resuming sockets; older resumes get a snapshot. Idempotency results
+	// are kept for IDEMPOTENCY_RETENTION (default 24h). Pruning runs every
+	// PRUNE_INTERVAL (default 10m).
+	EventRetention       time.Duration
+	IdempotencyRetention time.Duration
+	PruneInterval        time.Duration
 
 	// LOG_FORMAT text|json (default text), LOG_LEVEL debug|info|warn|error.
 	LogFormat string
@@ -173,21 +204,41 @@ func loadAuth(e *env) AuthConfig {
 	return a
 }
 
+func defaultInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "tasksync"
+	}
+	return host + "-" + strings.ToLower(reqlog.NewID()[:6])
+}
+
 func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 	e := &env{lookup: lookup}
 	c := Config{
-		DatabaseURL:        e.postgresURL("DATABASE_URL", "", true),
-		RedisURL:           e.str("REDIS_URL", ""),
-		ListenAddr:         e.str("LISTEN_ADDR", ":8080"),
-		AutoMigrate:        e.boolean("AUTO_MIGRATE", true),
-		Auth:               loadAuth(e),
-		CORSAllowedOrigins: e.list("CORS_ALLOWED_ORIGINS"),
-		WSAllowedOrigins:   e.list("WS_ALLOWED_ORIGINS"),
-		MaxBodyBytes:       e.integer("HTTP_MAX_BODY_BYTES", 64<<10, 1<<10, 16<<20),
-		APIRateLimit:       int(e.integer("API_RATE_LIMIT", 600, 1, 1_000_000)),
-		APIRateWindow:      e.duration("API_RATE_WINDOW", time.Minute, time.Second, time.Hour),
-		LogFormat:          e.str("LOG_FORMAT", "text"),
-		ShutdownTimeout:    e.duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
+		DatabaseURL:          e.postgresURL("DATABASE_URL", "", true),
+		RedisURL:             e.str("REDIS_URL", ""),
+		ListenAddr:           e.str("LISTEN_ADDR", ":8080"),
+		AutoMigrate:          e.boolean("AUTO_MIGRATE", true),
+		Auth:                 loadAuth(e),
+		CORSAllowedOrigins:   e.list("CORS_ALLOWED_ORIGINS"),
+		WSAllowedOrigins:     e.list("WS_ALLOWED_ORIGINS"),
+		MaxBodyBytes:         e.integer("HTTP_MAX_BODY_BYTES", 64<<10, 1<<10, 16<<20),
+		APIRateLimit:         int(e.integer("API_RATE_LIMIT", 600, 1, 1_000_000)),
+		APIRateWindow:        e.duration("API_RATE_WINDOW", time.Minute, time.Second, time.Hour),
+		RedisPrefix:          e.str("REDIS_PREFIX", "tasksync"),
+		InstanceID:           e.str("INSTANCE_ID", defaultInstanceID()),
+		WSMaxFrameBytes:      e.integer("WS_MAX_FRAME_BYTES", 64<<10, 1<<10, 16<<20),
+		WSFrameRate:          float64(e.integer("WS_FRAME_RATE", 20, 1, 100_000)),
+		WSFrameBurst:         int(e.integer("WS_FRAME_BURST", 40, 1, 100_000)),
+		WSMaxSocketsPerUser:  int(e.integer("WS_MAX_SOCKETS_PER_USER", 32, 1, 1_000_000)),
+		WSSendQueueBytes:     int(e.integer("WS_SEND_QUEUE_BYTES", 1<<20, 64<<10, 1<<30)),
+		WSPingInterval:       e.duration("WS_PING_INTERVAL", 25*time.Second, time.Second, 10*time.Minute),
+		PresenceTTL:          e.duration("PRESENCE_TTL", time.Minute, 3*time.Second, time.Hour),
+		EventRetention:       e.duration("EVENT_RETENTION", 7*24*time.Hour, time.Minute, 365*24*time.Hour),
+		IdempotencyRetention: e.duration("IDEMPOTENCY_RETENTION", 24*time.Hour, time.Minute, 30*24*time.Hour),
+		PruneInterval:        e.duration("PRUNE_INTERVAL", 10*time.Minute, time.Second, 24*time.Hour),
+		LogFormat:            e.str("LOG_FORMAT", "text"),
+		ShutdownTimeout:      e.duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
 	}
 	c.DatabaseListenURL = e.postgresURL("DATABASE_LISTEN_URL", c.DatabaseURL, false)
 	if c.RedisURL != "" {

@@ -8,11 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/httprate"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/cors"
 
 	"tasksync"
@@ -20,6 +25,7 @@ import (
 	"tasksync/internal/httpjson"
 	"tasksync/internal/reqlog"
 	"tasksync/migrations"
+	"tasksync/realtime"
 	"tasksync/tasks"
 )
 
@@ -71,14 +77,20 @@ type server struct {
 	db       *pgxpool.Pool
 	verifier *auth.Verifier
 	tasks    *tasks.Service
+	changes  *realtime.ChangeLog
+	hub      *realtime.Hub
+	sockets  *realtime.Server
+	registry *prometheus.Registry
 
 	schemaCurrent atomic.Bool
 }
 
 // serve runs the service until ctx is cancelled, then shuts down in a fixed
-// order: stop accepting and let in-flight requests finish (bounded by
-// SHUTDOWN_TIMEOUT), then close the database pool. onListen, if not nil, is
-// told the bound address (tests listen on port 0).
+// order: stop accepting and close every socket with 1001 (clients reconnect
+// to another instance), let in-flight requests finish (both bounded by
+// SHUTDOWN_TIMEOUT), stop the background loops (listener, hub, broker,
+// pruner), then close Redis and the database pool. onListen, if not nil,
+// is told the bound address (tests listen on port 0).
 func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.Addr)) error {
 	db, err := connect(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -93,10 +105,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 		log.Info("schema current", "version", v)
 	}
 
-	// The verifier's JWKS refresh lives as long as the server.
-	authCtx, stopAuth := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAuth()
-	verifier, err := auth.NewVerifier(authCtx, auth.Config{
+	// Background loops live until shutdown step 3, not until ctx: sockets
+	// must still be served while they drain.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+
+	verifier, err := auth.NewVerifier(bgCtx, auth.Config{
 		Secret:   []byte(cfg.Auth.Secret),
 		JWKSURL:  cfg.Auth.JWKSURL,
 		Issuer:   cfg.Auth.Issuer,
@@ -107,10 +121,70 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 		return fmt.Errorf("auth: %w", err)
 	}
 
-	s := &server{cfg: cfg, log: log, db: db, verifier: verifier, tasks: tasks.NewService(db)}
+	var broker realtime.Broker = realtime.NewMemoryBroker()
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		rdb = redis.NewClient(opts)
+		defer rdb.Close()
+		// Redis being down at start is not fatal: task sync does not need
+		// it, and go-redis keeps trying.
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := rdb.Ping(pctx).Err(); err != nil {
+			log.Warn("redis unreachable at start; presence and cross-instance chat streams wait for it", "err", err)
+		}
+		cancel()
+		broker = realtime.NewRedisBroker(rdb, cfg.RedisPrefix, log)
+	} else {
+		log.Info("REDIS_URL not set: in-process broker, presence and chat streams stay on this instance")
+	}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := realtime.NewMetrics(registry)
+
+	changes := realtime.NewChangeLog(db)
+	hub := realtime.NewHub(realtime.HubConfig{
+		Logger: log, Changes: changes, Broker: broker, Metrics: metrics,
+		Instance: cfg.InstanceID, PresenceTTL: cfg.PresenceTTL,
+	})
+	taskService := tasks.NewService(db)
+	sockets := realtime.NewServer(realtime.Config{
+		MaxFrameBytes:     cfg.WSMaxFrameBytes,
+		FrameRate:         cfg.WSFrameRate,
+		FrameBurst:        cfg.WSFrameBurst,
+		MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
+		SendQueueBytes:    cfg.WSSendQueueBytes,
+		PingInterval:      cfg.WSPingInterval,
+		OriginPatterns:    cfg.WSAllowedOrigins,
+	}, realtime.ServerDeps{Logger: log, Hub: hub, Changes: changes, Tasks: taskService, Verifier: verifier})
+
+	s := &server{cfg: cfg, log: log, db: db, verifier: verifier, tasks: taskService,
+		changes: changes, hub: hub, sockets: sockets, registry: registry}
+
+	var bg sync.WaitGroup
+	runLoop := func(name string, fn func(context.Context) error) {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := fn(bgCtx); err != nil && bgCtx.Err() == nil {
+				log.Error("background loop stopped", "loop", name, "err", err)
+			}
+		}()
+	}
+	runLoop("hub", hub.Run)
+	runLoop("listener", (&realtime.Listener{URL: cfg.DatabaseListenURL, Hub: hub, Logger: log}).Run)
+	runLoop("broker", hub.RunBroker)
+	runLoop("presence", hub.RunPresence)
+	runLoop("pruner", s.prune)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
+		stopBackground()
+		bg.Wait()
 		return fmt.Errorf("LISTEN_ADDR: %w", err)
 	}
 	httpSrv := &http.Server{
@@ -118,9 +192,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:       func(net.Listener) context.Context { return bgCtx },
 	}
-	log.Info("listening", "addr", ln.Addr().String())
+	log.Info("listening", "addr", ln.Addr().String(), "instance", cfg.InstanceID)
 	if onListen != nil {
 		onListen(ln.Addr())
 	}
@@ -130,6 +204,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 
 	select {
 	case err := <-serveErr:
+		stopBackground()
+		bg.Wait()
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
@@ -137,17 +213,49 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	// 1. Stop accepting; in-flight requests finish.
-	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+	// 1. Stop accepting; in-flight requests finish. 2. Sockets (hijacked,
+	// so invisible to http.Server) close with 1001.
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- httpSrv.Shutdown(shutdownCtx) }()
+	if err := hub.Shutdown(shutdownCtx); err != nil {
+		log.Warn("shutdown: sockets still open at the deadline", "err", err)
+	}
+	if err := <-httpDone; err != nil {
 		log.Warn("shutdown: requests still running at the deadline were cut", "err", err)
 		_ = httpSrv.Close()
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http server", "err", err)
 	}
-	// 2. The pool closes by the deferred db.Close.
+	// 3. Background loops. 4. Redis and the pool close by their defers.
+	stopBackground()
+	bg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// prune deletes change events and idempotency results past retention,
+// every PruneInterval. Several instances pruning at once is harmless.
+func (s *server) prune(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if n, err := s.changes.Prune(ctx, s.cfg.EventRetention); err != nil {
+			s.log.Warn("prune change log", "err", err)
+		} else if n > 0 {
+			s.log.Info("pruned change log", "events", n)
+		}
+		if n, err := s.tasks.PruneIdempotencyKeys(ctx, s.cfg.IdempotencyRetention); err != nil {
+			s.log.Warn("prune idempotency keys", "err", err)
+		} else if n > 0 {
+			s.log.Info("pruned idempotency keys", "keys", n)
+		}
+	}
 }
 
 // routes builds the HTTP handler: request ids and logging outermost, then
@@ -160,8 +268,13 @@ func (s *server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /ws", s.sockets)
+
 	api := s.apiMiddleware()
 	(&tasks.Handler{Service: s.tasks, MaxBody: s.cfg.MaxBodyBytes}).Register(mux, api)
+	// Sign out everywhere: close every socket of the caller on every instance.
+	mux.Handle("DELETE /api/{user_id}/sessions", api(http.HandlerFunc(s.closeSessions)))
 
 	var h http.Handler = httpjson.Routes(mux)
 	h = cors.New(cors.Options{
@@ -193,6 +306,15 @@ func (s *server) apiMiddleware() func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return authn(auth.RequirePathUser(limiter.Handler(next)))
 	}
+}
+
+func (s *server) closeSessions(w http.ResponseWriter, r *http.Request) {
+	id, _ := auth.FromContext(r.Context())
+	if err := s.hub.CloseUser(r.Context(), id.UserID, realtime.CloseSessionRevoked, "signed out everywhere"); err != nil {
+		httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeUnavailable, "could not reach the broker; try again"))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // ready answers 200 when the database answers and its schema is current.

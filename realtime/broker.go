@@ -1,0 +1,169 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Broker carries ephemeral per-user messages between instances: presence,
+// chat token streams, session control. Task changes never travel here; they
+// come from the durable change log, so losing a broker message never loses
+// data.
+type Broker interface {
+	// Subscribe and Unsubscribe declare whether this instance wants the
+	// messages of user. They never block (the hub calls them under a lock);
+	// the broker applies them in the background.
+	Subscribe(user string)
+	Unsubscribe(user string)
+	// Publish sends msg to every instance subscribed to user, this one
+	// included.
+	Publish(ctx context.Context, user string, msg []byte) error
+	// Run delivers messages until ctx ends. resubscribed is called for a
+	// user whose subscription came back after a broker outage (messages
+	// may have been lost meanwhile; presence should be refreshed).
+	Run(ctx context.Context, deliver func(user string, msg []byte), resubscribed func(user string)) error
+
+	// PresenceSet adds or refreshes entries, each expiring after ttl
+	// unless refreshed again.
+	PresenceSet(ctx context.Context, entries []PresenceEntry, ttl time.Duration) error
+	// PresenceRemove removes one entry.
+	PresenceRemove(ctx context.Context, e PresenceEntry) error
+	// PresenceList returns the live entries of user, oldest first.
+	PresenceList(ctx context.Context, user string) ([]PresenceEntry, error)
+}
+
+// PresenceEntry is one online session of a user.
+type PresenceEntry struct {
+	SessionID   string    `json:"session_id"`
+	UserID      string    `json:"-"`
+	Device      string    `json:"device"`
+	Instance    string    `json:"instance"`
+	ConnectedAt time.Time `json:"connected_at"`
+}
+
+func (e PresenceEntry) member() string {
+	b, _ := json.Marshal(e)
+	return string(b)
+}
+
+// MemoryBroker is the in-process Broker used when REDIS_URL is not set: it
+// serves one instance.
+type MemoryBroker struct {
+	mu       sync.Mutex
+	subs     map[string]bool
+	presence map[string]map[string]memEntry
+	msgs     chan memMsg
+}
+
+type memMsg struct {
+	user string
+	msg  []byte
+}
+
+type memEntry struct {
+	e       PresenceEntry
+	expires time.Time
+}
+
+// NewMemoryBroker returns an empty MemoryBroker.
+func NewMemoryBroker() *MemoryBroker {
+	return &MemoryBroker{subs: map[string]bool{}, presence: map[string]map[string]memEntry{}, msgs: make(chan memMsg, 1024)}
+}
+
+func (b *MemoryBroker) Subscribe(user string) {
+	b.mu.Lock()
+	b.subs[user] = true
+	b.mu.Unlock()
+}
+
+func (b *MemoryBroker) Unsubscribe(user string) {
+	b.mu.Lock()
+	delete(b.subs, user)
+	b.mu.Unlock()
+}
+
+func (b *MemoryBroker) Publish(ctx context.Context, user string, msg []byte) error {
+	b.mu.Lock()
+	ok := b.subs[user]
+	b.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	select {
+	case b.msgs <- memMsg{user, msg}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *MemoryBroker) Run(ctx context.Context, deliver func(string, []byte), _ func(string)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case m := <-b.msgs:
+			b.mu.Lock()
+			ok := b.subs[m.user]
+			b.mu.Unlock()
+			if ok {
+				deliver(m.user, m.msg)
+			}
+		}
+	}
+}
+
+func (b *MemoryBroker) PresenceSet(_ context.Context, entries []PresenceEntry, ttl time.Duration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	exp := time.Now().Add(ttl)
+	for _, e := range entries {
+		m := b.presence[e.UserID]
+		if m == nil {
+			m = map[string]memEntry{}
+			b.presence[e.UserID] = m
+		}
+		m[e.SessionID] = memEntry{e, exp}
+	}
+	return nil
+}
+
+func (b *MemoryBroker) PresenceRemove(_ context.Context, e PresenceEntry) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if m := b.presence[e.UserID]; m != nil {
+		delete(m, e.SessionID)
+		if len(m) == 0 {
+			delete(b.presence, e.UserID)
+		}
+	}
+	return nil
+}
+
+func (b *MemoryBroker) PresenceList(_ context.Context, user string) ([]PresenceEntry, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	var out []PresenceEntry
+	for id, me := range b.presence[user] {
+		if now.After(me.expires) {
+			delete(b.presence[user], id)
+			continue
+		}
+		out = append(out, me.e)
+	}
+	sortPresence(out)
+	return out, nil
+}
+
+func sortPresence(list []PresenceEntry) {
+	sort.Slice(list, func(i, j int) bool {
+		if !list[i].ConnectedAt.Equal(list[j].ConnectedAt) {
+			return list[i].ConnectedAt.Before(list[j].ConnectedAt)
+		}
+		return list[i].SessionID < list[j].SessionID
+	})
+}

@@ -1,0 +1,112 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ChangeLog reads the per-user change log (table task_events, written by
+// triggers in the writers' transactions).
+type ChangeLog struct {
+	db *pgxpool.Pool
+}
+
+// NewChangeLog returns a ChangeLog over db.
+func NewChangeLog(db *pgxpool.Pool) *ChangeLog { return &ChangeLog{db: db} }
+
+// CurrentSeq returns the last sequence number handed out to userID (0 if
+// the user never changed anything).
+func (l *ChangeLog) CurrentSeq(ctx context.Context, userID string) (int64, error) {
+	var seq int64
+	err := l.db.QueryRow(ctx, `SELECT seq FROM user_seqs WHERE user_id = $1`, userID).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read current seq: %w", err)
+	}
+	return seq, nil
+}
+
+// Read returns userID's events with after < seq <= upTo, in order, at most
+// limit of them.
+func (l *ChangeLog) Read(ctx context.Context, userID string, after, upTo int64, limit int) ([]*Event, error) {
+	rows, err := l.db.Query(ctx, `
+		SELECT user_id, seq, op, task_id, task, created_at FROM task_events
+		WHERE user_id = $1 AND seq > $2 AND seq <= $3
+		ORDER BY seq LIMIT $4`, userID, after, upTo, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read change log: %w", err)
+	}
+	return collectEvents(rows)
+}
+
+// ReadAfter returns, for each user in cursors, up to perUser events with
+// seq greater than the user's cursor: one round trip for a whole batch of
+// notifications. Events come grouped by user, in seq order within a user.
+func (l *ChangeLog) ReadAfter(ctx context.Context, cursors map[string]int64, perUser int) ([]*Event, error) {
+	users := make([]string, 0, len(cursors))
+	afters := make([]int64, 0, len(cursors))
+	for u, c := range cursors {
+		users = append(users, u)
+		afters = append(afters, c)
+	}
+	rows, err := l.db.Query(ctx, `
+		SELECT c.user_id, e.seq, e.op, e.task_id, e.task, e.created_at
+		FROM unnest($1::text[], $2::bigint[]) AS c(user_id, after)
+		CROSS JOIN LATERAL (
+			SELECT seq, op, task_id, task, created_at FROM task_events e
+			WHERE e.user_id = c.user_id AND e.seq > c.after
+			ORDER BY seq LIMIT $3
+		) e
+		ORDER BY c.user_id, e.seq`, users, afters, perUser)
+	if err != nil {
+		return nil, fmt.Errorf("read change log batch: %w", err)
+	}
+	return collectEvents(rows)
+}
+
+func collectEvents(rows pgx.Rows) ([]*Event, error) {
+	var out []*Event
+	for rows.Next() {
+		e := &Event{}
+		var task []byte
+		if err := rows.Scan(&e.UserID, &e.Seq, &e.Op, &e.TaskID, &task, &e.CreatedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("scan event: %w", err)
+		}
+		if task != nil {
+			e.Task = task
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// Prune deletes events older than maxAge, in batches so that no single
+// statement holds locks for long. Clients resuming from a pruned seq get a
+// snapshot instead.
+func (l *ChangeLog) Prune(ctx context.Context, maxAge time.Duration) (int64, error) {
+	var total int64
+	for {
+		tag, err := l.db.Exec(ctx, `
+			DELETE FROM task_events WHERE ctid IN (
+				SELECT ctid FROM task_events WHERE created_at < now() - make_interval(secs => $1) LIMIT 5000)`,
+			maxAge.Seconds())
+		if err != nil {
+			return total, fmt.Errorf("prune change log: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < 5000 {
+			return total, nil
+		}
+	}
+}

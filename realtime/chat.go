@@ -1,0 +1,34 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// ChatRequest is a chat.send or chat.cancel frame, as the chat service
+// sees it.
+type ChatRequest struct {
+	Type           string          // chat.send or chat.cancel
+	ID             json.RawMessage // the client's request id, echoed in the reply
+	SessionID      string
+	ConversationID int64
+	Message        string
+}
+
+// ChatService runs assistant turns for sockets (package chat implements
+// it; cmd/server plugs it in). Chat returns the reply to the request at
+// once; the turn's stream reaches every session of the user through
+// [Hub.PublishUser].
+type ChatService interface {
+	Chat(ctx context.Context, userID string, req ChatRequest) (reply any, err error)
+}
+
+func (srv *Server) chatFrame(s *session, f inFrame) ([]byte, error) {
+	reply, err := srv.chat.Chat(s.ctx, s.userID, ChatRequest{
+		Type: f.Type, ID: f.ID, SessionID: s.id, ConversationID: f.ConversationID, Message: f.Message,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return encode(reply), nil
+}

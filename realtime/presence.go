@@ -1,0 +1,176 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Broker message kinds: the first byte of every broker message.
+const (
+	msgFrame byte = 'f' // the rest is a frame for every session of the user
+	msgClose byte = 'c' // the rest is a closeCommand: close every session
+)
+
+type closeCommand struct {
+	Code   int    `json:"code"`
+	Reason string `json:"reason"`
+}
+
+// brokerTimeout bounds every broker call made on behalf of a session, so
+// that a Redis outage slows nothing down for long: task sync does not
+// depend on the broker.
+const brokerTimeout = 500 * time.Millisecond
+
+// PublishUser sends a frame to every session of user on every instance
+// (chat token streams use it).
+func (h *Hub) PublishUser(ctx context.Context, user string, frame []byte) error {
+	msg := make([]byte, 0, len(frame)+1)
+	msg = append(append(msg, msgFrame), frame...)
+	err := h.broker.Publish(ctx, user, msg)
+	h.brokerResult(err)
+	return err
+}
+
+// CloseUser closes every session of user on every instance with code
+// (sign-out everywhere).
+func (h *Hub) CloseUser(ctx context.Context, user string, code websocket.StatusCode, reason string) error {
+	b, _ := json.Marshal(closeCommand{Code: int(code), Reason: reason})
+	err := h.broker.Publish(ctx, user, append([]byte{msgClose}, b...))
+	h.brokerResult(err)
+	return err
+}
+
+func (h *Hub) onBrokerMessage(user string, msg []byte) {
+	if len(msg) == 0 {
+		return
+	}
+	switch msg[0] {
+	case msgFrame:
+		h.sendUser(user, msg[1:])
+	case msgClose:
+		var c closeCommand
+		if json.Unmarshal(msg[1:], &c) == nil {
+			h.closeUser(user, websocket.StatusCode(c.Code), c.Reason)
+		}
+	}
+}
+
+// RunBroker delivers broker messages to local sessions until ctx ends.
+func (h *Hub) RunBroker(ctx context.Context) error {
+	return h.broker.Run(ctx, h.onBrokerMessage, func(user string) {
+		h.brokerResult(nil)
+		h.refreshPresence(ctx, user)
+	})
+}
+
+// brokerResult records the outcome of a broker call: a failure marks the
+// broker down; the next success counts one reconnect and refreshes presence
+// everywhere.
+func (h *Hub) brokerResult(err error) {
+	if err != nil {
+		h.brokerDown.Store(true)
+		return
+	}
+	if h.brokerDown.CompareAndSwap(true, false) {
+		h.metrics.redisReconnects.Inc()
+		h.logger.Info("broker is back; refreshing presence")
+		go h.eachUser(func(user string, _ []*session) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			h.refreshPresence(ctx, user)
+		})
+	}
+}
+
+type presenceFrame struct {
+	Type      string          `json:"type"`
+	ID        json.RawMessage `json:"id,omitempty"`
+	Event     string          `json:"event"` // join, leave, sync, list
+	SessionID string          `json:"session_id,omitempty"`
+	Online    int             `json:"online"`
+	Sessions  []PresenceEntry `json:"sessions"`
+}
+
+// presenceJoin registers s and tells the user's sessions everywhere.
+func (h *Hub) presenceJoin(s *session, ttl time.Duration) {
+	ctx, cancel := context.WithTimeout(s.ctx, brokerTimeout)
+	defer cancel()
+	err := h.broker.PresenceSet(ctx, []PresenceEntry{s.presence}, ttl)
+	h.brokerResult(err)
+	if err != nil {
+		h.logger.Warn("presence: join not recorded (broker down); it will be on recovery", "err", err)
+		return
+	}
+	h.announce(ctx, s.userID, "join", s.id)
+}
+
+// presenceLeave removes s and tells the others.
+func (h *Hub) presenceLeave(s *session) {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	err := h.broker.PresenceRemove(ctx, s.presence)
+	h.brokerResult(err)
+	if err == nil {
+		h.announce(ctx, s.userID, "leave", s.id)
+	}
+}
+
+// announce publishes the user's current presence list with event.
+func (h *Hub) announce(ctx context.Context, user, event, sessionID string) {
+	list, err := h.broker.PresenceList(ctx, user)
+	h.brokerResult(err)
+	if err != nil {
+		return
+	}
+	frame := encode(presenceFrame{Type: TypePresenceInfo, Event: event, SessionID: sessionID, Online: len(list), Sessions: list})
+	_ = h.PublishUser(ctx, user, frame)
+}
+
+// refreshPresence re-records the user's local sessions (lost with a Redis
+// restart) and announces the list again.
+func (h *Hub) refreshPresence(ctx context.Context, user string) {
+	list, _ := h.userSessions(user)
+	if len(list) == 0 {
+		return
+	}
+	entries := make([]PresenceEntry, len(list))
+	for i, s := range list {
+		entries[i] = s.presence
+	}
+	if err := h.broker.PresenceSet(ctx, entries, h.presenceTTL); err != nil {
+		h.brokerResult(err)
+		return
+	}
+	h.announce(ctx, user, "sync", "")
+}
+
+// RunPresence refreshes this instance's presence entries every ttl/3 until
+// ctx ends, so that entries of a crashed instance expire and entries lost
+// by Redis come back.
+func (h *Hub) RunPresence(ctx context.Context) error {
+	t := time.NewTicker(h.presenceTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		var entries []PresenceEntry
+		h.eachUser(func(_ string, sessions []*session) {
+			for _, s := range sessions {
+				entries = append(entries, s.presence)
+			}
+		})
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := h.broker.PresenceSet(cctx, entries, h.presenceTTL)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			h.logger.Warn("presence heartbeat failed", "err", err)
+		}
+		h.brokerResult(err)
+	}
+}
