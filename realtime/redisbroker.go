@@ -41,7 +41,7 @@ func NewRedisBroker(rdb *redis.Client, prefix string, logger *slog.Logger) *Redi
 		changes: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
-func (b *RedisBroker) channel(user string) string { return b.prefix + ":u:" + user }
+func (b *RedisBroker) channel(user string) string     { return b.prefix + ":u:" + user }
 func (b *RedisBroker) presenceKey(user string) string { return b.prefix + ":presence:" + user }
 
 func (b *RedisBroker) Subscribe(user string)   { b.change(user, true) }

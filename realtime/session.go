@@ -53,10 +53,9 @@ type session struct {
 	syncReq *syncRequest
 	synced  []json.RawMessage // ids of sync requests to answer when caught up
 
-	expiresAt atomic.Int64 // token expiry, unix nanoseconds; 0 = none
+	expiresAt atomic.Int64  // token expiry, unix nanoseconds; 0 = none
 	limiter   *rate.Limiter // client frames; used by the reader only
 	presence  PresenceEntry
-
 }
 
 type syncRequest struct {

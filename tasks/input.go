@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 
@@ -114,16 +115,30 @@ func isNull(v json.RawMessage) bool { return string(v) == "null" }
 // ParseTime accepts an RFC 3339 date-time or a YYYY-MM-DD date (midnight UTC).
 func ParseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		if t.Year() < 1 || t.Year() > 9999 {
-			return time.Time{}, fmt.Errorf("must be between years 1 and 9999")
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		if t, err = time.Parse(time.DateOnly, s); err != nil {
+			return time.Time{}, fmt.Errorf("must be an RFC 3339 date-time (2026-12-01T17:00:00Z) or a YYYY-MM-DD date")
 		}
-		return t.UTC().Truncate(time.Microsecond), nil
 	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, nil
+	// The year is checked in UTC, the zone the time is stored and written
+	// in: an offset can move 0001-01-01 into year 0, which Postgres prints
+	// as year 1 BC, and 9999-12-31 into year 10000, which RFC 3339 cannot
+	// express.
+	t = t.UTC().Truncate(time.Microsecond)
+	if t.Year() < 1 || t.Year() > 9999 {
+		return time.Time{}, fmt.Errorf("must be between years 1 and 9999")
 	}
-	return time.Time{}, fmt.Errorf("must be an RFC 3339 date-time (2026-12-01T17:00:00Z) or a YYYY-MM-DD date")
+	return t, nil
+}
+
+// notText is the message for strings that Postgres cannot store as text.
+const notText = "must be UTF-8 text without NUL characters"
+
+// storableText reports whether s fits a Postgres text value: valid UTF-8
+// without NUL (JSON may carry "\u0000"; query strings may carry any byte).
+func storableText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // applyTo writes the sent fields into t, normalising them (trimmed title and
@@ -188,19 +203,32 @@ func newValidator() *validator.Validate {
 // check validates the editable fields of t and returns a CodeInvalid error
 // with one message per bad field.
 func check(t Task) error {
+	fields := map[string]string{}
 	err := validate.Struct(editable{Title: t.Title, Description: t.Description, Priority: t.Priority, Tags: t.Tags})
-	if err == nil {
+	if err != nil {
+		verrs, ok := err.(validator.ValidationErrors)
+		if !ok {
+			return fmt.Errorf("validate task: %w", err)
+		}
+		for _, fe := range verrs {
+			// Namespace is "editable.tags[3]": drop the struct name.
+			_, key, _ := strings.Cut(fe.Namespace(), ".")
+			fields[key] = fieldMessage(fe)
+		}
+	}
+	// Text Postgres would refuse is the client's mistake, not a failed INSERT.
+	text := func(key, s string) {
+		if _, ok := fields[key]; !ok && !storableText(s) {
+			fields[key] = notText
+		}
+	}
+	text("title", t.Title)
+	text("description", t.Description)
+	for i, tag := range t.Tags {
+		text(fmt.Sprintf("tags[%d]", i), tag)
+	}
+	if len(fields) == 0 {
 		return nil
-	}
-	verrs, ok := err.(validator.ValidationErrors)
-	if !ok {
-		return fmt.Errorf("validate task: %w", err)
-	}
-	fields := make(map[string]string, len(verrs))
-	for _, fe := range verrs {
-		// Namespace is "editable.tags[3]": drop the struct name.
-		_, key, _ := strings.Cut(fe.Namespace(), ".")
-		fields[key] = fieldMessage(fe)
 	}
 	return tasksync.Invalid(fields)
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"tasksync"
 )
@@ -94,6 +97,8 @@ func ParseListQuery(v url.Values) (ListQuery, error) {
 		if tag = strings.TrimSpace(tag); tag != "" {
 			if len([]rune(tag)) > MaxTag {
 				bad["tag"] = fmt.Sprintf("must be at most %d characters", MaxTag)
+			} else if !storableText(tag) {
+				bad["tag"] = notText
 			}
 			q.Tags = append(q.Tags, tag)
 		}
@@ -104,6 +109,8 @@ func ParseListQuery(v url.Values) (ListQuery, error) {
 	q.Search = one("q")
 	if len([]rune(q.Search)) > MaxQuery {
 		bad["q"] = fmt.Sprintf("must be at most %d characters", MaxQuery)
+	} else if !storableText(q.Search) {
+		bad["q"] = notText
 	}
 	for name, dst := range map[string]**time.Time{"due_before": &q.DueBefore, "due_after": &q.DueAfter} {
 		if s := one(name); s != "" {
@@ -237,7 +244,7 @@ func (s *Service) List(ctx context.Context, userID string, q ListQuery) (Page, e
 
 	rows, err := s.db.Query(ctx, sql, args...)
 	if err != nil {
-		return Page{}, fmt.Errorf("list tasks: %w", err)
+		return Page{}, listError(err, q)
 	}
 	page := Page{Tasks: make([]Task, 0, min(q.Limit, 64))}
 	var lastKey string
@@ -261,9 +268,22 @@ func (s *Service) List(ctx context.Context, userID string, q ListQuery) (Page, e
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return Page{}, fmt.Errorf("list tasks: %w", err)
+		return Page{}, listError(err, q)
 	}
 	return page, nil
+}
+
+// listError reports a cursor whose key Postgres cannot read back as a value
+// of the sort's type (decodeCursor checks only the cursor's shape, so a
+// forged or damaged cursor gets this far) as the client's mistake, not as
+// an internal error.
+func listError(err error, q ListQuery) error {
+	var pgErr *pgconn.PgError
+	if q.Cursor != "" && errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") { // class 22: data exception
+		return &tasksync.Error{Code: tasksync.CodeBadRequest, Message: "invalid list parameters",
+			Fields: map[string]string{"cursor": "is not a cursor returned by this server"}}
+	}
+	return fmt.Errorf("list tasks: %w", err)
 }
 
 func escapeLike(s string) string {
