@@ -33,6 +33,8 @@ type Hub struct {
 	instance    string
 	presenceTTL time.Duration
 	brokerDown  atomic.Bool
+	// signalHandler receives SignalUser payloads (see OnSignal).
+	signalHandler atomic.Pointer[func(user string, payload []byte)]
 
 	seed   maphash.Seed
 	shards [numShards]shard

@@ -10,8 +10,9 @@ import (
 
 // Broker message kinds: the first byte of every broker message.
 const (
-	msgFrame byte = 'f' // the rest is a frame for every session of the user
-	msgClose byte = 'c' // the rest is a closeCommand: close every session
+	msgFrame  byte = 'f' // the rest is a frame for every session of the user
+	msgClose  byte = 'c' // the rest is a closeCommand: close every session
+	msgSignal byte = 's' // the rest is an opaque payload for the signal handler
 )
 
 type closeCommand struct {
@@ -55,7 +56,28 @@ func (h *Hub) onBrokerMessage(user string, msg []byte) {
 		if json.Unmarshal(msg[1:], &c) == nil {
 			h.closeUser(user, websocket.StatusCode(c.Code), c.Reason)
 		}
+	case msgSignal:
+		if fn := h.signalHandler.Load(); fn != nil {
+			(*fn)(user, msg[1:])
+		}
 	}
+}
+
+// SignalUser sends an opaque payload to the signal handler of every
+// instance where user has a session (for example: cancel a chat turn that
+// runs on another instance).
+func (h *Hub) SignalUser(ctx context.Context, user string, payload []byte) error {
+	msg := make([]byte, 0, len(payload)+1)
+	msg = append(append(msg, msgSignal), payload...)
+	err := h.broker.Publish(ctx, user, msg)
+	h.brokerResult(err)
+	return err
+}
+
+// OnSignal sets the function that receives SignalUser payloads on this
+// instance. It runs on the broker's delivery goroutine and must not block.
+func (h *Hub) OnSignal(fn func(user string, payload []byte)) {
+	h.signalHandler.Store(&fn)
 }
 
 // RunBroker delivers broker messages to local sessions until ctx ends.
