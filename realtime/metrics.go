@@ -13,6 +13,7 @@ type Metrics struct {
 	eventsFanned     prometheus.Counter
 	deliveryLatency  prometheus.Histogram
 	slowConsumers    prometheus.Counter
+	lagging          prometheus.Counter
 	listenReconnects prometheus.Counter
 	redisReconnects  prometheus.Counter
 	logReads         prometheus.Counter
@@ -39,6 +40,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tasksync_slow_consumer_closes_total", Help: "Sessions closed because their send queue overflowed."}),
+		lagging: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tasksync_lagging_sessions_total", Help: "Times a session's queue was full of events and it switched to reading the change log at its own pace."}),
 		listenReconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tasksync_listen_reconnects_total", Help: "Reconnections of the LISTEN connection."}),
 		redisReconnects: prometheus.NewCounter(prometheus.CounterOpts{
@@ -52,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.socketsOpen, m.framesIn, m.framesOut, m.eventsFanned, m.deliveryLatency,
-			m.slowConsumers, m.listenReconnects, m.redisReconnects, m.logReads, m.snapshots, m.closes)
+			m.slowConsumers, m.lagging, m.listenReconnects, m.redisReconnects, m.logReads, m.snapshots, m.closes)
 	}
 	return m
 }

@@ -109,8 +109,7 @@ func (h *Hub) brokerResult(err error) {
 
 type presenceFrame struct {
 	Type      string          `json:"type"`
-	ID        json.RawMessage `json:"id,omitempty"`
-	Event     string          `json:"event"` // join, leave, sync, list
+	Event     string          `json:"event"` // join, leave, sync
 	SessionID string          `json:"session_id,omitempty"`
 	Online    int             `json:"online"`
 	Sessions  []PresenceEntry `json:"sessions"`

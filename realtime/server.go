@@ -204,7 +204,12 @@ type helloLimits struct {
 func (srv *Server) serveSession(s *session, since *int64, id auth.Identity) {
 	writerDone := make(chan struct{})
 	defer func() {
-		s.cancel()
+		// If the server asked to close, the writer is sending the close
+		// frame: let it finish (its writes are bounded by WriteTimeout).
+		// Otherwise the peer is gone and the writer is told to stop.
+		if !s.isClosing() {
+			s.cancel()
+		}
 		<-writerDone
 		s.conn.CloseNow()
 	}()
@@ -325,6 +330,14 @@ type pongFrame struct {
 	ServerTime time.Time       `json:"server_time"`
 }
 
+type presenceReplyFrame struct {
+	Type     string          `json:"type"`
+	ID       json.RawMessage `json:"id,omitempty"`
+	Re       string          `json:"re"`
+	Online   int             `json:"online"`
+	Sessions []PresenceEntry `json:"sessions"`
+}
+
 type refreshReplyFrame struct {
 	Type      string          `json:"type"`
 	ID        json.RawMessage `json:"id,omitempty"`
@@ -438,7 +451,7 @@ func (srv *Server) dispatch(ctx context.Context, s *session, f inFrame) ([]byte,
 		if err != nil {
 			return nil, tasksync.Errorf(tasksync.CodeUnavailable, "presence is unavailable right now; task sync is not affected")
 		}
-		return encode(presenceFrame{Type: TypePresenceInfo, ID: f.ID, Event: "list", Online: len(list), Sessions: list}), nil
+		return encode(presenceReplyFrame{Type: TypeReply, ID: f.ID, Re: f.Type, Online: len(list), Sessions: list}), nil
 
 	case TypeChatSend, TypeChatCancel:
 		if srv.chat == nil {

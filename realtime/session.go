@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,25 +81,44 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// send queues a frame without blocking. It reports false when the session
-// is closing or the frame overflowed the queue (and closed the session).
+// send queues a frame without blocking. A frame that does not fit closes
+// the session as a slow consumer (4008): replies, presence and chat frames
+// cannot be fetched again later. It reports whether the frame was queued.
 func (s *session) send(frame []byte) bool {
+	switch s.trySend(frame) {
+	case queued:
+		return true
+	case queueFull:
+		s.srv.metrics.slowConsumers.Inc()
+		s.close(CloseSlowConsumer, "send queue overflow: reconnect with since")
+	}
+	return false
+}
+
+type sendResult int
+
+const (
+	queued sendResult = iota
+	queueFull
+	queueClosed
+)
+
+// trySend queues a frame if it fits, and never closes the session.
+func (s *session) trySend(frame []byte) sendResult {
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
-		return false
+		return queueClosed
 	}
-	if s.qbytes+len(frame) > s.srv.cfg.SendQueueBytes {
+	if s.qbytes > 0 && s.qbytes+len(frame) > s.srv.cfg.SendQueueBytes {
 		s.qmu.Unlock()
-		s.srv.metrics.slowConsumers.Inc()
-		s.close(CloseSlowConsumer, "send queue overflow: reconnect with since")
-		return false
+		return queueFull
 	}
 	s.queue = append(s.queue, frame)
 	s.qbytes += len(frame)
 	s.qmu.Unlock()
 	signal(s.wake)
-	return true
+	return queued
 }
 
 // sendWait queues a frame, waiting while the queue is more than half full.
@@ -145,6 +165,12 @@ func (s *session) close(code websocket.StatusCode, reason string) {
 	signal(s.wake)
 }
 
+func (s *session) isClosing() bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return s.closing
+}
+
 // take empties the queue for the writer.
 func (s *session) take() (frames [][]byte, closing bool, code websocket.StatusCode, reason string) {
 	s.qmu.Lock()
@@ -175,6 +201,13 @@ func (s *session) writeLoop() {
 			frames, closing, code, reason := s.take()
 			for _, f := range frames {
 				if err := s.write(f); err != nil {
+					if errors.Is(err, context.DeadlineExceeded) {
+						// The peer stopped reading: the kernel buffers
+						// are full and a close frame could not get through
+						// either. Drop it; it resumes with since.
+						s.srv.metrics.slowConsumers.Inc()
+						s.srv.metrics.closes.WithLabelValues("4008").Inc()
+					}
 					s.conn.CloseNow()
 					return
 				}
@@ -206,7 +239,11 @@ func (s *session) writeLoop() {
 func (s *session) write(frame []byte) error {
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.WriteTimeout)
 	defer cancel()
-	return s.conn.Write(ctx, websocket.MessageText, frame)
+	err := s.conn.Write(ctx, websocket.MessageText, frame)
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("write: %w", context.DeadlineExceeded)
+	}
+	return err
 }
 
 // ping checks the peer; no pong within PongTimeout drops the socket.
@@ -231,9 +268,22 @@ func (s *session) deliver(ev *Event) {
 	case s.filling, ev.Seq <= s.cursor:
 		s.smu.Unlock()
 	case ev.Seq == s.cursor+1:
-		s.cursor = ev.Seq
-		s.send(ev.Frame()) // under smu: nothing can be queued between
-		s.smu.Unlock()
+		// Under smu: nothing can be queued between the check and the send.
+		switch s.trySend(ev.Frame()) {
+		case queued:
+			s.cursor = ev.Seq
+			s.smu.Unlock()
+		case queueFull:
+			// Behind, but events are durable: stop taking live events and
+			// let the fill goroutine feed this socket from the log at the
+			// pace it reads. Nobody else waits for it.
+			s.filling = true
+			s.smu.Unlock()
+			s.srv.metrics.lagging.Inc()
+			go s.fill()
+		default:
+			s.smu.Unlock()
+		}
 	default:
 		s.filling = true
 		s.smu.Unlock()

@@ -60,13 +60,16 @@ type Config struct {
 
 	// Socket limits: WS_MAX_FRAME_BYTES (65536), WS_FRAME_RATE (20/s),
 	// WS_FRAME_BURST (40), WS_MAX_SOCKETS_PER_USER (32),
-	// WS_SEND_QUEUE_BYTES (1 MiB), WS_PING_INTERVAL (25s).
+	// WS_SEND_QUEUE_BYTES (1 MiB), WS_PING_INTERVAL (25s),
+	// WS_WRITE_TIMEOUT (10s: a peer that accepts nothing for this long is
+	// dropped).
 	WSMaxFrameBytes     int64
 	WSFrameRate         float64
 	WSFrameBurst        int
 	WSMaxSocketsPerUser int
 	WSSendQueueBytes    int
 	WSPingInterval      time.Duration
+	WSWriteTimeout      time.Duration
 	// PRESENCE_TTL (default 60s): a device vanishes from presence this long
 	// after its instance stopped refreshing it.
 	PresenceTTL time.Duration
@@ -233,6 +236,7 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 		WSMaxSocketsPerUser:  int(e.integer("WS_MAX_SOCKETS_PER_USER", 32, 1, 1_000_000)),
 		WSSendQueueBytes:     int(e.integer("WS_SEND_QUEUE_BYTES", 1<<20, 64<<10, 1<<30)),
 		WSPingInterval:       e.duration("WS_PING_INTERVAL", 25*time.Second, time.Second, 10*time.Minute),
+		WSWriteTimeout:       e.duration("WS_WRITE_TIMEOUT", 10*time.Second, 100*time.Millisecond, 10*time.Minute),
 		PresenceTTL:          e.duration("PRESENCE_TTL", time.Minute, 3*time.Second, time.Hour),
 		EventRetention:       e.duration("EVENT_RETENTION", 7*24*time.Hour, time.Minute, 365*24*time.Hour),
 		IdempotencyRetention: e.duration("IDEMPOTENCY_RETENTION", 24*time.Hour, time.Minute, 30*24*time.Hour),

@@ -159,6 +159,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 		MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 		SendQueueBytes:    cfg.WSSendQueueBytes,
 		PingInterval:      cfg.WSPingInterval,
+		WriteTimeout:      cfg.WSWriteTimeout,
 		OriginPatterns:    cfg.WSAllowedOrigins,
 	}, realtime.ServerDeps{Logger: log, Hub: hub, Changes: changes, Tasks: taskService, Verifier: verifier})
 
