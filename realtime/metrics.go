@@ -9,7 +9,8 @@ import (
 type Metrics struct {
 	socketsOpen      prometheus.Gauge
 	framesIn         *prometheus.CounterVec
-	framesOut        prometheus.Counter
+	framesOut        *prometheus.CounterVec
+	framesOutByType  map[string]prometheus.Counter // read-only after NewMetrics
 	eventsFanned     prometheus.Counter
 	deliveryLatency  prometheus.Histogram
 	slowConsumers    prometheus.Counter
@@ -29,8 +30,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tasksync_sockets_open", Help: "Authenticated WebSocket sessions open on this instance."}),
 		framesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tasksync_frames_in_total", Help: "Client frames received, by type (unknown types count as \"invalid\")."}, []string{"type"}),
-		framesOut: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tasksync_frames_out_total", Help: "Frames written to sockets."}),
+		framesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tasksync_frames_out_total", Help: "Frames written to sockets, by type."}, []string{"type"}),
 		eventsFanned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tasksync_events_fanned_out_total", Help: "Change events handed to local sessions (one per event per session)."}),
 		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -53,9 +54,35 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tasksync_socket_closes_total", Help: "Sessions ended, by close code (docs/PROTOCOL.md)."}, []string{"code"}),
 	}
+	m.framesOutByType = map[string]prometheus.Counter{}
+	for _, ty := range []string{TypeHello, TypePong, TypeReply, TypeError, TypeTaskCreated, TypeTaskUpdated,
+		TypeTaskDeleted, TypeSnapshot, TypeSynced, TypePresenceInfo, "chat.started", "chat.delta",
+		"chat.tool_call", "chat.tool_result", "chat.done", "chat.error", "other"} {
+		m.framesOutByType[ty] = m.framesOut.WithLabelValues(ty)
+	}
 	if reg != nil {
 		reg.MustRegister(m.socketsOpen, m.framesIn, m.framesOut, m.eventsFanned, m.deliveryLatency,
 			m.slowConsumers, m.lagging, m.listenReconnects, m.redisReconnects, m.logReads, m.snapshots, m.closes)
 	}
 	return m
+}
+
+// countOut counts a written frame by its type, read from the frame's
+// prefix: every server frame starts with {"type":"<type>". No parsing, no
+// allocation on the write path.
+func (m *Metrics) countOut(frame []byte) {
+	const prefix = `{"type":"`
+	c := m.framesOutByType["other"]
+	if len(frame) > len(prefix) && string(frame[:len(prefix)]) == prefix {
+		rest := frame[len(prefix):]
+		for i, b := range rest {
+			if b == '"' {
+				if known, ok := m.framesOutByType[string(rest[:i])]; ok {
+					c = known
+				}
+				break
+			}
+		}
+	}
+	c.Inc()
 }

@@ -200,6 +200,7 @@ func (s *session) writeLoop() {
 		case <-s.wake:
 			frames, closing, code, reason := s.take()
 			for _, f := range frames {
+				s.srv.metrics.countOut(f)
 				if err := s.write(f); err != nil {
 					if errors.Is(err, context.DeadlineExceeded) {
 						// The peer stopped reading: the kernel buffers
@@ -212,7 +213,6 @@ func (s *session) writeLoop() {
 					return
 				}
 			}
-			s.srv.metrics.framesOut.Add(float64(len(frames)))
 			signal(s.space)
 			if closing {
 				_ = s.conn.Close(code, reason)

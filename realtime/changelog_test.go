@@ -1,0 +1,69 @@
+package realtime
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"tasksync/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+func TestChangeLogReadsAndPrunes(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := db.Pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`INSERT INTO tasks (user_id, title) SELECT 'u1', 't' || i FROM generate_series(1, 5) i`)
+	exec(`INSERT INTO tasks (user_id, title) SELECT 'u2', 't' || i FROM generate_series(1, 3) i`)
+	exec(`UPDATE tasks SET completed = true WHERE user_id = 'u2'`)
+	log := NewChangeLog(db.Pool)
+
+	if seq, err := log.CurrentSeq(ctx, "u2"); err != nil || seq != 6 {
+		t.Fatalf("current seq of u2: %d, %v", seq, err)
+	}
+	if seq, err := log.CurrentSeq(ctx, "nobody"); err != nil || seq != 0 {
+		t.Fatalf("current seq of a new user: %d, %v", seq, err)
+	}
+	evs, err := log.Read(ctx, "u1", 1, 4, 10)
+	if err != nil || len(evs) != 3 || evs[0].Seq != 2 || evs[2].Seq != 4 || evs[0].Op != "created" {
+		t.Fatalf("read: %v %v", evs, err)
+	}
+	// One batched read: per-user cursors and limits, grouped by user.
+	evs, err = log.ReadAfter(ctx, map[string]int64{"u1": 3, "u2": 0, "u3": 0}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.UserID+":"+e.Op[:1]+strconv.FormatInt(e.Seq, 10))
+	}
+	want := []string{"u1:c4", "u1:c5", "u2:c1", "u2:c2", "u2:c3", "u2:u4"}
+	if len(got) != len(want) {
+		t.Fatalf("batch %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("batch %v, want %v", got, want)
+		}
+	}
+
+	// Events older than the retention go; newer ones stay.
+	exec(`UPDATE task_events SET created_at = now() - interval '2 hours' WHERE user_id = 'u1' AND seq <= 3`)
+	n, err := log.Prune(ctx, time.Hour)
+	if err != nil || n != 3 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	var left int
+	_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM task_events`).Scan(&left)
+	if left != 8 {
+		t.Fatalf("%d events left, want 8", left)
+	}
+}
