@@ -1,0 +1,46 @@
+# tasksync: the two commands are `make dev` and `make test`; `make` alone lists the rest.
+# PostgreSQL and Redis come from scripts/services.sh (reused when running, else started
+# locally, installed with apt-get as root when missing); its knobs are documented at its top.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Go from PATH, else the usual /usr/local/go.
+GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
+
+.PHONY: help dev test services services-stop build fmt vet bench
+
+help: ## list the targets
+	@echo "tasksync — make targets:"
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
+		awk -F '\t' '{ printf "  make %-15s %s\n", $$1, $$2 }'
+
+dev: ## run the server locally (services, database, migrations, a 24 h token, then serve)
+	@scripts/dev.sh
+
+test: ## go vet + go test -race against real PostgreSQL/Redis (+ browser tests when present)
+	@scripts/test.sh
+
+services: ## ensure PostgreSQL/Redis; prints export lines: eval "$(make -s services)"
+	@scripts/services.sh ensure
+
+services-stop: ## stop the PostgreSQL/Redis that `make dev`/`make test` started for this checkout
+	@scripts/services.sh stop
+
+build: ## compile every package, and the server into .dev/bin/server
+	$(GO) build ./...
+	@if [ -d cmd/server ]; then echo "$(GO) build -o .dev/bin/server ./cmd/server"; \
+		$(GO) build -o .dev/bin/server ./cmd/server; fi
+
+fmt: ## gofmt every Go file in place
+	$(GO) fmt ./...
+
+vet: ## go vet ./...
+	$(GO) vet ./...
+
+bench: ## run the Go benchmarks (placeholder until the benchmark suite lands)
+	@env_lines=$$(scripts/services.sh ensure); eval "$$env_lines"; \
+	export TEST_DATABASE_URL="$$DATABASE_ADMIN_URL" TEST_REDIS_URL="$$REDIS_URL"; \
+	echo "$(GO) test -run '^$$' -bench . -benchmem ./..."; \
+	$(GO) test -run '^$$' -bench . -benchmem ./...

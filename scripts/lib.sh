@@ -1,0 +1,94 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/*.sh. Sourced, never run.
+# Diagnostics always go to stderr: services.sh's stdout is eval'd by its callers.
+
+# shellcheck disable=SC2034 # used by the scripts that source this file
+TASKSYNC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+
+log() { printf '%s: %s\n' "${TASKSYNC_LOG_TAG:-tasksync}" "$*" >&2; }
+
+die() {
+	printf '%s: error: %s\n' "${TASKSYNC_LOG_TAG:-tasksync}" "$*" >&2
+	exit 1
+}
+
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+# apt_install PKG...: as root only, with Debian's apt-get; refreshes the package
+# lists and retries once if the first attempt fails (a fresh machine has none).
+# Returns non-zero, without printing, when installing is not possible here.
+apt_install() {
+	is_root || return 1
+	[[ ${TASKSYNC_NO_INSTALL:-0} != 1 ]] || return 1
+	command -v apt-get >/dev/null 2>&1 || return 1
+	log "installing Debian package(s): $* (apt-get, as root)"
+	if DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2; then
+		return 0
+	fi
+	log "apt-get install failed; running apt-get update and trying again"
+	apt-get update >&2 || return 1
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2
+}
+
+# why_cannot_install: the reason apt_install would refuse, for error messages.
+why_cannot_install() {
+	if ! is_root; then
+		printf 'this is not root, so apt-get cannot be used'
+	elif [[ ${TASKSYNC_NO_INSTALL:-0} == 1 ]]; then
+		printf 'TASKSYNC_NO_INSTALL=1 forbids apt-get'
+	elif ! command -v apt-get >/dev/null 2>&1; then
+		printf 'apt-get is not available (not a Debian system?)'
+	else
+		printf 'apt-get failed (see its output above)'
+	fi
+}
+
+# need_go: puts Go on PATH (the usual /usr/local/go when PATH lacks it) or stops.
+need_go() {
+	if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+		PATH=/usr/local/go/bin:$PATH
+		export PATH
+	fi
+	command -v go >/dev/null 2>&1 ||
+		die "Go is not installed (looked on PATH and in /usr/local/go/bin). Install the Go version named in go.mod, then re-run."
+}
+
+# need_ca_certs: Go downloads modules over HTTPS and trusts the system's CA bundle, which a
+# minimal Debian (a container image, say) does not have until ca-certificates is installed.
+need_ca_certs() {
+	[[ -s /etc/ssl/certs/ca-certificates.crt || -n ${SSL_CERT_FILE:-} ]] && return 0
+	apt_install ca-certificates ||
+		log "warning: no CA bundle (/etc/ssl/certs/ca-certificates.crt) and $(why_cannot_install); Go module downloads may fail (Debian: apt-get install ca-certificates)"
+}
+
+# need_cc: the race detector needs cgo, hence a C compiler.
+need_cc() {
+	if command -v gcc >/dev/null 2>&1 || command -v cc >/dev/null 2>&1; then
+		return 0
+	fi
+	apt_install gcc libc6-dev ||
+		die "no C compiler (gcc), which 'go test -race' needs, and $(why_cannot_install). Install gcc (Debian: apt-get install gcc libc6-dev), then re-run."
+}
+
+# url_with_db URL DB: URL with its path (the database name) replaced by DB.
+url_with_db() {
+	local re='^([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*)(/[^?#]*)?(\?[^#]*)?$'
+	[[ $1 =~ $re ]] || die "not a postgres:// URL: $1"
+	printf '%s/%s%s' "${BASH_REMATCH[1]}" "$2" "${BASH_REMATCH[3]}"
+}
+
+# redact_url URL: URL with any password replaced by ***, for logs.
+redact_url() {
+	local re='^([^:/]+://[^:/@]*:)[^@]*(@.*)$'
+	if [[ $1 =~ $re ]]; then
+		printf '%s***%s' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+	else
+		printf '%s' "$1"
+	fi
+}
+
+# shell_quote VALUE: VALUE single-quoted for eval.
+shell_quote() {
+	local q="'\\''"
+	printf "'%s'" "${1//\'/$q}"
+}

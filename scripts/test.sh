@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `make test` (and CI through .ci/run): PostgreSQL + Redis (scripts/services.sh), go vet,
+# go test -race, then the browser tests if web/test/run.sh exists. Stops at the first failure
+# with a message naming the step; the exit status is non-zero on any failure.
+#
+# The Go tests get:
+#   TEST_DATABASE_URL  a role that may create databases, on its maintenance database
+#                      (internal/testdb creates and drops one database per test)
+#   TEST_REDIS_URL     a Redis they may write to
+# Knobs: those of scripts/services.sh; GO_TEST_FLAGS adds flags to go test (e.g. -run X -v).
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+TASKSYNC_LOG_TAG="make test"
+cd "$TASKSYNC_ROOT"
+
+# step NAME CMD...: runs CMD; on failure says which step failed and exits with its status.
+step() {
+	local name=$1 rc=0
+	shift
+	log "==> $name"
+	"$@" || rc=$?
+	if ((rc != 0)); then
+		log "FAILED: $name (exit status $rc)"
+		exit "$rc"
+	fi
+}
+
+need_go
+need_ca_certs
+need_cc
+
+env_lines=$("$TASKSYNC_ROOT/scripts/services.sh" ensure) ||
+	die "FAILED: PostgreSQL/Redis are not available (see the message above)"
+eval "$env_lines"
+export TEST_DATABASE_URL=$DATABASE_ADMIN_URL TEST_REDIS_URL=$REDIS_URL
+log "TEST_DATABASE_URL=$(redact_url "$TEST_DATABASE_URL") TEST_REDIS_URL=$(redact_url "$TEST_REDIS_URL")"
+
+step "go vet ./..." go vet ./...
+# shellcheck disable=SC2086 # GO_TEST_FLAGS is a list of flags
+step "go test -race ./..." go test -race -count=1 -timeout 12m ${GO_TEST_FLAGS:-} ./...
+
+# ------------------------------------------------------------------ browser tests hook
+# When web/test/run.sh exists it is run here, after the Go tests, from the repo root, with
+# TEST_DATABASE_URL, TEST_REDIS_URL and CHROMIUM_PATH in its environment. It owns its own
+# npm install and server start-up. Debian's chromium is installed (as root) only in that case.
+if [[ -f web/test/run.sh ]]; then
+	if [[ ! -x /usr/bin/chromium ]]; then
+		apt_install chromium ||
+			die "FAILED: browser tests need Debian's chromium (/usr/bin/chromium), and $(why_cannot_install). Install it (sudo apt-get install chromium), then re-run."
+	fi
+	export CHROMIUM_PATH=/usr/bin/chromium
+	step "browser tests (web/test/run.sh)" bash web/test/run.sh
+else
+	log "no web/test/run.sh: browser tests skipped (none exist yet)"
+fi
+
+log "all checks passed"
