@@ -9,7 +9,7 @@ SHELL := /bin/bash
 # Go from PATH, else the usual /usr/local/go.
 GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
 
-.PHONY: help dev test services services-stop build fmt vet bench
+.PHONY: help dev test services services-stop build fmt vet bench token
 
 help: ## list the targets
 	@echo "tasksync — make targets:"
@@ -21,6 +21,10 @@ dev: ## run the server locally (services, database, migrations, a 24 h token, th
 
 test: ## go vet + go test -race against real PostgreSQL/Redis (+ browser tests when present)
 	@scripts/test.sh
+
+token: ## print a dev token signed with .dev/secret: make token USER_ID=alice TTL=1h
+	@test -s .dev/secret || { echo "no .dev/secret yet: run 'make dev' once" >&2; exit 1; }
+	@AUTH_JWT_SECRET="$$(cat .dev/secret)" $(GO) run ./cmd/server token "$(or $(USER_ID),dev-user)" --ttl "$(or $(TTL),1h)"
 
 services: ## ensure PostgreSQL/Redis; prints export lines: eval "$(make -s services)"
 	@scripts/services.sh ensure

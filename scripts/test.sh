@@ -41,6 +41,9 @@ step "go vet ./..." go vet ./...
 # shellcheck disable=SC2086 # GO_TEST_FLAGS is a list of flags
 step "go test -race ./..." go test -race -count=1 -timeout 12m ${GO_TEST_FLAGS:-} ./...
 
+# The README's two-terminal recipe, run with the wscat version it names.
+step "README wscat recipe (scripts/wscat-recipe.sh)" bash scripts/wscat-recipe.sh
+
 # ------------------------------------------------------------------ browser tests hook
 # When web/test/run.sh exists it is run here, after the Go tests, from the repo root, with
 # TEST_DATABASE_URL, TEST_REDIS_URL and CHROMIUM_PATH in its environment. It owns its own
