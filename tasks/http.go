@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -70,19 +71,47 @@ func (h *Handler) readFields(w http.ResponseWriter, r *http.Request) (Fields, er
 }
 
 // ifMatch reads If-Match: a task version as an entity tag ("3" or W/"3").
-// "*" and an absent header mean no condition.
+// "*" and an absent header mean no condition. A list of several tags is
+// refused: a write is checked against exactly one version.
 func ifMatch(r *http.Request) (int, error) {
 	v := strings.TrimSpace(r.Header.Get("If-Match"))
 	if v == "" || v == "*" {
 		return 0, nil
 	}
-	v = strings.TrimPrefix(v, "W/")
-	n, err := strconv.Atoi(strings.Trim(v, `"`))
-	if err != nil || n <= 0 {
-		// An entity tag we never issued cannot match the current one.
-		return 0, tasksync.Errorf(tasksync.CodeVersionMismatch, "If-Match %q is not a version of this task", v)
+	versions := etagVersions(v)
+	if len(versions) != 1 {
+		// Several versions (or none we could have issued): the service
+		// checks one version, so ask for exactly one.
+		return 0, tasksync.Errorf(tasksync.CodeVersionMismatch, "If-Match must name one version of this task, like \"3\"")
 	}
-	return n, nil
+	return versions[0], nil
+}
+
+// etagVersions parses a list of entity tags into task versions, skipping
+// tags this server could not have issued.
+func etagVersions(list string) []int {
+	var out []int
+	for _, tag := range strings.Split(list, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if n, err := strconv.Atoi(strings.Trim(tag, `"`)); err == nil && n > 0 && len(tag) >= 2 && tag[0] == '"' {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// etagListHas reports whether an If-None-Match list matches version ("*"
+// matches any existing task).
+func etagListHas(list string, version int) bool {
+	if strings.TrimSpace(list) == "*" {
+		return true
+	}
+	for _, v := range etagVersions(list) {
+		if v == version {
+			return true
+		}
+	}
+	return false
 }
 
 // idempotencyKey reads the optional Idempotency-Key header.
@@ -141,7 +170,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", t.ETag())
-	if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, t.ETag()) {
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagListHas(inm, t.Version) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -237,11 +266,12 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 	h.mutation(w, r, func(user string, id int64, opts MutationOptions) (Result, error) {
 		// The body is optional: none (or {}) toggles, {"completed": b} sets.
 		var completed *bool
-		if r.ContentLength != 0 {
-			f, err := h.readFields(w, r)
-			if err != nil {
-				return Result{}, err
-			}
+		f, err := h.readFields(w, r)
+		switch {
+		case errors.Is(err, httpjson.ErrEmptyBody):
+		case err != nil:
+			return Result{}, err
+		default:
 			completed = f.Completed
 		}
 		return h.Service.SetCompleted(r.Context(), user, id, completed, opts)

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"encoding/json"
+	"io"
 	"maps"
 	"net/http"
 	"reflect"
@@ -100,7 +101,7 @@ func TestHTTPNotModified(t *testing.T) {
 	task := alice.create(t, `{"title":"cache me"}`)
 	path := alice.tasksPath(idPath(task.ID))
 
-	for _, inm := range []string{`"1"`, `W/"1"`, `"7", "1"`} {
+	for _, inm := range []string{`"1"`, `W/"1"`, `"7", "1"`, `*`} {
 		res := alice.do(t, http.MethodGet, path, "", "If-None-Match", inm)
 		res.wantStatus(t, http.StatusNotModified)
 		if len(res.body) != 0 || res.header.Get("ETag") != `"1"` {
@@ -710,5 +711,43 @@ func TestHTTPTaskJSONRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(mustJSONMap(t, again), res.jsonObject(t)) {
 		t.Errorf("re-encoded %s\nwant %s", again, res.body)
+	}
+}
+
+// Chunked bodies (no Content-Length) get the same checks as sized ones.
+func TestHTTPChunkedBodies(t *testing.T) {
+	t.Parallel()
+	e := newAPI(t, nil)
+	alice := e.as(t, "alice")
+	task := alice.create(t, `{"title":"chunked"}`)
+	send := func(method, path, body, contentType string) int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, e.srv.URL+path, io.NopCloser(strings.NewReader(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = -1 // sent chunked
+		req.Header.Set("Authorization", "Bearer "+alice.token)
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := send(http.MethodPost, alice.tasksPath(""), `{"title":"x"}`, ""); got != http.StatusUnsupportedMediaType {
+		t.Errorf("chunked JSON without Content-Type: %d, want 415", got)
+	}
+	if got := send(http.MethodPatch, alice.tasksPath(idPath(task.ID)+"/complete"), "", ""); got != http.StatusOK {
+		t.Errorf("chunked empty complete: %d, want 200 (toggle)", got)
+	}
+	if !alice.get(t, task.ID).Completed {
+		t.Error("the empty chunked complete did not toggle")
+	}
+	if got := send(http.MethodPost, alice.tasksPath(""), "", "application/json"); got != http.StatusBadRequest {
+		t.Errorf("empty create: %d, want 400", got)
 	}
 }

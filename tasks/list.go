@@ -37,7 +37,7 @@ const (
 type ListQuery struct {
 	Status     Status
 	Priorities []Priority // any of these; empty = all
-	Tags       []string   // tasks carrying every one of these tags
+	Tags       []string   // tasks carrying every one of these tags (case-insensitive)
 	Search     string     // substring of title or description, case-insensitive
 	DueBefore  *time.Time // due_at < DueBefore
 	DueAfter   *time.Time // due_at > DueAfter
@@ -219,8 +219,10 @@ func (s *Service) List(ctx context.Context, userID string, q ListQuery) (Page, e
 		}
 		where.WriteString(" AND priority = ANY(" + arg(ps) + "::text[])")
 	}
-	if len(q.Tags) > 0 {
-		where.WriteString(" AND tags @> " + arg(q.Tags) + "::text[]")
+	for _, tag := range q.Tags {
+		// Tags keep the case they were typed in but match ignoring it,
+		// as they are de-duplicated ignoring it.
+		where.WriteString(" AND EXISTS (SELECT 1 FROM unnest(tags) AS t WHERE lower(t) = lower(" + arg(tag) + "))")
 	}
 	if q.Search != "" {
 		p := arg("%" + escapeLike(q.Search) + "%")

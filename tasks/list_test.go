@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"cmp"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"maps"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tasksync/internal/testdb"
 )
 
 func TestListFilters(t *testing.T) {
@@ -380,5 +383,35 @@ func TestListDueDateBoundaries(t *testing.T) {
 	}
 	if want := time.Date(2026, 1, 2, 0, 30, 0, 0, time.UTC); q.DueAfter == nil || !q.DueAfter.Equal(want) {
 		t.Errorf("DueAfter %v, want %v", q.DueAfter, want)
+	}
+}
+
+// Tags are stored as typed but filtered ignoring case, matching the way
+// duplicates are dropped.
+func TestTagFilterIgnoresCase(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	svc := NewService(db.Pool)
+	ctx := context.Background()
+	title := "Call Mom"
+	tags := []string{"Home", "Phone"}
+	if _, err := svc.Create(ctx, "u", Fields{Title: &title, Tags: &tags}, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"tag=home", "tag=HOME&tag=phone", "tag=Home"} {
+		v, _ := url.ParseQuery(q)
+		lq, err := ParseListQuery(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := svc.List(ctx, "u", lq)
+		if err != nil || len(page.Tasks) != 1 || page.Tasks[0].Tags[0] != "Home" {
+			t.Fatalf("%s: %v %v", q, page.Tasks, err)
+		}
+	}
+	v, _ := url.ParseQuery("tag=home&tag=work")
+	lq, _ := ParseListQuery(v)
+	if page, err := svc.List(ctx, "u", lq); err != nil || len(page.Tasks) != 0 {
+		t.Fatalf("home+work: %v %v", page.Tasks, err)
 	}
 }

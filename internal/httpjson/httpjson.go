@@ -5,6 +5,7 @@
 package httpjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,34 +21,41 @@ import (
 // DefaultMaxBody is the body size limit used when a handler passes 0.
 const DefaultMaxBody = 64 << 10
 
+// ErrEmptyBody is returned by [Read] for a request without a body.
+var ErrEmptyBody = tasksync.Errorf(tasksync.CodeBadRequest, "the body is empty; a JSON object is expected")
+
 // Read decodes the JSON body of r into dst. It answers the usual questions
-// with *tasksync.Error values: a non-JSON Content-Type (415), a body over
-// maxBytes (413), malformed JSON or trailing data (400), a value of the wrong
-// type for a field (422 naming the field). Unknown fields are ignored so that
-// older and newer clients keep working.
+// with *tasksync.Error values: a body over maxBytes (413), a non-empty body
+// that is not declared JSON (415), no body at all ([ErrEmptyBody]),
+// malformed JSON or trailing data (400), a value of the wrong type for a
+// field (422 naming the field). Unknown fields are ignored so that older
+// and newer clients keep working. The body is read whole first (it is
+// bounded), so that chunked bodies get the same checks as sized ones.
 func Read(w http.ResponseWriter, r *http.Request, dst any, maxBytes int64) error {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBody
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
-			return tasksync.Errorf(tasksync.CodeUnsupportedMedia, "the body must be JSON (Content-Type: application/json)")
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge(maxBytes)
 		}
-	} else if r.ContentLength > 0 {
+		return tasksync.Errorf(tasksync.CodeBadRequest, "the body could not be read")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return ErrEmptyBody
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
 		return tasksync.Errorf(tasksync.CodeUnsupportedMedia, "the body must be JSON (Content-Type: application/json)")
 	}
-	body := http.MaxBytesReader(w, r.Body, maxBytes)
-	dec := json.NewDecoder(body)
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err, maxBytes)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return tooLarge(maxBytes)
-		}
 		return tasksync.Errorf(tasksync.CodeBadRequest, "the body must hold exactly one JSON value")
 	}
 	return nil
