@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{
+		"DATABASE_URL":    "postgres://u@127.0.0.1/db",
+		"AUTH_JWT_SECRET": testSecret,
+	}
+	cases := []struct{ key, value, want string }{
+		{"DATABASE_URL", "", "DATABASE_URL: is required"},
+		{"DATABASE_URL", "mysql://x", "DATABASE_URL: must be a postgres:// URL"},
+		{"AUTH_JWT_SECRET", "short", "AUTH_JWT_SECRET: must be at least 32 bytes"},
+		{"AUTH_JWKS_URL", "ftp://x", "AUTH_JWKS_URL: must be an http(s) URL"},
+		{"LISTEN_ADDR", "8080", "LISTEN_ADDR: must be host:port"},
+		{"REDIS_URL", "http://x", "REDIS_URL: must be a redis://"},
+		{"WS_FRAME_RATE", "fast", "WS_FRAME_RATE: must be a whole number"},
+		{"SHUTDOWN_TIMEOUT", "forever", "SHUTDOWN_TIMEOUT: must be a duration"},
+		{"LOG_FORMAT", "xml", "LOG_FORMAT: must be text or json"},
+		{"CORS_ALLOWED_ORIGINS", "example.com", "CORS_ALLOWED_ORIGINS: \"example.com\" is not an origin"},
+		{"AUTO_MIGRATE", "perhaps", "AUTO_MIGRATE: must be true or false"},
+	}
+	for _, c := range cases {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		env[c.key] = c.value
+		_, err := loadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s=%q: error %v, want one line containing %q", c.key, c.value, err, c.want)
+		}
+	}
+	// Neither secret nor JWKS: no token could ever verify.
+	_, err := loadConfig(func(k string) (string, bool) {
+		if k == "DATABASE_URL" {
+			return base[k], true
+		}
+		return "", false
+	})
+	if err == nil || !strings.Contains(err.Error(), "AUTH_JWT_SECRET") {
+		t.Errorf("no auth: %v", err)
+	}
+	// BETTER_AUTH_SECRET is an alias of AUTH_JWT_SECRET.
+	cfg, err := loadConfig(func(k string) (string, bool) {
+		switch k {
+		case "DATABASE_URL":
+			return base[k], true
+		case "BETTER_AUTH_SECRET":
+			return testSecret, true
+		}
+		return "", false
+	})
+	if err != nil || cfg.Auth.Secret != testSecret {
+		t.Errorf("BETTER_AUTH_SECRET: %v", err)
+	}
+}
+
+func TestRunRejectsBadConfigAndCommands(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"serve"}, func(string) (string, bool) { return "", false }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("serve without config: %v", err)
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, func(string) (string, bool) { return "", false }, &out, &errOut); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+	lookup := func(k string) (string, bool) {
+		if k == "AUTH_JWT_SECRET" {
+			return testSecret, true
+		}
+		return "", false
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"token", "alice", "--ttl", "5m"}, lookup, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(strings.TrimSpace(out.String()), "."); n != 2 {
+		t.Fatalf("token output %q", out.String())
+	}
+}
+
+func TestOperationsEndpointsAndCORS(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := env.start(env.config(map[string]string{"CORS_ALLOWED_ORIGINS": "http://localhost:3000"}))
+
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		res, err := http.Get(a.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 || res.Header.Get("X-Request-Id") == "" {
+			t.Errorf("%s: %d, request id %q", path, res.StatusCode, res.Header.Get("X-Request-Id"))
+		}
+	}
+	preflight := func(origin string) http.Header {
+		req, _ := http.NewRequest(http.MethodOptions, a.URL+"/api/alice/tasks", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, idempotency-key")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.Header
+	}
+	h := preflight("http://localhost:3000")
+	if h.Get("Access-Control-Allow-Origin") != "http://localhost:3000" || h.Get("Access-Control-Allow-Credentials") != "true" ||
+		!strings.Contains(strings.ToLower(h.Get("Access-Control-Allow-Headers")), "authorization") {
+		t.Errorf("allowed origin preflight: %v", h)
+	}
+	if h := preflight("https://evil.example"); h.Get("Access-Control-Allow-Origin") != "" || h.Get("Access-Control-Allow-Credentials") != "" {
+		t.Errorf("unlisted origin got CORS headers: %v", h)
+	}
+	// Unknown routes answer in the one error shape.
+	var body map[string]map[string]any
+	if code := a.api(t, "alice", "GET", "/api/alice/nothing-here", nil, &body); code != 404 || body["error"]["code"] != "not_found" {
+		t.Errorf("unknown route: %d %v", code, body)
+	}
+}
