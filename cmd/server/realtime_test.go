@@ -578,3 +578,30 @@ func TestPresenceAcrossInstances(t *testing.T) {
 		t.Fatalf("list: %v", list)
 	}
 }
+
+// TestWithoutRedis: with no REDIS_URL one instance runs on its in-process
+// broker: events, presence and sign-out everywhere all work.
+func TestWithoutRedis(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := env.start(env.config(map[string]string{"REDIS_URL": ""}))
+	c1 := dial(t, a.WS, "olga")
+	c2 := dial(t, a.WS, "olga")
+	for {
+		if p := c1.next("presence"); p["online"] == float64(2) {
+			break
+		}
+	}
+	c2.request(map[string]any{"type": "task.create", "task": map[string]any{"title": "no redis needed"}})
+	if ev := c1.events(1)[0]; ev.task()["title"] != "no redis needed" {
+		t.Fatalf("event: %v", ev)
+	}
+	if code := a.api(t, "olga", "DELETE", "/api/olga/sessions", nil, nil); code != http.StatusNoContent {
+		t.Fatalf("sign out: %d", code)
+	}
+	for _, c := range []*wsClient{c1, c2} {
+		if code := c.waitClosed(); code != realtime.CloseSessionRevoked {
+			t.Fatalf("close code %d", code)
+		}
+	}
+}
