@@ -33,6 +33,7 @@ type Config struct {
 	AutoMigrate bool
 
 	Auth AuthConfig
+	Chat ChatConfig
 
 	// CORS_ALLOWED_ORIGINS: comma-separated origins (scheme://host[:port])
 	// allowed to call the REST API from a browser with credentials, e.g. the
@@ -88,6 +89,42 @@ type Config struct {
 	// SHUTDOWN_TIMEOUT (default 15s): how long in-flight requests may take
 	// to finish after SIGTERM.
 	ShutdownTimeout time.Duration
+}
+
+// ChatConfig is the assistant part of Config. With neither OPENAI_API_KEY
+// nor OPENAI_BASE_URL set, the built-in offline assistant answers (it
+// understands the seed's example commands and says how to configure a
+// model).
+type ChatConfig struct {
+	// OPENAI_API_KEY: bearer key of the model endpoint (OpenAI: sk-...).
+	// Local servers (Ollama, llama.cpp) need none: set OPENAI_BASE_URL only.
+	OpenAIAPIKey string
+	// OPENAI_BASE_URL: an OpenAI-compatible Chat Completions API, e.g.
+	// http://localhost:11434/v1 (Ollama), http://localhost:8000/v1 (vLLM),
+	// http://localhost:8080/v1 (llama.cpp server), a LiteLLM proxy. Empty
+	// with a key set: https://api.openai.com/v1.
+	OpenAIBaseURL string
+	// OPENAI_MODEL (default gpt-4o-mini): the model name; it must support
+	// tool calls (Ollama: llama3.1, qwen2.5 and the like).
+	OpenAIModel string
+	// CHAT_MODEL_RETRIES (default 1): retries of a model call that failed
+	// before streaming began (connection refused, 429, 5xx).
+	ModelRetries int
+	// CHAT_MAX_ROUNDS (default 5): model calls per turn; the last one is
+	// offered no tools, so it answers in text.
+	MaxRounds int
+	// CHAT_MODEL_TIMEOUT (default 60s): limit of each model call, streaming
+	// included; past it the turn ends with chat.error model_timeout.
+	ModelTimeout time.Duration
+	// CHAT_HISTORY_MESSAGES (default 30): stored messages of the
+	// conversation shown to the model (the window), the new one included.
+	HistoryMessages int
+	// CHAT_MAX_TURNS_PER_USER (default 3): answers being written at once for
+	// one user on one instance; more are refused with rate_limited.
+	MaxTurnsPerUser int
+	// CHAT_MAX_TURNS (default 64): answers being written at once on one
+	// instance; more are refused with unavailable.
+	MaxTurns int
 }
 
 // AuthConfig is the token verification part of Config.
@@ -207,6 +244,27 @@ func loadAuth(e *env) AuthConfig {
 	return a
 }
 
+// loadChat reads the assistant settings.
+func loadChat(e *env) ChatConfig {
+	c := ChatConfig{
+		OpenAIAPIKey:    e.str("OPENAI_API_KEY", ""),
+		OpenAIBaseURL:   e.str("OPENAI_BASE_URL", ""),
+		OpenAIModel:     e.str("OPENAI_MODEL", "gpt-4o-mini"),
+		ModelRetries:    int(e.integer("CHAT_MODEL_RETRIES", 1, 0, 5)),
+		MaxRounds:       int(e.integer("CHAT_MAX_ROUNDS", 5, 1, 20)),
+		ModelTimeout:    e.duration("CHAT_MODEL_TIMEOUT", time.Minute, 100*time.Millisecond, 10*time.Minute),
+		HistoryMessages: int(e.integer("CHAT_HISTORY_MESSAGES", 30, 1, 500)),
+		MaxTurnsPerUser: int(e.integer("CHAT_MAX_TURNS_PER_USER", 3, 1, 100)),
+		MaxTurns:        int(e.integer("CHAT_MAX_TURNS", 64, 1, 100_000)),
+	}
+	if c.OpenAIBaseURL != "" {
+		if u, err := url.Parse(c.OpenAIBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			e.fail("OPENAI_BASE_URL", "must be an http(s) URL such as http://localhost:11434/v1, got %q", c.OpenAIBaseURL)
+		}
+	}
+	return c
+}
+
 func defaultInstanceID() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
@@ -223,6 +281,7 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 		ListenAddr:           e.str("LISTEN_ADDR", ":8080"),
 		AutoMigrate:          e.boolean("AUTO_MIGRATE", true),
 		Auth:                 loadAuth(e),
+		Chat:                 loadChat(e),
 		CORSAllowedOrigins:   e.list("CORS_ALLOWED_ORIGINS"),
 		WSAllowedOrigins:     e.list("WS_ALLOWED_ORIGINS"),
 		MaxBodyBytes:         e.integer("HTTP_MAX_BODY_BYTES", 64<<10, 1<<10, 16<<20),

@@ -80,6 +80,7 @@ type server struct {
 	changes  *realtime.ChangeLog
 	hub      *realtime.Hub
 	sockets  *realtime.Server
+	chat     *chatServer
 	registry *prometheus.Registry
 
 	schemaCurrent atomic.Bool
@@ -152,6 +153,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 		Instance: cfg.InstanceID, PresenceTTL: cfg.PresenceTTL,
 	})
 	taskService := tasks.NewService(db)
+	chatSrv := newChat(ctx, cfg, log, db, hub, taskService)
+	defer chatSrv.Stop() // before Redis and the pool close: turns store what they have
 	sockets := realtime.NewServer(realtime.Config{
 		MaxFrameBytes:     cfg.WSMaxFrameBytes,
 		FrameRate:         cfg.WSFrameRate,
@@ -161,10 +164,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 		PingInterval:      cfg.WSPingInterval,
 		WriteTimeout:      cfg.WSWriteTimeout,
 		OriginPatterns:    cfg.WSAllowedOrigins,
-	}, realtime.ServerDeps{Logger: log, Hub: hub, Changes: changes, Tasks: taskService, Verifier: verifier})
+	}, realtime.ServerDeps{Logger: log, Hub: hub, Changes: changes, Tasks: taskService, Verifier: verifier, Chat: chatSrv})
 
 	s := &server{cfg: cfg, log: log, db: db, verifier: verifier, tasks: taskService,
-		changes: changes, hub: hub, sockets: sockets, registry: registry}
+		changes: changes, hub: hub, sockets: sockets, registry: registry, chat: chatSrv}
 
 	var bg sync.WaitGroup
 	runLoop := func(name string, fn func(context.Context) error) {
@@ -274,6 +277,7 @@ func (s *server) routes() http.Handler {
 
 	api := s.apiMiddleware()
 	(&tasks.Handler{Service: s.tasks, MaxBody: s.cfg.MaxBodyBytes}).Register(mux, api)
+	s.chat.register(mux, api, s.verifier) // /api/{user_id}/chat, /conversations, /mcp
 	// Sign out everywhere: close every socket of the caller on every instance.
 	mux.Handle("DELETE /api/{user_id}/sessions", api(http.HandlerFunc(s.closeSessions)))
 

@@ -1,0 +1,244 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Agent runs the rounds of one turn: call the model with the history, run
+// the tool calls it asks for, give it the results, and again, until it
+// answers in text or the round limit is reached. It knows nothing of
+// storage or streaming: history comes in, events go out through emit,
+// and the outcome is returned for the caller to store.
+type Agent struct {
+	Model Model
+	Tools *Tools
+	// MaxRounds is the number of model calls a turn may make (default 5).
+	// The last allowed call is offered no tools, so that the model answers
+	// in text.
+	MaxRounds int
+	// ModelTimeout bounds each model call (default 60s).
+	ModelTimeout time.Duration
+	// MaxToolCalls bounds the tool calls run per round (default 16);
+	// further calls are answered with an error result, not run.
+	MaxToolCalls int
+	Logger       *slog.Logger
+	// Now returns the time for the system prompt (default time.Now).
+	Now func() time.Time
+}
+
+// TurnInput is what a turn starts from.
+type TurnInput struct {
+	UserID         string
+	ConversationID int64
+	TurnID         string
+	// History is the conversation's window, oldest first, ending with the
+	// user's new message.
+	History []Message
+}
+
+// TurnOutcome is how a turn ended: the assistant message to store.
+type TurnOutcome struct {
+	Text      string
+	ToolCalls []ToolCall
+	Status    Status
+	Error     *MessageError // for StatusError
+}
+
+func (a *Agent) defaults() {
+	if a.MaxRounds <= 0 {
+		a.MaxRounds = 5
+	}
+	if a.ModelTimeout <= 0 {
+		a.ModelTimeout = 60 * time.Second
+	}
+	if a.MaxToolCalls <= 0 {
+		a.MaxToolCalls = 16
+	}
+	if a.Logger == nil {
+		a.Logger = slog.Default()
+	}
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+}
+
+// SystemPrompt is the system message of every model call; %s is today's
+// date.
+const SystemPrompt = `You are the assistant of a todo app. You manage the user's tasks with the tools add_task, list_tasks, complete_task, update_task and delete_task.
+Rules:
+- Use the tools to read or change tasks; never claim a change you did not make with a tool.
+- Never guess a task id. When the user names a task by its title, call list_tasks first and use the id you find; if several tasks match, ask which one.
+- After acting, confirm briefly what you did, naming the task and its id.
+- If a tool returns {"error": ...}, explain the problem in plain words and suggest what to do.
+- Be concise and friendly.
+Today is %s (UTC).`
+
+// Run runs the turn until it ends: the model answered (complete), ctx was
+// cancelled with errCancelled (cancelled, keeping the partial answer), or
+// something failed (error, with a code and message for the user). emit
+// receives chat.delta, chat.tool_call and chat.tool_result events from the
+// calling goroutine, in order; it must not block for long.
+func (a *Agent) Run(ctx context.Context, in TurnInput, emit func(Event)) TurnOutcome {
+	a.defaults()
+	var (
+		out       TurnOutcome
+		text      strings.Builder // the whole answer so far
+		roundText strings.Builder // this round's part of it
+	)
+	onText := func(s string) {
+		// What is streamed is what is stored: text without NUL.
+		if s = strings.ReplaceAll(s, "\x00", ""); s == "" {
+			return
+		}
+		if roundText.Len() == 0 && text.Len() > 0 && !strings.HasSuffix(text.String(), "\n\n") {
+			// A new round's text starts a new paragraph; the separator is
+			// streamed too, so that the deltas add up to the text.
+			sep := "\n\n"
+			if strings.HasSuffix(text.String(), "\n") {
+				sep = "\n"
+			}
+			text.WriteString(sep)
+			emit(&Delta{Type: TypeDelta, ConversationID: in.ConversationID, TurnID: in.TurnID, Text: sep})
+		}
+		roundText.WriteString(s)
+		text.WriteString(s)
+		emit(&Delta{Type: TypeDelta, ConversationID: in.ConversationID, TurnID: in.TurnID, Text: s})
+	}
+	end := func(status Status, e *MessageError) TurnOutcome {
+		out.Text, out.Status, out.Error = text.String(), status, e
+		return out
+	}
+
+	system := fmt.Sprintf(SystemPrompt, a.Now().UTC().Format("Monday, 2 January 2006"))
+	msgs := historyMessages(in.History)
+	specs := a.Tools.Specs()
+	for round := 1; ; round++ {
+		tools := specs
+		if round >= a.MaxRounds {
+			tools = nil
+		}
+		roundText.Reset()
+		mctx, cancel := context.WithTimeoutCause(ctx, a.ModelTimeout, errModelTimeout)
+		reply, err := a.Model.Complete(mctx, ModelRequest{System: system, Messages: msgs, Tools: tools}, onText)
+		modelTimedOut := errors.Is(context.Cause(mctx), errModelTimeout)
+		cancel()
+		if ctx.Err() != nil {
+			return end(a.interrupted(ctx))
+		}
+		if err != nil {
+			return end(StatusError, a.modelFailure(ctx, in, err, modelTimedOut))
+		}
+		if len(reply.ToolCalls) == 0 {
+			return end(StatusComplete, nil)
+		}
+		if tools == nil {
+			return end(StatusError, &MessageError{Code: ErrRoundLimit, Message: fmt.Sprintf(
+				"the assistant needed more than %d steps for this request; ask again in smaller parts", a.MaxRounds)})
+		}
+
+		msgs = append(msgs, ModelMessage{Role: RoleAssistant, Content: roundText.String(), ToolCalls: reply.ToolCalls})
+		for i, c := range reply.ToolCalls {
+			name := clip(storable(c.Name), 64)
+			args := argumentsJSON(c.Arguments)
+			emit(&ToolCallEvent{Type: TypeToolCall, ConversationID: in.ConversationID, TurnID: in.TurnID,
+				CallID: c.ID, Name: name, Arguments: args})
+			var (
+				result json.RawMessage
+				isErr  = true
+			)
+			switch {
+			case ctx.Err() != nil:
+				result = errorResult("not run: the turn was stopped")
+			case i >= a.MaxToolCalls:
+				result = errorResult(fmt.Sprintf("not run: at most %d tool calls per step", a.MaxToolCalls))
+			default:
+				// Detached from cancellation: a change that started is
+				// finished and reported, never left half-known.
+				result, isErr = a.Tools.Call(context.WithoutCancel(ctx), in.UserID, c.Name, json.RawMessage(c.Arguments))
+			}
+			emit(&ToolResultEvent{Type: TypeToolResult, ConversationID: in.ConversationID, TurnID: in.TurnID,
+				CallID: c.ID, Name: name, Result: result, IsError: isErr})
+			out.ToolCalls = append(out.ToolCalls, ToolCall{ID: c.ID, Name: name, Arguments: args, Result: result, IsError: isErr})
+			msgs = append(msgs, ModelMessage{Role: RoleTool, Content: string(result), ToolCallID: c.ID})
+		}
+		if ctx.Err() != nil {
+			return end(a.interrupted(ctx))
+		}
+	}
+}
+
+// interrupted says how a turn whose context ended stops.
+func (a *Agent) interrupted(ctx context.Context) (Status, *MessageError) {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errShutdown):
+		return StatusError, &MessageError{Code: ErrShuttingDown,
+			Message: "the server stopped while answering; send your message again"}
+	case errors.Is(cause, errTurnDeadline):
+		return StatusError, &MessageError{Code: ErrModelTimeout,
+			Message: "the answer took longer than this server allows for one message; try again"}
+	default:
+		// Cancelled by the user: chat.cancel, or a REST client that went
+		// away.
+		return StatusCancelled, nil
+	}
+}
+
+func (a *Agent) modelFailure(ctx context.Context, in TurnInput, err error, timedOut bool) *MessageError {
+	if timedOut {
+		return &MessageError{Code: ErrModelTimeout,
+			Message: fmt.Sprintf("the model did not finish within %s; try again", a.ModelTimeout)}
+	}
+	var me *ModelError
+	if errors.As(err, &me) {
+		a.Logger.WarnContext(ctx, "chat model call failed", "conversation", in.ConversationID, "turn", in.TurnID,
+			"model", a.Model.Name(), "code", me.Code, "err", err)
+		return &MessageError{Code: me.Code, Message: me.Message}
+	}
+	a.Logger.ErrorContext(ctx, "chat model call failed", "conversation", in.ConversationID, "turn", in.TurnID,
+		"model", a.Model.Name(), "err", err)
+	return &MessageError{Code: ErrInternal, Message: "internal error"}
+}
+
+func errorResult(msg string) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	return b
+}
+
+// historyMessages turns stored messages into model messages. An assistant
+// message with tool calls becomes the calls, one tool message per result,
+// and then its text; a message with neither text nor calls (a turn that
+// failed at once) is left out.
+func historyMessages(history []Message) []ModelMessage {
+	out := make([]ModelMessage, 0, len(history)+4)
+	for _, m := range history {
+		switch m.Role {
+		case RoleUser:
+			out = append(out, ModelMessage{Role: RoleUser, Content: m.Content})
+		case RoleAssistant:
+			if len(m.ToolCalls) > 0 {
+				calls := make([]ModelToolCall, len(m.ToolCalls))
+				for i, c := range m.ToolCalls {
+					calls[i] = ModelToolCall{ID: c.ID, Name: c.Name, Arguments: argumentsText(c.Arguments)}
+				}
+				out = append(out, ModelMessage{Role: RoleAssistant, ToolCalls: calls})
+				for _, c := range m.ToolCalls {
+					result := string(c.Result)
+					if result == "" || result == "null" {
+						result = `{"error":"no result recorded"}`
+					}
+					out = append(out, ModelMessage{Role: RoleTool, Content: result, ToolCallID: c.ID})
+				}
+			}
+			if m.Content != "" {
+				out = append(out, ModelMessage{Role: RoleAssistant, Content: m.Content})
+			}
+		}
+	}
+	return out
+}

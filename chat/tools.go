@@ -1,0 +1,416 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"tasksync"
+	"tasksync/tasks"
+)
+
+// TaskService is what the tools need of the task service. *tasks.Service
+// satisfies it, so every change made by the assistant or an MCP client
+// takes the same write path as REST and sockets, and therefore lands in the
+// change log that sockets stream from.
+type TaskService interface {
+	Create(ctx context.Context, userID string, f tasks.Fields, opts tasks.MutationOptions) (tasks.Result, error)
+	Update(ctx context.Context, userID string, id int64, f tasks.Fields, opts tasks.MutationOptions) (tasks.Result, error)
+	SetCompleted(ctx context.Context, userID string, id int64, completed *bool, opts tasks.MutationOptions) (tasks.Result, error)
+	Delete(ctx context.Context, userID string, id int64, opts tasks.MutationOptions) (tasks.Result, error)
+	List(ctx context.Context, userID string, q tasks.ListQuery) (tasks.Page, error)
+	Get(ctx context.Context, userID string, id int64) (tasks.Task, error)
+}
+
+// The tool names.
+const (
+	ToolAddTask      = "add_task"
+	ToolListTasks    = "list_tasks"
+	ToolCompleteTask = "complete_task"
+	ToolUpdateTask   = "update_task"
+	ToolDeleteTask   = "delete_task"
+)
+
+// ToolSpec describes a tool to a model or an MCP client.
+type ToolSpec struct {
+	Name        string
+	Description string
+	// Parameters is a JSON Schema (draft 2020-12 subset that OpenAI
+	// function calling and MCP both accept) of the arguments object.
+	Parameters json.RawMessage
+}
+
+// Limits of the tools.
+const (
+	// MaxListedTasks bounds list_tasks, so that one result cannot flood the
+	// model's context.
+	MaxListedTasks = 100
+	// toolTimeout bounds one tool call. It runs detached from the turn's
+	// cancellation: a started change finishes and is reported.
+	toolTimeout = 15 * time.Second
+	// maxArgumentBytes bounds the arguments of one call.
+	maxArgumentBytes = 16 << 10
+)
+
+const taskIDSchema = `{"type": "integer", "minimum": 1, "description": "The id of one of the user's tasks (from list_tasks or an earlier result)."}`
+
+var toolSpecs = []ToolSpec{
+	{
+		Name:        ToolAddTask,
+		Description: "Create a task for the user. Returns {task_id, status: \"created\", title}.",
+		Parameters: json.RawMessage(`{
+  "type": "object",
+  "properties": {
+    "title": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Short title of the task."},
+    "description": {"type": "string", "maxLength": 1000, "description": "Optional details."},
+    "priority": {"type": "string", "enum": ["low", "medium", "high"], "description": "Optional; medium when not given."},
+    "due_date": {"type": "string", "description": "Optional due date: YYYY-MM-DD or an RFC 3339 date-time."},
+    "tags": {"type": "array", "items": {"type": "string", "maxLength": 50}, "maxItems": 20, "description": "Optional labels."}
+  },
+  "required": ["title"]
+}`),
+	},
+	{
+		Name:        ToolListTasks,
+		Description: fmt.Sprintf("List the user's tasks, oldest first (at most %d). Returns an array of {id, title, completed, description, priority, due_date, tags}.", MaxListedTasks),
+		Parameters: json.RawMessage(`{
+  "type": "object",
+  "properties": {
+    "status": {"type": "string", "enum": ["all", "pending", "completed"], "description": "Which tasks: all (default), pending (not completed) or completed."}
+  }
+}`),
+	},
+	{
+		Name:        ToolCompleteTask,
+		Description: "Mark a task as completed. Returns {task_id, status: \"completed\", title}.",
+		Parameters: json.RawMessage(`{
+  "type": "object",
+  "properties": {"task_id": ` + taskIDSchema + `},
+  "required": ["task_id"]
+}`),
+	},
+	{
+		Name:        ToolUpdateTask,
+		Description: "Change a task's title and/or description (and optionally priority, due date, tags). Returns {task_id, status: \"updated\", title}.",
+		Parameters: json.RawMessage(`{
+  "type": "object",
+  "properties": {
+    "task_id": ` + taskIDSchema + `,
+    "title": {"type": "string", "minLength": 1, "maxLength": 200, "description": "New title."},
+    "description": {"type": "string", "maxLength": 1000, "description": "New description (empty clears it)."},
+    "priority": {"type": "string", "enum": ["low", "medium", "high"]},
+    "due_date": {"type": ["string", "null"], "description": "YYYY-MM-DD or RFC 3339; null clears it."},
+    "tags": {"type": "array", "items": {"type": "string", "maxLength": 50}, "maxItems": 20}
+  },
+  "required": ["task_id"]
+}`),
+	},
+	{
+		Name:        ToolDeleteTask,
+		Description: "Delete a task for good. Returns {task_id, status: \"deleted\", title}.",
+		Parameters: json.RawMessage(`{
+  "type": "object",
+  "properties": {"task_id": ` + taskIDSchema + `},
+  "required": ["task_id"]
+}`),
+	},
+}
+
+// Tools runs the five task tools for one user at a time. The user is
+// always the caller's authenticated user, given by the code that runs the
+// tool; a user_id in the arguments is ignored. A Tools is safe for
+// concurrent use.
+type Tools struct {
+	tasks  TaskService
+	logger *slog.Logger
+}
+
+// NewTools returns the tools over svc; logger receives internal failures
+// (nil: slog.Default()).
+func NewTools(svc TaskService, logger *slog.Logger) *Tools {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Tools{tasks: svc, logger: logger}
+}
+
+// Specs returns the tool descriptions (a copy).
+func (t *Tools) Specs() []ToolSpec { return append([]ToolSpec(nil), toolSpecs...) }
+
+// Call runs the tool name for userID with the JSON arguments the model (or
+// an MCP client) sent. It never fails: unknown tools, bad arguments and
+// domain errors (a task that does not exist, an invalid title) come back
+// as {"error": "..."} with isError set, a result the model can read and
+// react to. Internal failures are logged and reported as "internal error".
+func (t *Tools) Call(ctx context.Context, userID, name string, args json.RawMessage) (result json.RawMessage, isError bool) {
+	ctx, cancel := context.WithTimeout(ctx, toolTimeout)
+	defer cancel()
+	res, err := t.call(ctx, userID, name, args)
+	if err != nil {
+		return toolError(ctx, t.logger, name, err), true
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return toolError(ctx, t.logger, name, fmt.Errorf("encode result: %w", err)), true
+	}
+	return b, false
+}
+
+func toolError(ctx context.Context, logger *slog.Logger, name string, err error) json.RawMessage {
+	e := tasksync.AsError(err)
+	msg := e.Message
+	if e.Code == tasksync.CodeInternal {
+		logger.ErrorContext(ctx, "chat tool failed", "tool", name, "err", err)
+		msg = "internal error"
+	}
+	if len(e.Fields) > 0 {
+		keys := make([]string, 0, len(e.Fields))
+		for k := range e.Fields {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + " " + e.Fields[k]
+		}
+		msg = "invalid arguments: " + strings.Join(parts, "; ")
+	}
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	return b
+}
+
+// MutationResult is the result of add_task, complete_task, update_task and
+// delete_task (the seed contract).
+type MutationResult struct {
+	TaskID int64  `json:"task_id"`
+	Status string `json:"status"`
+	Title  string `json:"title"`
+}
+
+// ListedTask is one entry of the list_tasks result.
+type ListedTask struct {
+	ID          int64    `json:"id"`
+	Title       string   `json:"title"`
+	Completed   bool     `json:"completed"`
+	Description string   `json:"description,omitempty"`
+	Priority    string   `json:"priority"`
+	DueDate     string   `json:"due_date,omitempty"`
+	Tags        []string `json:"tags,omitempty"`
+}
+
+func (t *Tools) call(ctx context.Context, userID, name string, raw json.RawMessage) (any, error) {
+	args, err := decodeArguments(raw)
+	if err != nil {
+		return nil, err
+	}
+	switch name {
+	case ToolAddTask:
+		f, err := args.fields(true)
+		if err != nil {
+			return nil, err
+		}
+		res, err := t.tasks.Create(ctx, userID, f, tasks.MutationOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return MutationResult{TaskID: res.TaskID, Status: "created", Title: res.Task.Title}, nil
+
+	case ToolListTasks:
+		status, err := args.status()
+		if err != nil {
+			return nil, err
+		}
+		page, err := t.tasks.List(ctx, userID, tasks.ListQuery{Status: status, Sort: "created", Limit: MaxListedTasks})
+		if err != nil {
+			return nil, err
+		}
+		out := make([]ListedTask, len(page.Tasks))
+		for i, task := range page.Tasks {
+			out[i] = ListedTask{ID: task.ID, Title: task.Title, Completed: task.Completed,
+				Description: task.Description, Priority: string(task.Priority), Tags: task.Tags}
+			if task.DueAt != nil {
+				out[i].DueDate = task.DueAt.UTC().Format(time.RFC3339)
+			}
+		}
+		return out, nil
+
+	case ToolCompleteTask:
+		id, err := args.taskID()
+		if err != nil {
+			return nil, err
+		}
+		done := true
+		res, err := t.tasks.SetCompleted(ctx, userID, id, &done, tasks.MutationOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return MutationResult{TaskID: id, Status: "completed", Title: res.Task.Title}, nil
+
+	case ToolUpdateTask:
+		id, err := args.taskID()
+		if err != nil {
+			return nil, err
+		}
+		f, err := args.fields(false)
+		if err != nil {
+			return nil, err
+		}
+		if f == (tasks.Fields{}) {
+			return nil, tasksync.Errorf(tasksync.CodeInvalid, "nothing to update: give a title, description, priority, due_date or tags")
+		}
+		res, err := t.tasks.Update(ctx, userID, id, f, tasks.MutationOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return MutationResult{TaskID: id, Status: "updated", Title: res.Task.Title}, nil
+
+	case ToolDeleteTask:
+		id, err := args.taskID()
+		if err != nil {
+			return nil, err
+		}
+		// Read first: the result names the task, and a delete result has
+		// no task.
+		task, err := t.tasks.Get(ctx, userID, id)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := t.tasks.Delete(ctx, userID, id, tasks.MutationOptions{IfVersion: task.Version}); err != nil {
+			if tasksync.ErrorCode(err) == tasksync.CodeVersionMismatch {
+				return nil, tasksync.Errorf(tasksync.CodeConflict, "task %d changed while deleting it; list the tasks and try again", id)
+			}
+			return nil, err
+		}
+		return MutationResult{TaskID: id, Status: "deleted", Title: task.Title}, nil
+
+	default:
+		return nil, tasksync.Errorf(tasksync.CodeNotFound, "unknown tool %q; the tools are add_task, list_tasks, complete_task, update_task, delete_task", name)
+	}
+}
+
+// arguments is a decoded arguments object. Values stay raw until a tool
+// asks for them, so that each tool is lenient in the same way.
+type arguments map[string]json.RawMessage
+
+// decodeArguments reads the arguments of a call. Models send an object,
+// but sometimes an empty string (no arguments) or a JSON string holding
+// the object; both are accepted.
+func decodeArguments(raw json.RawMessage) (arguments, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > maxArgumentBytes {
+		return nil, tasksync.Errorf(tasksync.CodeInvalid, "arguments are larger than %d bytes", maxArgumentBytes)
+	}
+	if len(raw) == 0 || string(raw) == "null" || string(raw) == `""` {
+		return arguments{}, nil
+	}
+	if raw[0] == '"' {
+		var inner string
+		if json.Unmarshal(raw, &inner) == nil {
+			raw = json.RawMessage(strings.TrimSpace(inner))
+			if len(raw) == 0 {
+				return arguments{}, nil
+			}
+		}
+	}
+	var m arguments
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return nil, tasksync.Errorf(tasksync.CodeInvalid, "arguments must be a JSON object")
+	}
+	// The user is the authenticated one, whatever the model says.
+	delete(m, "user_id")
+	return m, nil
+}
+
+// taskID reads task_id: a positive integer, or a string holding one
+// ("3", "#3"), which models send now and then.
+func (a arguments) taskID() (int64, error) {
+	raw, ok := a["task_id"]
+	if !ok || string(raw) == "null" {
+		return 0, tasksync.Invalid(map[string]string{"task_id": "is required: the id of one of the user's tasks"})
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return 0, tasksync.Invalid(map[string]string{"task_id": "must be a whole number"})
+		}
+		n = json.Number(strings.TrimPrefix(strings.TrimSpace(s), "#"))
+	}
+	id, err := strconv.ParseInt(n.String(), 10, 64)
+	if err != nil {
+		// 3.0 is 3.
+		f, ferr := strconv.ParseFloat(n.String(), 64)
+		if ferr != nil || f != float64(int64(f)) {
+			return 0, tasksync.Invalid(map[string]string{"task_id": "must be a whole number"})
+		}
+		id = int64(f)
+	}
+	if id <= 0 {
+		return 0, tasksync.Invalid(map[string]string{"task_id": "must be a positive whole number"})
+	}
+	return id, nil
+}
+
+func (a arguments) status() (tasks.Status, error) {
+	raw, ok := a["status"]
+	if !ok || string(raw) == "null" {
+		return tasks.StatusAll, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", tasksync.Invalid(map[string]string{"status": "must be one of all, pending, completed"})
+	}
+	switch st := tasks.Status(strings.ToLower(strings.TrimSpace(s))); st {
+	case "", tasks.StatusAll:
+		return tasks.StatusAll, nil
+	case tasks.StatusPending, "incomplete", "open", "todo":
+		return tasks.StatusPending, nil
+	case tasks.StatusCompleted, "complete", "done":
+		return tasks.StatusCompleted, nil
+	default:
+		return "", tasksync.Invalid(map[string]string{"status": "must be one of all, pending, completed"})
+	}
+}
+
+// fields reads the editable task fields the tools accept, with the task
+// service's own decoder, so that validation is the same as REST's. A
+// create needs a title.
+func (a arguments) fields(create bool) (tasks.Fields, error) {
+	raw := map[string]json.RawMessage{}
+	for _, k := range []string{"title", "description", "priority", "due_date", "tags"} {
+		if v, ok := a[k]; ok {
+			raw[k] = v
+		}
+	}
+	// A model sending "priority": null or "tags": null means "not given".
+	for _, k := range []string{"priority", "tags", "title"} {
+		if v, ok := raw[k]; ok && string(v) == "null" {
+			delete(raw, k)
+		}
+	}
+	f, err := tasks.DecodeFields(raw)
+	if err != nil {
+		return tasks.Fields{}, err
+	}
+	if create && (f.Title == nil || strings.TrimSpace(*f.Title) == "") {
+		return tasks.Fields{}, tasksync.Invalid(map[string]string{"title": "is required and must not be blank"})
+	}
+	return f, nil
+}
+
+// errorText returns the message of a {"error": "..."} result, or "".
+func errorText(result json.RawMessage) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(result, &e) != nil {
+		return ""
+	}
+	return e.Error
+}
