@@ -9,7 +9,7 @@ SHELL := /bin/bash
 # Go from PATH, else the usual /usr/local/go.
 GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
 
-.PHONY: help dev test services services-stop build fmt vet bench token
+.PHONY: help dev test services services-stop build fmt vet bench token screenshots
 
 help: ## list the targets
 	@echo "tasksync — make targets:"
@@ -21,6 +21,10 @@ dev: ## run the server locally (services, database, migrations, a 24 h token, th
 
 test: ## go vet + go test -race against real PostgreSQL/Redis (+ browser tests when present)
 	@scripts/test.sh
+
+screenshots: ## re-take docs/screenshots/*.png with the browser tests
+	@env_lines=$$(scripts/services.sh ensure); eval "$$env_lines"; \
+	UPDATE_SCREENSHOTS=1 bash web/test/run.sh
 
 token: ## print a dev token signed with .dev/secret: make token USER_ID=alice TTL=1h
 	@test -s .dev/secret || { echo "no .dev/secret yet: run 'make dev' once" >&2; exit 1; }

@@ -27,6 +27,7 @@ import (
 	"tasksync/migrations"
 	"tasksync/realtime"
 	"tasksync/tasks"
+	"tasksync/web"
 )
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
@@ -280,6 +281,11 @@ func (s *server) routes() http.Handler {
 	s.chat.register(mux, api, s.verifier) // /api/{user_id}/chat, /conversations, /mcp
 	// Sign out everywhere: close every socket of the caller on every instance.
 	mux.Handle("DELETE /api/{user_id}/sessions", api(http.HandlerFunc(s.closeSessions)))
+	// The browser client: the page at / and its files. Exact patterns, not
+	// "GET /", so that unknown paths (and other methods) keep their JSON 404/405.
+	webClient := web.Handler()
+	mux.Handle("GET /{$}", webClient)
+	mux.Handle("GET "+web.AssetsPrefix, webClient)
 
 	var h http.Handler = httpjson.Routes(mux)
 	h = cors.New(cors.Options{

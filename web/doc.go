@@ -1,0 +1,30 @@
+// Package web is the browser client of tasksync: a task board with live
+// sync and the assistant's chat panel, as plain ES modules and CSS embedded
+// into the server binary. There is no build step: the files under static/
+// are what the browser runs.
+//
+// # What it owns
+//
+//   - [Handler]: serves the page at / and its files under
+//     /assets/{version}/, with explicit content types, a strict
+//     Content-Security-Policy (scripts, styles and connections to this
+//     origin only: no inline script, no third party), and caching that
+//     cannot mix versions: the page is revalidated on every load
+//     (no-cache), the files it names carry a content hash of the whole
+//     tree in their path and are immutable. A file asked for under another
+//     version (a page from an older or newer instance during a rolling
+//     deploy) is still served, uncached, so that a mixed fleet never
+//     breaks a page.
+//   - Anything else it is asked for is a 404 in the API's JSON error shape,
+//     so that mounting it broadly never turns an API typo into HTML.
+//
+// The client itself (static/js) speaks docs/PROTOCOL.md over one socket
+// and reads history over REST; static/js/main.js describes its parts.
+// web/test holds the browser tests (Node, playwright-core, Debian's
+// Chromium), run by web/test/run.sh.
+//
+// # Concurrency
+//
+// Everything is computed once, when [Handler] is called; the handler only
+// reads, and is safe for concurrent use.
+package web

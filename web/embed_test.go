@@ -1,0 +1,176 @@
+package web_test
+
+import (
+	"encoding/json"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"tasksync/web"
+)
+
+func get(t *testing.T, h http.Handler, path string, header map[string]string) *http.Response {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Host = "tasks.example:8080"
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Result()
+}
+
+func body(t *testing.T, res *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var assetRef = regexp.MustCompile(`(?:src|href)="(/assets/[^"]+)"`)
+
+func TestIndex(t *testing.T) {
+	t.Parallel()
+	h := web.Handler()
+	res := get(t, h, "/", nil)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET / = %d", res.StatusCode)
+	}
+	for k, want := range map[string]string{
+		"Content-Type":           "text/html; charset=utf-8",
+		"Cache-Control":          "no-cache",
+		"X-Content-Type-Options": "nosniff",
+		"Referrer-Policy":        "no-referrer",
+	} {
+		if got := res.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	csp := res.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'",
+		"connect-src 'self' ws://tasks.example:8080 wss://tasks.example:8080", "frame-ancestors 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+		t.Errorf("CSP allows unsafe sources: %q", csp)
+	}
+	html := body(t, res)
+	if strings.Contains(html, "__VERSION__") {
+		t.Error("index.html still holds the version placeholder")
+	}
+	if regexp.MustCompile(`<script(?:\s[^>]*)?>[^<\s]`).MatchString(html) || regexp.MustCompile(`\son[a-z]+="`).MatchString(html) {
+		t.Error("index.html has inline script or inline event handlers, which the CSP blocks")
+	}
+	refs := assetRef.FindAllStringSubmatch(html, -1)
+	if len(refs) < 2 {
+		t.Fatalf("index.html names %d assets, want the stylesheet and the script", len(refs))
+	}
+	for _, ref := range refs {
+		res := get(t, h, ref[1], nil)
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d", ref[1], res.StatusCode)
+		}
+		if cc := res.Header.Get("Cache-Control"); cc != "public, max-age=31536000, immutable" {
+			t.Errorf("GET %s: Cache-Control %q, want immutable", ref[1], cc)
+		}
+	}
+	// The same page, revalidated, is a 304.
+	etag := res.Header.Get("ETag")
+	if res := get(t, h, "/", map[string]string{"If-None-Match": etag}); res.StatusCode != http.StatusNotModified {
+		t.Errorf("GET / with If-None-Match = %d, want 304", res.StatusCode)
+	}
+}
+
+// TestModulesResolve checks, without a browser, that every relative import
+// of every module names an embedded file, and every asset has the content
+// type a browser needs to run it under nosniff.
+func TestModulesResolve(t *testing.T) {
+	t.Parallel()
+	h := web.Handler()
+	html := body(t, get(t, h, "/", nil))
+	version := strings.Split(strings.TrimPrefix(assetRef.FindStringSubmatch(html)[1], "/assets/"), "/")[0]
+	imports := regexp.MustCompile(`(?m)(?:^import|^export)[^'"]*from\s+'(\./[^']+)'`)
+	types := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+	err := fs.WalkDir(os.DirFS("static"), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || p == "index.html" {
+			return err
+		}
+		res := get(t, h, "/assets/"+version+"/"+p, nil)
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d", p, res.StatusCode)
+		}
+		for ext, ct := range types {
+			if strings.HasSuffix(p, ext) && res.Header.Get("Content-Type") != ct {
+				t.Errorf("%s: Content-Type %q, want %q", p, res.Header.Get("Content-Type"), ct)
+			}
+		}
+		src := body(t, res)
+		dir := p[:strings.LastIndex(p, "/")+1]
+		for _, m := range imports.FindAllStringSubmatch(src, -1) {
+			target := dir + strings.TrimPrefix(m[1], "./")
+			if res := get(t, h, "/assets/"+version+"/"+target, nil); res.StatusCode != http.StatusOK {
+				t.Errorf("%s imports %s: %d", p, m[1], res.StatusCode)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOtherVersionNotCached(t *testing.T) {
+	t.Parallel()
+	res := get(t, web.Handler(), "/assets/0123456789ab/app.css", nil)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET under another version = %d, want 200", res.StatusCode)
+	}
+	if cc := res.Header.Get("Cache-Control"); cc != "no-cache" {
+		t.Errorf("Cache-Control %q, want no-cache", cc)
+	}
+}
+
+func TestNotFoundIsJSON(t *testing.T) {
+	t.Parallel()
+	h := web.Handler()
+	for _, p := range []string{"/api/alice/unknown", "/nope", "/assets/x/missing.js", "/assets/"} {
+		res := get(t, h, p, nil)
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s = %d, want 404", p, res.StatusCode)
+			continue
+		}
+		var b struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&b); err != nil || b.Error.Code != "not_found" {
+			t.Errorf("GET %s: body is not the JSON not_found error (%v)", p, err)
+		}
+	}
+	req := httptest.NewRequest(http.MethodPost, "/", nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST / = %d, want 405", rec.Code)
+	}
+}
+
+func TestCSPIgnoresHostileHost(t *testing.T) {
+	t.Parallel()
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Host = "evil.example; script-src *"
+	rec := httptest.NewRecorder()
+	web.Handler().ServeHTTP(rec, req)
+	if csp := rec.Header().Get("Content-Security-Policy"); strings.Contains(csp, "evil") || strings.Contains(csp, "*") {
+		t.Errorf("a Host header reached the CSP: %q", csp)
+	}
+}
