@@ -15,8 +15,12 @@ import (
 type Broker interface {
 	// Subscribe and Unsubscribe declare whether this instance wants the
 	// messages of user. They never block (the hub calls them under a lock);
-	// the broker applies them in the background.
-	Subscribe(user string)
+	// the broker applies them in the background. The channel Subscribe
+	// returns is closed once messages published from now on are sure to
+	// arrive (the subscription is confirmed); sessions wait for it, bounded,
+	// before they start, so that they miss nothing of their own join or of
+	// a chat turn they start at once.
+	Subscribe(user string) (ready <-chan struct{})
 	Unsubscribe(user string)
 	// Publish sends msg to every instance subscribed to user, this one
 	// included.
@@ -73,10 +77,15 @@ func NewMemoryBroker() *MemoryBroker {
 	return &MemoryBroker{subs: map[string]bool{}, presence: map[string]map[string]memEntry{}, msgs: make(chan memMsg, 1024)}
 }
 
-func (b *MemoryBroker) Subscribe(user string) {
+// closedChan is ready at once: in-process subscriptions take effect
+// immediately.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (b *MemoryBroker) Subscribe(user string) <-chan struct{} {
 	b.mu.Lock()
 	b.subs[user] = true
 	b.mu.Unlock()
+	return closedChan
 }
 
 func (b *MemoryBroker) Unsubscribe(user string) {

@@ -107,12 +107,13 @@ func (h *Hub) shard(user string) *shard {
 var errTooManySockets = errors.New("too many sockets for this user")
 
 // register adds s to its user's feed; startSeq initialises a new feed's
-// cursor. It fails when the user already has max sessions here.
-func (h *Hub) register(s *session, startSeq int64, max int) error {
+// cursor. It fails when the user already has max sessions here. ready is
+// closed once the user's broker subscription is in effect.
+func (h *Hub) register(s *session, startSeq int64, max int) (ready <-chan struct{}, err error) {
 	h.life.Lock()
 	if h.closing {
 		h.life.Unlock()
-		return errShuttingDown
+		return nil, errShuttingDown
 	}
 	h.active++
 	h.life.Unlock()
@@ -124,13 +125,15 @@ func (h *Hub) register(s *session, startSeq int64, max int) error {
 		f = &feed{}
 		f.cursor.Store(startSeq)
 		sh.feeds[s.userID] = f
-		h.broker.Subscribe(s.userID)
 	}
 	if max > 0 && len(f.sessions) >= max {
 		sh.mu.Unlock()
 		h.release()
-		return errTooManySockets
+		return nil, errTooManySockets
 	}
+	// Idempotent: the first session of the user subscribes, later ones get
+	// the same readiness.
+	ready = h.broker.Subscribe(s.userID)
 	next := make([]*session, len(f.sessions), len(f.sessions)+1)
 	copy(next, f.sessions)
 	f.sessions = append(next, s)
@@ -139,7 +142,7 @@ func (h *Hub) register(s *session, startSeq int64, max int) error {
 	// Events committed between reading startSeq and now may have been
 	// notified before the feed existed: look once.
 	h.poke(s.userID)
-	return nil
+	return ready, nil
 }
 
 // unregister removes s; the last session of a user removes the feed.

@@ -27,8 +27,14 @@ type RedisBroker struct {
 
 	mu      sync.Mutex
 	changes map[string]bool // user -> wanted (true) or not (false), not yet applied
+	wanted  map[string]*subscription
 	wake    chan struct{}
-	ps      *redis.PubSub
+}
+
+// subscription is one user's channel as the hub wants it.
+type subscription struct {
+	ready     chan struct{} // closed at the first confirmation
+	confirmed bool
 }
 
 // NewRedisBroker returns a broker over rdb whose keys and channels start
@@ -38,20 +44,49 @@ func NewRedisBroker(rdb *redis.Client, prefix string, logger *slog.Logger) *Redi
 		logger = slog.Default()
 	}
 	return &RedisBroker{rdb: rdb, prefix: prefix, logger: logger,
-		changes: map[string]bool{}, wake: make(chan struct{}, 1)}
+		changes: map[string]bool{}, wanted: map[string]*subscription{}, wake: make(chan struct{}, 1)}
 }
 
 func (b *RedisBroker) channel(user string) string     { return b.prefix + ":u:" + user }
 func (b *RedisBroker) presenceKey(user string) string { return b.prefix + ":presence:" + user }
 
-func (b *RedisBroker) Subscribe(user string)   { b.change(user, true) }
-func (b *RedisBroker) Unsubscribe(user string) { b.change(user, false) }
-
-func (b *RedisBroker) change(user string, want bool) {
+func (b *RedisBroker) Subscribe(user string) <-chan struct{} {
 	b.mu.Lock()
-	b.changes[user] = want
+	sub := b.wanted[user]
+	if sub == nil {
+		sub = &subscription{ready: make(chan struct{})}
+		b.wanted[user] = sub
+		b.changes[user] = true
+	}
 	b.mu.Unlock()
 	signal(b.wake)
+	return sub.ready
+}
+
+func (b *RedisBroker) Unsubscribe(user string) {
+	b.mu.Lock()
+	delete(b.wanted, user)
+	b.changes[user] = false
+	b.mu.Unlock()
+	signal(b.wake)
+}
+
+// confirmed records a subscribe confirmation from Redis; it reports
+// whether the channel had been confirmed before (a resubscription after a
+// reconnect).
+func (b *RedisBroker) confirmed(user string) (again bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sub := b.wanted[user]
+	if sub == nil {
+		return false
+	}
+	if sub.confirmed {
+		return true
+	}
+	sub.confirmed = true
+	close(sub.ready)
+	return false
 }
 
 func (b *RedisBroker) Publish(ctx context.Context, user string, msg []byte) error {
@@ -75,7 +110,6 @@ func (b *RedisBroker) Run(ctx context.Context, deliver func(string, []byte), res
 	}()
 	defer wg.Wait()
 
-	confirmed := map[string]bool{}
 	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(4096))
 	for {
 		select {
@@ -95,18 +129,9 @@ func (b *RedisBroker) Run(ctx context.Context, deliver func(string, []byte), res
 				if !ok {
 					continue
 				}
-				switch m.Kind {
-				case "subscribe":
-					if confirmed[user] {
-						// Confirmed twice: go-redis resubscribed after a
-						// reconnect.
-						if resubscribed != nil {
-							resubscribed(user)
-						}
-					}
-					confirmed[user] = true
-				case "unsubscribe":
-					delete(confirmed, user)
+				// Confirmed twice: go-redis resubscribed after a reconnect.
+				if m.Kind == "subscribe" && b.confirmed(user) && resubscribed != nil {
+					resubscribed(user)
 				}
 			}
 		}

@@ -72,6 +72,10 @@ func (c *Config) defaults() {
 	defDur(&c.RequestTimeout, 10*time.Second)
 }
 
+// subscribeWait bounds how long a new session waits for its user's broker
+// subscription.
+const subscribeWait = 2 * time.Second
+
 // Server serves GET /ws: it authenticates, upgrades, and runs sessions.
 type Server struct {
 	cfg      Config
@@ -232,7 +236,8 @@ func (srv *Server) serveSession(s *session, since *int64, id auth.Identity) {
 		s.writeLoop()
 	}()
 
-	if err := srv.hub.register(s, s.cursor, srv.cfg.MaxSocketsPerUser); err != nil {
+	ready, err := srv.hub.register(s, s.cursor, srv.cfg.MaxSocketsPerUser)
+	if err != nil {
 		code, reason := CloseTooManySockets, "too many sockets for this user; close another tab or device"
 		if errors.Is(err, errShuttingDown) {
 			code, reason = CloseGoingAway, "server shutting down; reconnect"
@@ -240,6 +245,15 @@ func (srv *Server) serveSession(s *session, since *int64, id auth.Identity) {
 		srv.metrics.closes.WithLabelValues(strconv.Itoa(int(code))).Inc()
 		s.close(code, reason)
 		return
+	}
+	// Start once the broker delivers this user's messages here, so that
+	// the session sees its own presence join and any chat turn it starts;
+	// with Redis down, go on after a moment (task sync does not need it).
+	select {
+	case <-ready:
+	case <-time.After(subscribeWait):
+		srv.logger.Warn("socket: broker subscription not confirmed in time; presence and chat streams may lag", "user_session", s.id)
+	case <-s.ctx.Done():
 	}
 	s.send(encode(hello))
 	if since != nil {

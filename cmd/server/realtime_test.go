@@ -605,3 +605,21 @@ func TestWithoutRedis(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstSessionMissesNothingFromTheBroker: the first session of a user
+// on an instance starts only once the user's Redis subscription is in
+// effect, so its own presence join (published right after) always arrives.
+func TestFirstSessionMissesNothingFromTheBroker(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := env.start(env.config(nil))
+	for i := range 30 {
+		user := fmt.Sprintf("fresh-%d", i)
+		c := dial(t, a.WS, user)
+		p := c.next("presence")
+		if p["event"] != "join" || p["session_id"] != c.hello["session_id"] || p["online"] != float64(1) {
+			t.Fatalf("%s: first presence frame %v", user, p)
+		}
+		c.conn.Close(websocket.StatusNormalClosure, "")
+	}
+}

@@ -289,10 +289,12 @@ func (s *server) routes() http.Handler {
 
 	var h http.Handler = httpjson.Routes(mux)
 	h = cors.New(cors.Options{
-		AllowedOrigins:   s.cfg.CORSAllowedOrigins,
-		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
-		AllowedHeaders:   []string{"Authorization", "Content-Type", "Accept", "Idempotency-Key", "If-Match", "If-None-Match", "X-Request-Id"},
-		ExposedHeaders:   []string{"ETag", "Location", "Link", "X-Next-Cursor", "X-Request-Id", "Idempotent-Replayed", "Retry-After"},
+		AllowedOrigins: s.cfg.CORSAllowedOrigins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "Idempotency-Key", "If-Match", "If-None-Match", "X-Request-Id",
+			"Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-ID"}, // the last three for browser MCP clients
+		ExposedHeaders: []string{"ETag", "Location", "Link", "X-Next-Cursor", "X-Request-Id", "Idempotent-Replayed", "Retry-After",
+			"Mcp-Session-Id"},
 		AllowCredentials: true,
 		MaxAge:           600,
 	}).Handler(h)
