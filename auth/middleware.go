@@ -31,6 +31,17 @@ func FromContext(ctx context.Context) (Identity, bool) {
 	return id, ok
 }
 
+// Caller returns the authenticated user of r, or a CodeUnauthorized error
+// when no identity is in the context. Handlers take the user from here,
+// never from the path: the path was only checked against it.
+func Caller(r *http.Request) (string, error) {
+	id, ok := FromContext(r.Context())
+	if !ok || id.UserID == "" {
+		return "", tasksync.Errorf(tasksync.CodeUnauthorized, "missing bearer token")
+	}
+	return id.UserID, nil
+}
+
 // BearerToken returns the token of an "Authorization: Bearer <token>"
 // header. The scheme is case-insensitive (RFC 9110 11.1); ok is false when
 // the header is absent, has another scheme or an empty token. Tokens in

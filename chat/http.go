@@ -49,14 +49,6 @@ const (
 	MaxMessages          = 500
 )
 
-func caller(r *http.Request) (string, error) {
-	id, ok := auth.FromContext(r.Context())
-	if !ok || id.UserID == "" {
-		return "", tasksync.Errorf(tasksync.CodeUnauthorized, "missing bearer token")
-	}
-	return id.UserID, nil
-}
-
 // ChatInput is the body of POST /api/{user_id}/chat.
 type ChatInput struct {
 	ConversationID int64
@@ -119,7 +111,7 @@ func wantsSSE(r *http.Request) bool {
 }
 
 func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
-	user, err := caller(r)
+	user, err := auth.Caller(r)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return
@@ -265,7 +257,7 @@ func badQuery(bad map[string]string) error {
 }
 
 func (h *Handler) conversations(w http.ResponseWriter, r *http.Request) {
-	user, err := caller(r)
+	user, err := auth.Caller(r)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return
@@ -288,7 +280,7 @@ func (h *Handler) conversations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) conversation(w http.ResponseWriter, r *http.Request) {
-	user, err := caller(r)
+	user, err := auth.Caller(r)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return
@@ -307,7 +299,7 @@ func (h *Handler) conversation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) messages(w http.ResponseWriter, r *http.Request) {
-	user, err := caller(r)
+	user, err := auth.Caller(r)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return

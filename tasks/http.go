@@ -38,16 +38,6 @@ func (h *Handler) Register(mux *http.ServeMux, mw func(http.Handler) http.Handle
 	}
 }
 
-// caller returns the authenticated user. The path user was checked by the
-// middleware, but the handler never trusts the path: it uses the token.
-func caller(r *http.Request) (string, error) {
-	id, ok := auth.FromContext(r.Context())
-	if !ok || id.UserID == "" {
-		return "", tasksync.Errorf(tasksync.CodeUnauthorized, "missing bearer token")
-	}
-	return id.UserID, nil
-}
-
 // taskID reads {id}; anything that is not a positive integer cannot name a
 // task, so it is a 404 like any other task that is not the caller's.
 func taskID(r *http.Request) (int64, error) {
@@ -125,7 +115,7 @@ func idempotencyKey(r *http.Request) (string, error) {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	user, err := caller(r)
+	user, err := auth.Caller(r)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return
@@ -154,7 +144,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	user, err := caller(r)
+	user, err := auth.Caller(r)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return
@@ -178,7 +168,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
-	user, err := caller(r)
+	user, err := auth.Caller(r)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return
@@ -209,7 +199,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 // mutation runs one of the change endpoints: it reads the task id and
 // If-Match, calls do, and writes the resulting task.
 func (h *Handler) mutation(w http.ResponseWriter, r *http.Request, do func(user string, id int64, opts MutationOptions) (Result, error)) {
-	user, err := caller(r)
+	user, err := auth.Caller(r)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return
