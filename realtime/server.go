@@ -203,20 +203,29 @@ type helloLimits struct {
 	PingIntervalMS    int64   `json:"ping_interval_ms"`
 }
 
-// serveSession runs one session on the handler goroutine until the socket
-// closes: hello, registration, presence, then the read loop.
+// serveSession sets a session up on the handler goroutine (writer,
+// registration, hello, presence) and then runs its read loop on a fresh
+// goroutine, returning the handler: the connection is hijacked, and the
+// handler's stack, grown by the middleware, token verification and the
+// set-up queries, would otherwise stay grown for the whole life of an
+// idle socket (about 12 KB per socket, measured in docs/BENCHMARKS.md).
 func (srv *Server) serveSession(s *session, since *int64, id auth.Identity) {
 	writerDone := make(chan struct{})
-	defer func() {
-		// If the server asked to close, the writer is sending the close
-		// frame: let it finish (its writes are bounded by WriteTimeout).
-		// Otherwise the peer is gone and the writer is told to stop.
+	go func() {
+		defer close(writerDone)
+		s.writeLoop()
+	}()
+	// finish ends the socket. If the server asked to close, the writer is
+	// sending the close frame: let it finish (its writes are bounded by
+	// WriteTimeout). Otherwise the peer is gone and the writer is told to
+	// stop.
+	finish := func() {
 		if !s.isClosing() {
 			s.cancel()
 		}
 		<-writerDone
 		s.conn.CloseNow()
-	}()
+	}
 
 	hello := helloFrame{
 		Type: TypeHello, Protocol: 1, SessionID: s.id, UserID: s.userID, Instance: srv.hub.instance,
@@ -231,10 +240,6 @@ func (srv *Server) serveSession(s *session, since *int64, id auth.Identity) {
 		exp := id.ExpiresAt.UTC()
 		hello.TokenExpiresAt = &exp
 	}
-	go func() {
-		defer close(writerDone)
-		s.writeLoop()
-	}()
 
 	ready, err := srv.hub.register(s, s.cursor, srv.cfg.MaxSocketsPerUser)
 	if err != nil {
@@ -244,6 +249,7 @@ func (srv *Server) serveSession(s *session, since *int64, id auth.Identity) {
 		}
 		srv.metrics.closes.WithLabelValues(strconv.Itoa(int(code))).Inc()
 		s.close(code, reason)
+		go finish() // the writer's Close reads the peer's close frame itself
 		return
 	}
 	// Start once the broker delivers this user's messages here, so that
@@ -252,7 +258,7 @@ func (srv *Server) serveSession(s *session, since *int64, id auth.Identity) {
 	select {
 	case <-ready:
 	case <-time.After(subscribeWait):
-		srv.logger.Warn("socket: broker subscription not confirmed in time; presence and chat streams may lag", "user_session", s.id)
+		srv.logger.Warn("socket: broker subscription not confirmed in time; presence and chat streams may lag", "session", s.id)
 	case <-s.ctx.Done():
 	}
 	s.send(encode(hello))
@@ -260,12 +266,15 @@ func (srv *Server) serveSession(s *session, since *int64, id auth.Identity) {
 		s.requestSync(nil, *since)
 	}
 	srv.hub.presenceJoin(s, srv.hub.presenceTTL)
-	defer func() {
-		srv.hub.unregister(s)
-		srv.hub.presenceLeave(s)
-	}()
 
-	srv.readLoop(s)
+	go func() {
+		defer finish()
+		defer func() {
+			srv.hub.unregister(s)
+			srv.hub.presenceLeave(s)
+		}()
+		srv.readLoop(s)
+	}()
 }
 
 // readLoop reads and handles client frames until the socket fails or closes.

@@ -171,11 +171,13 @@ func (s *session) isClosing() bool {
 	return s.closing
 }
 
-// take empties the queue for the writer.
-func (s *session) take() (frames [][]byte, closing bool, code websocket.StatusCode, reason string) {
+// take empties the queue for the writer, handing the queue the slice the
+// writer finished with (spare) so that a busy socket does not allocate a
+// new queue after every wake-up.
+func (s *session) take(spare [][]byte) (frames [][]byte, closing bool, code websocket.StatusCode, reason string) {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
-	frames, s.queue, s.qbytes = s.queue, nil, 0
+	frames, s.queue, s.qbytes = s.queue, spare, 0
 	return frames, s.closing, s.closeCode, s.closeReason
 }
 
@@ -195,13 +197,16 @@ func (s *session) writeLoop() {
 		defer expiry.Stop()
 		expiryC = expiry.C
 	}
+	var spare [][]byte
 	for {
 		select {
 		case <-s.wake:
-			frames, closing, code, reason := s.take()
+			frames, closing, code, reason := s.take(spare)
+			w := frameWriter{s: s}
 			for _, f := range frames {
 				s.srv.metrics.countOut(f)
-				if err := s.write(f); err != nil {
+				if err := w.write(f); err != nil {
+					w.done()
 					if errors.Is(err, context.DeadlineExceeded) {
 						// The peer stopped reading: the kernel buffers
 						// are full and a close frame could not get through
@@ -213,6 +218,9 @@ func (s *session) writeLoop() {
 					return
 				}
 			}
+			w.done()
+			clear(frames) // drop the references; keep the capacity
+			spare = frames[:0]
 			signal(s.space)
 			if closing {
 				_ = s.conn.Close(code, reason)
@@ -236,14 +244,38 @@ func (s *session) writeLoop() {
 	}
 }
 
-func (s *session) write(frame []byte) error {
-	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.WriteTimeout)
-	defer cancel()
-	err := s.conn.Write(ctx, websocket.MessageText, frame)
-	if err != nil && ctx.Err() == context.DeadlineExceeded {
+// frameWriter writes one wake-up's frames. It shares one deadline context
+// among them, renewed once half of WriteTimeout has passed, so that a write
+// never gets less than half the timeout and a burst does not pay for a
+// timer per frame; a peer that accepts nothing for WriteTimeout is still
+// dropped.
+type frameWriter struct {
+	s      *session
+	ctx    context.Context
+	cancel context.CancelFunc
+	start  time.Time
+}
+
+
+func (w *frameWriter) write(frame []byte) error {
+	timeout := w.s.srv.cfg.WriteTimeout
+	if w.ctx == nil || time.Since(w.start) > timeout/2 {
+		w.done()
+		w.start = time.Now()
+		w.ctx, w.cancel = context.WithTimeout(w.s.ctx, timeout)
+	}
+	err := w.s.conn.Write(w.ctx, websocket.MessageText, frame)
+	if err != nil && w.ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("write: %w", context.DeadlineExceeded)
 	}
 	return err
+}
+
+func (w *frameWriter) done() {
+	if w.cancel != nil {
+		w.cancel()
+		w.cancel = nil
+	}
 }
 
 // ping checks the peer; no pong within PongTimeout drops the socket.
