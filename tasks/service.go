@@ -56,11 +56,24 @@ const MaxIdempotencyKey = 200
 //
 // A Service is safe for concurrent use.
 type Service struct {
-	db *pgxpool.Pool
+	db      *pgxpool.Pool
+	batches batcher
 }
 
-// NewService returns a Service over db.
-func NewService(db *pgxpool.Pool) *Service { return &Service{db: db} }
+// NewService returns a Service over db with default group-commit options.
+func NewService(db *pgxpool.Pool) *Service { return NewServiceWith(db, BatchOptions{}) }
+
+// NewServiceWith returns a Service over db with the given group-commit
+// options.
+func NewServiceWith(db *pgxpool.Pool, opts BatchOptions) *Service {
+	if opts.MaxBatches <= 0 {
+		opts.MaxBatches = 4
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 64
+	}
+	return &Service{db: db, batches: batcher{opts: opts}}
+}
 
 const columns = `id, user_id, title, description, completed, priority, tags, due_at, created_at, updated_at, version`
 
@@ -217,28 +230,21 @@ func lockTask(ctx context.Context, tx pgx.Tx, userID string, id int64, ifVersion
 
 // mutate is the single write path: one transaction holding the idempotency
 // record (if any), the change itself and, through the triggers, the change
-// log row and its notification. A deadlock or serialization failure is
-// retried a few times; any other error rolls everything back.
+// log row and its notification. Concurrent mutations share transactions
+// (group commit, see commit.go), each isolated by a savepoint. A deadlock
+// or serialization failure is retried a few times; any other error rolls
+// the mutation back.
 func (s *Service) mutate(ctx context.Context, userID string, opts MutationOptions, fp string, fn func(context.Context, pgx.Tx) (Result, error)) (Result, error) {
 	if n := len(opts.IdempotencyKey); n > MaxIdempotencyKey {
 		return Result{}, tasksync.Errorf(tasksync.CodeBadRequest, "idempotency key longer than %d bytes", MaxIdempotencyKey)
 	}
-	var res Result
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-			var err error
-			res, err = runMutation(ctx, tx, userID, opts.IdempotencyKey, fp, fn)
-			return err
-		})
-		if !retryable(err) {
-			break
-		}
-	}
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	return res, nil
+	j := &job{ctx: ctx, userID: userID, key: opts.IdempotencyKey, fp: fp, fn: fn, done: make(chan struct{})}
+	s.batches.run(s, j)
+	<-j.done
+	return j.res, j.err
 }
 
 func runMutation(ctx context.Context, tx pgx.Tx, userID, key, fp string, fn func(context.Context, pgx.Tx) (Result, error)) (Result, error) {

@@ -1,0 +1,190 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Group commit.
+//
+// A transaction that NOTIFYs takes a database-wide lock at commit, and every
+// commit waits for its WAL flush: one transaction per mutation caps writes
+// far below what Postgres can insert. So concurrent mutations share
+// transactions: whoever arrives while fewer than MaxBatches batches run
+// becomes a leader and runs its own mutation together with every mutation
+// queued at that moment, in one transaction with a savepoint per mutation
+// (a mutation that fails rolls back only itself), and commits once: one
+// flush and one NOTIFY-lock hold for the batch.
+//
+// There is no timer and no background goroutine: a lone mutation runs at
+// once in a transaction of its own, exactly as without batching, so latency
+// at low load is unchanged; batches form only when mutations queue up
+// behind running ones. A leader that finishes hands leadership to the
+// oldest queued caller, so nobody waits on a goroutine that is not working
+// for it.
+
+// BatchOptions tune group commit; zero fields take the defaults.
+type BatchOptions struct {
+	// MaxBatches is how many transactions may run mutations at once
+	// (default 4); more concurrent mutations queue and are batched.
+	MaxBatches int
+	// MaxBatch is the most mutations in one transaction (default 64).
+	MaxBatch int
+}
+
+type batcher struct {
+	mu      sync.Mutex
+	queue   []*job
+	leaders int
+	opts    BatchOptions
+
+	// batched counts mutations that shared a transaction (tests read it).
+	batched atomic.Int64
+}
+
+// job is one mutation waiting for, or in, a batch.
+type job struct {
+	ctx    context.Context
+	userID string
+	key    string
+	fp     string
+	fn     func(context.Context, pgx.Tx) (Result, error)
+
+	res     Result
+	err     error
+	done    chan struct{} // closed when res/err are final
+	promote chan struct{} // closed when this caller becomes the leader
+}
+
+// run submits j and returns when it has been applied or refused.
+func (b *batcher) run(s *Service, j *job) {
+	b.mu.Lock()
+	if b.leaders < b.opts.MaxBatches {
+		b.leaders++
+		b.mu.Unlock()
+		b.lead(s, j)
+		return
+	}
+	j.promote = make(chan struct{})
+	b.queue = append(b.queue, j)
+	b.mu.Unlock()
+	// Once queued, the job runs whatever happens to the caller's context:
+	// a leader may already have taken it into a transaction.
+	select {
+	case <-j.done:
+	case <-j.promote:
+		b.lead(s, j)
+	}
+}
+
+// lead runs one batch made of first and what is queued, then hands
+// leadership to the oldest queued caller, or gives it up.
+func (b *batcher) lead(s *Service, first *job) {
+	b.mu.Lock()
+	n := min(len(b.queue), b.opts.MaxBatch-1)
+	batch := make([]*job, 0, n+1)
+	batch = append(append(batch, first), b.queue[:n]...)
+	b.queue = slices.Delete(b.queue, 0, n)
+	b.mu.Unlock()
+
+	s.runBatch(batch)
+
+	b.mu.Lock()
+	if len(b.queue) > 0 {
+		next := b.queue[0]
+		b.queue = slices.Delete(b.queue, 0, 1)
+		b.mu.Unlock()
+		close(next.promote)
+		return
+	}
+	b.leaders--
+	b.mu.Unlock()
+}
+
+// batchTimeout bounds one batch transaction.
+const batchTimeout = 30 * time.Second
+
+// runBatch applies the jobs and closes their done channels.
+func (s *Service) runBatch(batch []*job) {
+	if len(batch) == 1 {
+		j := batch[0]
+		j.res, j.err = s.mutateAlone(j.ctx, j.userID, j.key, j.fp, j.fn)
+		close(j.done)
+		return
+	}
+	s.batches.batched.Add(int64(len(batch)))
+	// Users in a fixed order, so that batches running at once take the
+	// users' sequence-row locks in the same order and cannot deadlock on
+	// them; one user's mutations keep their arrival order.
+	slices.SortStableFunc(batch, func(a, b *job) int { return strings.Compare(a.userID, b.userID) })
+
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	var retry []*job
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		for _, j := range batch {
+			if err := j.ctx.Err(); err != nil {
+				j.err = err // given up on before its turn: not applied
+				continue
+			}
+			if _, err := tx.Exec(ctx, "SAVEPOINT mutation"); err != nil {
+				return fmt.Errorf("savepoint: %w", err)
+			}
+			j.res, j.err = runMutation(ctx, tx, j.userID, j.key, j.fp, j.fn)
+			if j.err == nil {
+				continue
+			}
+			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT mutation"); err != nil {
+				return fmt.Errorf("rollback to savepoint: %w", err)
+			}
+			if retryable(j.err) {
+				// A deadlock with a writer outside the batch: try again
+				// on its own once the batch is done.
+				retry = append(retry, j)
+			}
+		}
+		return nil
+	})
+	for _, j := range batch {
+		if slices.Contains(retry, j) {
+			continue
+		}
+		if err != nil && j.err == nil {
+			// The commit failed: nothing of the batch was applied.
+			j.res, j.err = Result{}, err
+		}
+		close(j.done)
+	}
+	for _, j := range retry {
+		j.res, j.err = s.mutateAlone(j.ctx, j.userID, j.key, j.fp, j.fn)
+		close(j.done)
+	}
+}
+
+// mutateAlone runs one mutation in a transaction of its own, retrying a
+// deadlock or serialization failure a few times.
+func (s *Service) mutateAlone(ctx context.Context, userID, key, fp string, fn func(context.Context, pgx.Tx) (Result, error)) (Result, error) {
+	var res Result
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+			var err error
+			res, err = runMutation(ctx, tx, userID, key, fp, fn)
+			return err
+		})
+		if !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}

@@ -1,0 +1,178 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"tasksync"
+	"tasksync/internal/testdb"
+)
+
+// TestGroupCommitIsolatesMutations: many concurrent mutations share
+// transactions; each one's failure (not found, stale version, reused key)
+// stays its own, every success is applied exactly once, and the user's
+// change log stays gap-free.
+func TestGroupCommitIsolatesMutations(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	svc := NewServiceWith(db.Pool, BatchOptions{MaxBatches: 1, MaxBatch: 16})
+	ctx := context.Background()
+	str := func(s string) *string { return &s }
+
+	base, err := svc.Create(ctx, "u", Fields{Title: str("base")}, MutationOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Create(ctx, "u", Fields{Title: str("keyed")}, MutationOptions{IdempotencyKey: "k"}); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 60
+	type outcome struct {
+		kind string
+		res  Result
+		err  error
+	}
+	out := make([]outcome, n)
+	var start, wg sync.WaitGroup
+	start.Add(1)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start.Wait()
+			var o outcome
+			user := fmt.Sprintf("user-%d", i%3)
+			switch i % 5 {
+			case 0, 1:
+				o.kind = "create"
+				o.res, o.err = svc.Create(ctx, user, Fields{Title: str(fmt.Sprint("t", i))}, MutationOptions{})
+			case 2:
+				o.kind = "missing"
+				o.res, o.err = svc.Update(ctx, "u", 999999, Fields{Title: str("x")}, MutationOptions{})
+			case 3:
+				o.kind = "stale"
+				o.res, o.err = svc.Update(ctx, "u", base.TaskID, Fields{Title: str("x")}, MutationOptions{IfVersion: 7})
+			case 4:
+				o.kind = "reused key"
+				o.res, o.err = svc.Create(ctx, "u", Fields{Title: str("another body")}, MutationOptions{IdempotencyKey: "k"})
+			}
+			out[i] = o
+		}()
+	}
+	start.Done()
+	wg.Wait()
+
+	created := 0
+	for i, o := range out {
+		want := map[string]tasksync.Code{"missing": tasksync.CodeNotFound, "stale": tasksync.CodeVersionMismatch, "reused key": tasksync.CodeConflict}[o.kind]
+		if o.kind == "create" {
+			if o.err != nil || o.res.Op != OpCreated {
+				t.Errorf("%d create: %v %v", i, o.res, o.err)
+			}
+			created++
+			continue
+		}
+		if got := tasksync.ErrorCode(o.err); got != want {
+			t.Errorf("%d %s: code %q, want %q", i, o.kind, got, want)
+		}
+	}
+	if svc.batches.batched.Load() == 0 {
+		t.Fatal("no mutation shared a transaction: the batch path was not exercised")
+	}
+	var rows int
+	_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE user_id LIKE 'user-%'`).Scan(&rows)
+	if rows != created {
+		t.Fatalf("%d rows for %d creates", rows, created)
+	}
+	if v, _ := svc.Get(ctx, "u", base.TaskID); v.Version != 1 || v.Title != "base" {
+		t.Fatalf("failed updates changed the task: %+v", v)
+	}
+	for _, user := range []string{"user-0", "user-1", "user-2", "u"} {
+		var count, maxSeq int64
+		_ = db.Pool.QueryRow(ctx, `SELECT count(*), coalesce(max(seq),0) FROM task_events WHERE user_id = $1`, user).Scan(&count, &maxSeq)
+		if count != maxSeq {
+			t.Fatalf("%s: %d events up to seq %d: a gap", user, count, maxSeq)
+		}
+	}
+}
+
+// TestGroupCommitSkipsAbandonedMutations: a mutation whose caller gave up
+// while it was queued behind a running batch is not applied.
+func TestGroupCommitSkipsAbandonedMutations(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	svc := NewServiceWith(db.Pool, BatchOptions{MaxBatches: 1})
+	ctx := context.Background()
+
+	// Hold the only leader inside its transaction.
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	blockerDone := make(chan error, 1)
+	go func() {
+		_, err := svc.mutate(ctx, "u", MutationOptions{}, "block", func(ctx context.Context, tx pgx.Tx) (Result, error) {
+			close(entered)
+			<-release
+			return Result{Op: OpUpdated}, nil
+		})
+		blockerDone <- err
+	}()
+	<-entered
+
+	gone, cancel := context.WithCancel(ctx)
+	title := "never"
+	abandoned := make(chan error, 1)
+	go func() {
+		_, err := svc.Create(gone, "u", Fields{Title: &title}, MutationOptions{})
+		abandoned <- err
+	}()
+	kept := "kept"
+	keptDone := make(chan error, 1)
+	go func() {
+		_, err := svc.Create(ctx, "u", Fields{Title: &kept}, MutationOptions{})
+		keptDone <- err
+	}()
+	// Both are queued once the queue holds two jobs.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		svc.batches.mu.Lock()
+		n := len(svc.batches.queue)
+		svc.batches.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		select {
+		case err := <-abandoned:
+			t.Fatalf("create returned before it was queued: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the creates never queued behind the running batch")
+		}
+		runtime.Gosched() // the two goroutines are about to queue
+	}
+	cancel()
+	close(release)
+	if err := <-blockerDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-abandoned; !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned create: %v", err)
+	}
+	if err := <-keptDone; err != nil {
+		t.Fatalf("kept create: %v", err)
+	}
+	var titles []string
+	rows, _ := db.Pool.Query(ctx, `SELECT title FROM tasks WHERE user_id = 'u'`)
+	titles, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+	if len(titles) != 1 || titles[0] != "kept" {
+		t.Fatalf("tasks: %v", titles)
+	}
+}
