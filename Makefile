@@ -47,8 +47,5 @@ fmt: ## gofmt every Go file in place
 vet: ## go vet ./...
 	$(GO) vet ./...
 
-bench: ## run the Go benchmarks (placeholder until the benchmark suite lands)
-	@env_lines=$$(scripts/services.sh ensure); eval "$$env_lines"; \
-	export TEST_DATABASE_URL="$$DATABASE_ADMIN_URL" TEST_REDIS_URL="$$REDIS_URL"; \
-	echo "$(GO) test -run '^$$' -bench . -benchmem ./..."; \
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: ## load scenarios vs their baselines + Go micro-benchmarks (~10 min; BENCH_QUICK=1: ~2 min); docs/BENCHMARKS.md
+	@scripts/bench.sh

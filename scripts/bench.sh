@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# `make bench`: the scenarios of docs/BENCHMARKS.md, each beside its baseline measured in the same
+# run, then one table of figures, baselines and ratios. Loopback only; every run is bounded in time.
+#
+#   make bench                    # the whole suite, about 10 minutes
+#   BENCH_QUICK=1 make bench      # everything, small and short: a smoke test (about 2 minutes)
+#
+# Output: the table on stdout; bench-results/<UTC timestamp>.json (machine, table, every run's JSON)
+# and bench-results/<UTC timestamp>/ (each run's JSON and text, server logs, pgbench output).
+# bench-results/ is gitignored.
+#
+# Knobs:
+#   BENCH_QUICK=1        small counts and 3 s windows
+#   BENCH_REPEAT=N       run the rate and latency scenarios (a, b, c, e) N times, alternating
+#                        with their baselines; the table shows the median and the min..max spread
+#   BENCH_WRITERS=W      concurrency of scenario (a) and of its pgbench baseline (default 16)
+#   BENCH_ONLY="a b"     run only these scenarios (a b c d e redis go)
+#   BENCH_GO=0           skip the Go micro-benchmarks
+#   BENCH_PORT_BASE=P    first of the loopback ports used (default 18400)
+#   plus the knobs of scripts/services.sh (DATABASE_ADMIN_URL, REDIS_URL, ...)
+#
+# What runs (docs/BENCHMARKS.md explains each):
+#   a  W sockets of W users, closed loop (one mutation in flight each)   vs pgbench INSERT+pg_notify,
+#      W clients; pgbench running tasksync's own write (INSERT INTO tasks in a transaction, change-log
+#      triggers and all), W clients; pgbench plain INSERT at 16 clients (the group-commit goal);
+#      and the socket run once more with pool_max_conns=W in DATABASE_URL
+#   b  two instances, 10 users with 4 sockets each (2 per instance), 200 mutations/s
+#      vs raw NOTIFY -> LISTEN at 200/s (and INSERT+pg_notify -> LISTEN)
+#   c  1000 sockets of 10 users (100 each), one writer per user, closed loop
+#      vs cmd/wsbaseline (bare coder/websocket broadcast), same sockets, same frames
+#   d  RSS per idle authenticated socket (5000) vs the bare library; then 19,890 idle sockets held
+#      by one instance (two loadgen processes) while 4 users write 200/s in all and 2 chat 1/s
+#   e  4 users with 2 sockets each, 200 mutations/s in all (one writer socket per user: a socket's
+#      requests are served one after the other, so one socket at 200/s would measure its own queue):
+#      without, with, and again without 10,000 idle sockets of other users on the same instance
+#   redis  PUBLISH -> SUBSCRIBE latency at 200/s and one publisher's closed-loop rate
+#   go     go test -bench (frame encode/decode, hub fan-out, change-log append)
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+TASKSYNC_LOG_TAG=bench
+cd "$TASKSYNC_ROOT"
+need_go
+
+QUICK=${BENCH_QUICK:-0}
+REPEAT=${BENCH_REPEAT:-1}
+W=${BENCH_WRITERS:-16}
+ONLY=${BENCH_ONLY:-"a b c d e redis go"}
+[[ ${BENCH_GO:-1} == 0 ]] && ONLY=${ONLY//go/}
+PORT=${BENCH_PORT_BASE:-18400}
+[[ $REPEAT =~ ^[1-9]$ ]] || die "BENCH_REPEAT must be 1..9"
+[[ $W =~ ^[0-9]+$ ]] && ((W >= 1 && W <= 64)) || die "BENCH_WRITERS must be 1..64"
+
+if [[ $QUICK == 1 ]]; then
+	WIN=3s WARM=1s PGT=3 IDLE_MEM=300 HOLD_EACH=500 IDLE_E=1000 C_USERS=4 C_PER_USER=25 SETTLE=1s
+else
+	WIN=15s WARM=3s PGT=15 IDLE_MEM=5000 HOLD_EACH=9945 IDLE_E=10000 C_USERS=10 C_PER_USER=100 SETTLE=3s
+fi
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+
+command -v pgbench >/dev/null 2>&1 || apt_install postgresql-client ||
+	die "pgbench is missing and $(why_cannot_install) (Debian: apt-get install postgresql-client)"
+
+env_lines=$("$TASKSYNC_ROOT/scripts/services.sh" ensure) || die "PostgreSQL/Redis are not available (see above)"
+eval "$env_lines"
+
+# File descriptors: one per socket on both sides. The hard limit is what this user may have; raising
+# it needs CAP_SYS_RESOURCE (not granted in every sandbox), so take the hard limit and plan with it.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FD_LIMIT=$(ulimit -n)
+if [[ $QUICK != 1 ]] && ((FD_LIMIT < 2 * HOLD_EACH + 100)); then
+	HOLD_EACH=$(((FD_LIMIT - 120) / 2))
+	log "open files limited to $FD_LIMIT: holding $((2 * HOLD_EACH)) idle sockets in scenario d"
+fi
+if ((FD_LIMIT < IDLE_E + 100)); then
+	IDLE_E=$((FD_LIMIT - 120))
+fi
+
+TS=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=bench-results/$TS
+BIN=$OUT/bin
+mkdir -p "$OUT/logs" "$BIN"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+log "results in $OUT (load average now: $LOAD_BEFORE; the machine is shared, figures are noisy)"
+
+log "building server, loadgen, wsbaseline"
+go build -o "$BIN/server" ./cmd/server
+go build -o "$BIN/loadgen" ./cmd/loadgen
+go build -o "$BIN/wsbaseline" ./cmd/wsbaseline
+LG=$BIN/loadgen
+
+# Scratch database and Redis prefix, removed at exit.
+DB=bench_$(printf '%s' "$TS" | tr 'A-Z' 'a-z')
+psql -X -w -q -v ON_ERROR_STOP=1 -d "$DATABASE_ADMIN_URL" -c "CREATE DATABASE $DB" </dev/null
+DBURL=$(url_with_db "$DATABASE_ADMIN_URL" "$DB")
+PREFIX=bench-$TS
+SECRET=$(head -c 36 /dev/urandom | base64 | tr '+/' '-_' | tr -d '\n')
+
+declare -A PIDS=()
+cleanup() {
+	local name
+	for name in "${!PIDS[@]}"; do
+		kill "${PIDS[$name]}" 2>/dev/null || true
+	done
+	for name in "${!PIDS[@]}"; do
+		wait "${PIDS[$name]}" 2>/dev/null || true
+	done
+	psql -X -w -q -d "$DATABASE_ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" </dev/null >/dev/null 2>&1 || true
+	redis-cli -u "$REDIS_URL" --scan --pattern "$PREFIX*" 2>/dev/null | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# http_ok PORT PATH: a plain HTTP/1.0 GET answered with 200.
+http_ok() {
+	local status
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+	IFS= read -r -t 2 status <&3 || true
+	exec 3<&-
+	[[ $status == *" 200 "* ]]
+}
+
+wait_until() { # SECONDS CMD...
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" 2>/dev/null; do
+		((SECONDS < end)) || return 1
+		sleep 0.1
+	done
+}
+
+# start_server NAME PORT [VAR=VALUE...]: one tasksync instance on 127.0.0.1:PORT, as scripts/dev.sh
+# configures it, with the socket limits raised for load.
+start_server() {
+	local name=$1 port=$2
+	shift 2
+	port_free "$port" || die "port $port is taken; set BENCH_PORT_BASE"
+	env DATABASE_URL="$DBURL" REDIS_URL="$REDIS_URL" REDIS_PREFIX="$PREFIX" LISTEN_ADDR="127.0.0.1:$port" \
+		AUTH_JWT_SECRET="$SECRET" AUTO_MIGRATE=false LOG_LEVEL=warn INSTANCE_ID="$name" \
+		WS_FRAME_RATE=100000 WS_FRAME_BURST=100000 WS_MAX_SOCKETS_PER_USER=100000 "$@" \
+		"$BIN/server" serve >"$OUT/logs/$name.log" 2>&1 &
+	PIDS[$name]=$!
+	wait_until 30 http_ok "$port" /readyz || die "server $name did not become ready (see $OUT/logs/$name.log)"
+}
+
+stop() { # NAME...
+	local name
+	for name in "$@"; do
+		[[ -n ${PIDS[$name]:-} ]] || continue
+		kill "${PIDS[$name]}" 2>/dev/null || true
+		wait "${PIDS[$name]}" 2>/dev/null || true
+		unset "PIDS[$name]"
+	done
+}
+
+start_bare() { # NAME PORT
+	port_free "$2" || die "port $2 is taken; set BENCH_PORT_BASE"
+	"$BIN/wsbaseline" --addr "127.0.0.1:$2" >"$OUT/logs/$1.log" 2>&1 &
+	PIDS[$1]=$!
+	wait_until 10 port_listening "$2" || die "wsbaseline did not start (see $OUT/logs/$1.log)"
+}
+port_listening() { ! port_free "$1"; }
+
+ws() { printf 'ws://127.0.0.1:%s/ws' "$1"; }
+
+# sockets NAME ARGS...: one loadgen sockets run, its text to the console and NAME.txt, JSON to NAME.json.
+sockets() {
+	local name=$1
+	shift
+	"$LG" sockets --label "$name" --secret "$SECRET" --json "$OUT/$name.json" --warmup "$WARM" --duration "$WIN" \
+		--settle "$SETTLE" "$@" | tee "$OUT/$name.txt" || log "$name: loadgen reported an error (counted in the table)"
+}
+
+# started FILE PID: the background loadgen wrote FILE (its sockets are open), or it has ended.
+started() { [[ -e $1 ]] || ! kill -0 "$2" 2>/dev/null; }
+
+# pgbench_run NAME CLIENTS SCRIPT: TPS and average latency into NAME.json.
+pgbench_run() {
+	local name=$1 clients=$2 script=$3 out tps lat
+	out=$OUT/$name.txt
+	pgbench -n -c "$clients" -j "$((clients < 2 ? 1 : 2))" -T "$PGT" -M prepared -f "$script" "$DBURL" >"$out" 2>&1 ||
+		log "pgbench failed (see $out)"
+	tps=$(awk '/^tps = /{print $3; exit}' "$out")
+	lat=$(awk '/^latency average = /{print $4; exit}' "$out")
+	printf '{"tool":"pgbench","label":"%s","clients":%d,"duration_s":%d,"tps":%s,"latency_avg_ms":%s}\n' \
+		"$name" "$clients" "$PGT" "${tps:-0}" "${lat:-0}" >"$OUT/$name.json"
+	log "$name: pgbench $clients clients: $tps tps, latency avg $lat ms"
+}
+
+log "migrating the scratch database $DB"
+DATABASE_URL=$DBURL AUTH_JWT_SECRET=$SECRET "$BIN/server" migrate >"$OUT/logs/migrate.log" 2>&1 ||
+	die "migrate failed (see $OUT/logs/migrate.log)"
+
+# ------------------------------------------------------------------------------------------ (a)
+if want a; then
+	log "== (a) mutation throughput through sockets vs pgbench, $W writers"
+	psql -X -w -q -v ON_ERROR_STOP=1 -d "$DBURL" </dev/null \
+		-c "CREATE TABLE pgb_tasks (id bigserial PRIMARY KEY, user_id text NOT NULL, title text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+	cat >"$OUT/insert_notify.sql" <<'EOF'
+\set r random(1, 1000000000)
+BEGIN;
+INSERT INTO pgb_tasks (user_id, title) VALUES ('u' || :client_id, 'bench ' || :r);
+SELECT pg_notify('pgb_bench', :client_id || ':' || :r);
+END;
+EOF
+	cat >"$OUT/insert.sql" <<'EOF'
+\set r random(1, 1000000000)
+INSERT INTO pgb_tasks (user_id, title) VALUES ('u' || :client_id, 'bench ' || :r);
+EOF
+	# tasksync's own write, as tasks.Service.Create sends it (the change-log triggers add the
+	# sequence upsert, the event row and pg_notify): what Postgres allows for the same work.
+	cat >"$OUT/task_tx.sql" <<'EOF'
+\set r random(1, 1000000000)
+BEGIN;
+INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_at) VALUES ('pgb-' || :client_id, 'bench ' || :r, '', false, 'medium', '{}', NULL) RETURNING id, user_id, title, description, completed, priority, tags, due_at, created_at, updated_at, version;
+END;
+EOF
+	for r in $(seq "$REPEAT"); do
+		pgbench_run "a-pgbench-notify-r$r" "$W" "$OUT/insert_notify.sql"
+		pgbench_run "a-pgbench-tasktx-r$r" "$W" "$OUT/task_tx.sql"
+		start_server a1 "$PORT"
+		sockets "a-sockets-r$r" --url "$(ws "$PORT")" --pid "${PIDS[a1]}" --users "$W" --sockets "$W" --writers "$W"
+		stop a1
+	done
+	pgbench_run a-pgbench-insert 16 "$OUT/insert.sql"
+	start_server a2 "$PORT" DATABASE_URL="$DBURL&pool_max_conns=$W"
+	sockets a-sockets-pool --url "$(ws "$PORT")" --pid "${PIDS[a2]}" --users "$W" --sockets "$W" --writers "$W"
+	stop a2
+fi
+
+# ------------------------------------------------------------------------------------------ (b)
+if want b; then
+	log "== (b) cross-instance write-to-other-socket latency at 200/s vs raw NOTIFY"
+	start_server b1 "$PORT"
+	start_server b2 "$((PORT + 1))"
+	for r in $(seq "$REPEAT"); do
+		"$LG" notify --label "b-notify-r$r" --db "$DBURL" --rate 200 --duration "$WIN" --json "$OUT/b-notify-r$r.json" | tee "$OUT/b-notify-r$r.txt" || log "notify baseline failed"
+		"$LG" notify --label "b-insert-notify-r$r" --db "$DBURL" --rate 200 --duration "$WIN" --insert --json "$OUT/b-insert-notify-r$r.json" | tee "$OUT/b-insert-notify-r$r.txt" || log "notify baseline failed"
+		sockets "b-sockets-r$r" --url "$(ws "$PORT"),$(ws "$((PORT + 1))")" --pid "${PIDS[b1]},${PIDS[b2]}" \
+			--users 10 --sockets 40 --rate 200
+	done
+	stop b1 b2
+fi
+
+# ------------------------------------------------------------------------------------------ (c)
+if want c; then
+	n=$((C_USERS * C_PER_USER))
+	log "== (c) broadcast: $n sockets of $C_USERS users vs the bare coder/websocket server"
+	for r in $(seq "$REPEAT"); do
+		start_server c1 "$PORT"
+		sockets "c-sockets-r$r" --url "$(ws "$PORT")" --pid "${PIDS[c1]}" --users "$C_USERS" --sockets "$n" --writers "$C_USERS"
+		stop c1
+		start_bare cbare "$((PORT + 2))"
+		sockets "c-bare-r$r" --url "$(ws "$((PORT + 2))")" --pid "${PIDS[cbare]}" --users "$C_USERS" --sockets "$n" --writers "$C_USERS"
+		stop cbare
+	done
+fi
+
+# ------------------------------------------------------------------------------------------ (d)
+if want d; then
+	log "== (d) memory per idle socket ($IDLE_MEM) vs the bare library"
+	start_server d1 "$PORT"
+	sockets d-mem --url "$(ws "$PORT")" --pid "${PIDS[d1]}" --idle "$IDLE_MEM" --sockets 0 --warmup 0 --duration 1s --drain 0s
+	stop d1
+	start_bare dbare "$((PORT + 2))"
+	sockets d-mem-bare --url "$(ws "$((PORT + 2))")" --pid "${PIDS[dbare]}" --idle "$IDLE_MEM" --sockets 0 --warmup 0 --duration 1s --drain 0s
+	stop dbare
+
+	log "== (d) $((2 * HOLD_EACH)) idle sockets held by one instance while live traffic flows"
+	start_server d2 "$PORT"
+	rm -f "$OUT/d-stop"
+	for h in 1 2; do
+		"$LG" sockets --label "d-hold-$h" --secret "$SECRET" --url "$(ws "$PORT")" --pid "${PIDS[d2]}" \
+			--idle "$HOLD_EACH" --sockets 0 --warmup 0 --duration 10m --drain 0s --settle 1s --source-ips 4 \
+			--dial-concurrency 16 --ready-file "$OUT/d-ready-$h" --stop-file "$OUT/d-stop" \
+			--json "$OUT/d-hold-$h.json" >"$OUT/d-hold-$h.txt" 2>&1 &
+		PIDS[dhold$h]=$!
+		# One after the other: two dialling storms at once only slow each other.
+		wait_until 300 started "$OUT/d-ready-$h" "${PIDS[dhold$h]}" || log "idle holder $h is still opening sockets after 300 s"
+	done
+	sockets d-hold-live --url "$(ws "$PORT")" --pid "${PIDS[d2]}" --users 4 --sockets 8 --rate 200 --chat-rate 1 --chat-users 2
+	touch "$OUT/d-stop"
+	wait "${PIDS[dhold1]}" "${PIDS[dhold2]}" || log "an idle holder reported an error (see $OUT/d-hold-*.txt)"
+	unset "PIDS[dhold1]" "PIDS[dhold2]"
+	cat "$OUT/d-hold-1.txt" "$OUT/d-hold-2.txt"
+	stop d2
+fi
+
+# ------------------------------------------------------------------------------------------ (e)
+if want e; then
+	log "== (e) one user's write-to-socket latency without and with $IDLE_E idle sockets of other users"
+	start_server e1 "$PORT"
+	e_run() { sockets "$1" --url "$(ws "$PORT")" --pid "${PIDS[e1]}" --users 4 --sockets 8 --rate 200; }
+	e_run e-base-r1
+	rm -f "$OUT/e-stop"
+	"$LG" sockets --label e-idle-holder --secret "$SECRET" --url "$(ws "$PORT")" --pid "${PIDS[e1]}" \
+		--idle "$IDLE_E" --sockets 0 --warmup 0 --duration 10m --drain 0s --settle 1s --dial-concurrency 16 \
+		--ready-file "$OUT/e-ready" --stop-file "$OUT/e-stop" --json "$OUT/e-idle-holder.json" >"$OUT/e-idle-holder.txt" 2>&1 &
+	PIDS[ehold]=$!
+	wait_until 300 started "$OUT/e-ready" "${PIDS[ehold]}" || log "the idle holder is still opening sockets after 300 s"
+	for r in $(seq "$REPEAT"); do
+		e_run "e-idle-r$r"
+	done
+	touch "$OUT/e-stop"
+	wait "${PIDS[ehold]}" || log "the idle holder reported an error (see $OUT/e-idle-holder.txt)"
+	unset "PIDS[ehold]"
+	e_run e-base-r2
+	stop e1
+fi
+
+# ------------------------------------------------------------------------------------------ redis
+if want redis; then
+	log "== Redis PUBLISH -> SUBSCRIBE"
+	"$LG" redis --label redis --redis "$REDIS_URL" --rate 200 --duration "$WIN" --max-duration 5s --json "$OUT/redis.json" | tee "$OUT/redis.txt" || log "redis baseline failed"
+fi
+
+# ------------------------------------------------------------------------------------------ go
+if want go; then
+	log "== Go micro-benchmarks"
+	benchtime=1s
+	[[ $QUICK == 1 ]] && benchtime=100ms
+	TEST_DATABASE_URL=$DATABASE_ADMIN_URL TEST_REDIS_URL=$REDIS_URL \
+		go test -run '^$' -bench . -benchmem -benchtime "$benchtime" ./realtime ./tasks | tee "$OUT/go-bench.txt" || log "go test -bench failed"
+fi
+
+# ------------------------------------------------------------------------------------------ table
+pg_version=$(psql -X -w -A -t -d "$DATABASE_ADMIN_URL" -c 'show server_version' </dev/null 2>/dev/null | cut -d' ' -f1 || true)
+redis_version=$(redis-cli -u "$REDIS_URL" info server 2>/dev/null | tr -d '\r' | awk -F: '/^redis_version:/{print $2}' || true)
+"$LG" report --dir "$OUT" --out "bench-results/$TS.json" --writers "$W" \
+	--pg-version "$pg_version" --redis-version "$redis_version" --load-before "$LOAD_BEFORE" | tee "$OUT/table.md"
+log "wrote bench-results/$TS.json and $OUT/"
