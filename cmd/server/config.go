@@ -23,6 +23,10 @@ type Config struct {
 	// LISTEN connection; defaults to DATABASE_URL. Hosted Postgres often
 	// hands out a PgBouncer URL, which silently breaks LISTEN.
 	DatabaseListenURL string
+	// DATABASE_MAX_CONNS (default 16): size of the connection pool, unless
+	// the URL sets pool_max_conns. Writes are group-committed, so a handful
+	// of connections carry many concurrent writers.
+	DatabaseMaxConns int
 	// REDIS_URL: Redis for presence, chat streams and session control
 	// across instances. Empty: an in-process broker (one instance only).
 	RedisURL string
@@ -82,6 +86,10 @@ type Config struct {
 	EventRetention       time.Duration
 	IdempotencyRetention time.Duration
 	PruneInterval        time.Duration
+
+	// PPROF_ADDR: a loopback host:port serving net/http/pprof on its own
+	// listener, for profiling (docs/BENCHMARKS.md). Empty: off.
+	PprofAddr string
 
 	// LOG_FORMAT text|json (default text), LOG_LEVEL debug|info|warn|error.
 	LogFormat string
@@ -277,6 +285,7 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 	e := &env{lookup: lookup}
 	c := Config{
 		DatabaseURL:          e.postgresURL("DATABASE_URL", "", true),
+		DatabaseMaxConns:     int(e.integer("DATABASE_MAX_CONNS", 16, 1, 1000)),
 		RedisURL:             e.str("REDIS_URL", ""),
 		ListenAddr:           e.str("LISTEN_ADDR", ":8080"),
 		AutoMigrate:          e.boolean("AUTO_MIGRATE", true),
@@ -311,6 +320,13 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		e.fail("LISTEN_ADDR", "must be host:port or :port, got %q", c.ListenAddr)
+	}
+	c.PprofAddr = e.str("PPROF_ADDR", "")
+	if c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			e.fail("PPROF_ADDR", "must be a loopback address such as 127.0.0.1:6060, got %q", c.PprofAddr)
+		}
 	}
 	if c.Auth.Secret == "" && c.Auth.JWKSURL == "" {
 		e.fail("AUTH_JWT_SECRET", "or AUTH_JWKS_URL (or BETTER_AUTH_SECRET) must be set: without one no token can be verified")

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +42,7 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 
 // migrate applies migrations and reports the schema version.
 func migrate(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
-	pool, err := connect(ctx, cfg.DatabaseURL)
+	pool, err := connect(ctx, cfg.DatabaseURL, 0)
 	if err != nil {
 		return err
 	}
@@ -53,10 +55,15 @@ func migrate(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer
 	return nil
 }
 
-func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+// connect opens the pool. maxConns, when positive, sets its size unless
+// the URL names one (pool_max_conns).
+func connect(ctx context.Context, url string, maxConns int) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if maxConns > 0 && !strings.Contains(url, "pool_max_conns") {
+		pcfg.MaxConns = int32(maxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
@@ -94,7 +101,7 @@ type server struct {
 // pruner), then close Redis and the database pool. onListen, if not nil,
 // is told the bound address (tests listen on port 0).
 func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.Addr)) error {
-	db, err := connect(ctx, cfg.DatabaseURL)
+	db, err := connect(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return err
 	}
@@ -185,6 +192,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 	runLoop("broker", hub.RunBroker)
 	runLoop("presence", hub.RunPresence)
 	runLoop("pruner", s.prune)
+	if cfg.PprofAddr != "" {
+		runLoop("pprof", func(ctx context.Context) error { return servePprof(ctx, cfg.PprofAddr, log) })
+	}
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -369,4 +379,25 @@ func recoverer(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// servePprof serves net/http/pprof on its own listener (PPROF_ADDR, which
+// config restricts to loopback), never on the API's, until ctx ends.
+func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	log.Info("pprof listening", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("pprof: %w", err)
+	}
+	return nil
 }

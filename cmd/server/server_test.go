@@ -26,6 +26,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"LOG_FORMAT", "xml", "LOG_FORMAT: must be text or json"},
 		{"CORS_ALLOWED_ORIGINS", "example.com", "CORS_ALLOWED_ORIGINS: \"example.com\" is not an origin"},
 		{"AUTO_MIGRATE", "perhaps", "AUTO_MIGRATE: must be true or false"},
+		{"PPROF_ADDR", "0.0.0.0:6060", "PPROF_ADDR: must be a loopback address"},
+		{"DATABASE_MAX_CONNS", "0", "DATABASE_MAX_CONNS: must be a whole number"},
 	}
 	for _, c := range cases {
 		env := map[string]string{}
