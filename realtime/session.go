@@ -256,7 +256,6 @@ type frameWriter struct {
 	start  time.Time
 }
 
-
 func (w *frameWriter) write(frame []byte) error {
 	timeout := w.s.srv.cfg.WriteTimeout
 	if w.ctx == nil || time.Since(w.start) > timeout/2 {
