@@ -46,9 +46,21 @@ type PresenceEntry struct {
 	Device      string    `json:"device"`
 	Instance    string    `json:"instance"`
 	ConnectedAt time.Time `json:"connected_at"`
+
+	encoded string // member(), computed once by newPresenceEntry
 }
 
+func newPresenceEntry(e PresenceEntry) PresenceEntry {
+	e.encoded = e.member()
+	return e
+}
+
+// member is the entry's encoding in the presence set; the heartbeat sends
+// it for every session every few seconds, so it is encoded once.
 func (e PresenceEntry) member() string {
+	if e.encoded != "" {
+		return e.encoded
+	}
 	b, _ := json.Marshal(e)
 	return string(b)
 }

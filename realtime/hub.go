@@ -33,6 +33,9 @@ type Hub struct {
 	instance    string
 	presenceTTL time.Duration
 	brokerDown  atomic.Bool
+	// announces throttles presence frames per user (presence.go).
+	amu       sync.Mutex
+	announces map[string]*announceState
 	// signalHandler receives SignalUser payloads (see OnSignal).
 	signalHandler atomic.Pointer[func(user string, payload []byte)]
 
@@ -83,7 +86,7 @@ func NewHub(cfg HubConfig) *Hub {
 	h := &Hub{
 		logger: cfg.Logger, changes: cfg.Changes, broker: cfg.Broker, metrics: cfg.Metrics,
 		instance: cfg.Instance, presenceTTL: cfg.PresenceTTL, seed: maphash.MakeSeed(),
-		pending: map[string]struct{}{}, wake: make(chan struct{}, 1),
+		pending: map[string]struct{}{}, wake: make(chan struct{}, 1), announces: map[string]*announceState{},
 	}
 	if h.logger == nil {
 		h.logger = slog.Default()

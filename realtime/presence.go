@@ -125,7 +125,7 @@ func (h *Hub) presenceJoin(s *session, ttl time.Duration) {
 		h.logger.Warn("presence: join not recorded (broker down); it will be on recovery", "err", err)
 		return
 	}
-	h.announce(ctx, s.userID, "join", s.id)
+	h.announceThrottled(ctx, s.userID, "join", s.id)
 }
 
 // presenceLeave removes s and tells the others.
@@ -135,8 +135,65 @@ func (h *Hub) presenceLeave(s *session) {
 	err := h.broker.PresenceRemove(ctx, s.presence)
 	h.brokerResult(err)
 	if err == nil {
-		h.announce(ctx, s.userID, "leave", s.id)
+		h.announceThrottled(ctx, s.userID, "leave", s.id)
 	}
+}
+
+// announceWindow is the least time between two presence frames for one
+// user: the first join or leave is announced at once, the ones that follow
+// within the window are folded into one "sync" frame at its end. Without
+// it, k sockets of a user connecting together cost k frames of up to k
+// entries each to each of them: O(k^3) bytes.
+const announceWindow = 200 * time.Millisecond
+
+type announceState struct {
+	until   time.Time // end of the current window
+	pending bool      // a change arrived during the window
+}
+
+// announceThrottled announces a join or leave now, or at the end of the
+// user's current window.
+func (h *Hub) announceThrottled(ctx context.Context, user, event, sessionID string) {
+	now := time.Now()
+	h.amu.Lock()
+	st := h.announces[user]
+	if st == nil || now.After(st.until) {
+		h.announces[user] = &announceState{until: now.Add(announceWindow)}
+		h.amu.Unlock()
+		h.announce(ctx, user, event, sessionID)
+		return
+	}
+	if !st.pending {
+		st.pending = true
+		time.AfterFunc(st.until.Sub(now), func() { h.flushAnnounce(user) })
+	}
+	h.amu.Unlock()
+}
+
+// flushAnnounce sends the folded announcement at the end of a window and
+// opens the next one.
+func (h *Hub) flushAnnounce(user string) {
+	h.amu.Lock()
+	if st := h.announces[user]; st != nil {
+		st.pending = false
+		st.until = time.Now().Add(announceWindow)
+	}
+	h.amu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*brokerTimeout)
+	defer cancel()
+	h.announce(ctx, user, "sync", "")
+}
+
+// sweepAnnounces forgets the windows that ended (the heartbeat calls it).
+func (h *Hub) sweepAnnounces() {
+	now := time.Now()
+	h.amu.Lock()
+	for user, st := range h.announces {
+		if !st.pending && now.After(st.until) {
+			delete(h.announces, user)
+		}
+	}
+	h.amu.Unlock()
 }
 
 // announce publishes the user's current presence list with event.
@@ -168,24 +225,40 @@ func (h *Hub) refreshPresence(ctx context.Context, user string) {
 	h.announce(ctx, user, "sync", "")
 }
 
-// RunPresence refreshes this instance's presence entries every ttl/3 until
-// ctx ends, so that entries of a crashed instance expire and entries lost
-// by Redis come back.
+// heartbeatSlices spreads the presence refresh over its period: each tick
+// refreshes the users of numShards/heartbeatSlices hub shards, so that
+// 10,000 sockets do not all hit Redis in the same instant.
+const heartbeatSlices = 8
+
+// RunPresence refreshes this instance's presence entries, every entry once
+// per PresenceTTL/3, until ctx ends, so that entries of a crashed instance
+// expire and entries lost by Redis come back.
 func (h *Hub) RunPresence(ctx context.Context) error {
-	t := time.NewTicker(h.presenceTTL / 3)
+	t := time.NewTicker(h.presenceTTL / 3 / heartbeatSlices)
 	defer t.Stop()
-	for {
+	for slice := 0; ; slice = (slice + 1) % heartbeatSlices {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
 		var entries []PresenceEntry
-		h.eachUser(func(_ string, sessions []*session) {
-			for _, s := range sessions {
-				entries = append(entries, s.presence)
+		for i := slice; i < numShards; i += heartbeatSlices {
+			sh := &h.shards[i]
+			sh.mu.RLock()
+			for _, f := range sh.feeds {
+				for _, s := range f.sessions {
+					entries = append(entries, s.presence)
+				}
 			}
-		})
+			sh.mu.RUnlock()
+		}
+		if slice == 0 {
+			h.sweepAnnounces()
+		}
+		if len(entries) == 0 {
+			continue
+		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := h.broker.PresenceSet(cctx, entries, h.presenceTTL)
 		cancel()

@@ -165,7 +165,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		limiter: rate.NewLimiter(rate.Limit(srv.cfg.FrameRate), srv.cfg.FrameBurst),
 	}
 	s.init(context.WithoutCancel(r.Context()), startSeq, id.ExpiresAt)
-	s.presence = PresenceEntry{SessionID: s.id, UserID: s.userID, Device: device(r), Instance: srv.hub.instance, ConnectedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	s.presence = newPresenceEntry(PresenceEntry{SessionID: s.id, UserID: s.userID, Device: device(r), Instance: srv.hub.instance, ConnectedAt: time.Now().UTC().Truncate(time.Millisecond)})
 	srv.serveSession(s, since, id)
 }
 

@@ -71,7 +71,7 @@ func following(t *testing.T, via *instance, user string, socks ...*wsClient) {
 		var still []*wsClient
 		for _, c := range socks {
 			if _, ok := c.nextWithin(2*time.Second, func(f frame) bool {
-				return f.typ() == "presence" && f["event"] == "join" && f["session_id"] == id
+				return f.typ() == "presence" && presenceHas(f, id)
 			}); !ok {
 				still = append(still, c)
 			}

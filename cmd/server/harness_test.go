@@ -422,3 +422,16 @@ func (i *instance) metricAbove(t testing.TB, name string, v float64) bool {
 	t.Helper()
 	return i.metric(t, name) > v
 }
+
+// presenceHas reports whether a presence frame lists session id. Joins
+// that follow each other closely are folded into one "sync" frame, so
+// tests look at the list, not at the event name.
+func presenceHas(f frame, id any) bool {
+	list, _ := f["sessions"].([]any)
+	for _, e := range list {
+		if m, _ := e.(map[string]any); m["session_id"] == id {
+			return true
+		}
+	}
+	return false
+}
