@@ -55,7 +55,8 @@ type job struct {
 	userID string
 	key    string
 	fp     string
-	fn     func(context.Context, pgx.Tx) (Result, error)
+	fn     mutation
+	single bool // fn is one statement: alone and without a key, autocommit
 
 	res     Result
 	err     error
@@ -115,7 +116,7 @@ const batchTimeout = 30 * time.Second
 func (s *Service) runBatch(batch []*job) {
 	if len(batch) == 1 {
 		j := batch[0]
-		j.res, j.err = s.mutateAlone(j.ctx, j.userID, j.key, j.fp, j.fn)
+		j.res, j.err = s.mutateAlone(j)
 		close(j.done)
 		return
 	}
@@ -163,22 +164,27 @@ func (s *Service) runBatch(batch []*job) {
 		close(j.done)
 	}
 	for _, j := range retry {
-		j.res, j.err = s.mutateAlone(j.ctx, j.userID, j.key, j.fp, j.fn)
+		j.res, j.err = s.mutateAlone(j)
 		close(j.done)
 	}
 }
 
-// mutateAlone runs one mutation in a transaction of its own, retrying a
-// deadlock or serialization failure a few times.
-func (s *Service) mutateAlone(ctx context.Context, userID, key, fp string, fn func(context.Context, pgx.Tx) (Result, error)) (Result, error) {
+// mutateAlone runs one mutation in a transaction of its own (a single
+// statement without idempotency key: in autocommit), retrying a deadlock
+// or serialization failure a few times.
+func (s *Service) mutateAlone(j *job) (Result, error) {
 	var res Result
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-			var err error
-			res, err = runMutation(ctx, tx, userID, key, fp, fn)
-			return err
-		})
+		if j.single && j.key == "" {
+			res, err = j.fn(j.ctx, s.db)
+		} else {
+			err = pgx.BeginFunc(j.ctx, s.db, func(tx pgx.Tx) error {
+				var err error
+				res, err = runMutation(j.ctx, tx, j.userID, j.key, j.fp, j.fn)
+				return err
+			})
+		}
 		if !retryable(err) {
 			break
 		}

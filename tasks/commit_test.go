@@ -117,7 +117,7 @@ func TestGroupCommitSkipsAbandonedMutations(t *testing.T) {
 	entered := make(chan struct{})
 	blockerDone := make(chan error, 1)
 	go func() {
-		_, err := svc.mutate(ctx, "u", MutationOptions{}, "block", func(ctx context.Context, tx pgx.Tx) (Result, error) {
+		_, err := svc.mutate(ctx, "u", MutationOptions{}, "block", func(ctx context.Context, tx querier) (Result, error) {
 			close(entered)
 			<-release
 			return Result{Op: OpUpdated}, nil

@@ -47,6 +47,18 @@ type MutationOptions struct {
 	IfVersion int
 }
 
+// querier is what a mutation runs its statements on: the batch's
+// transaction, or the pool itself for a one-statement mutation running
+// alone (autocommit: the statement and its triggers are one transaction).
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// mutation is the work of one mutation inside its transaction.
+type mutation func(ctx context.Context, q querier) (Result, error)
+
 // MaxIdempotencyKey is the longest accepted idempotency key or mutation id.
 const MaxIdempotencyKey = 200
 
@@ -114,7 +126,9 @@ func (s *Service) Create(ctx context.Context, userID string, f Fields, opts Muta
 	if err := check(t); err != nil {
 		return Result{}, err
 	}
-	return s.mutate(ctx, userID, opts, fingerprint("create", 0, t), func(ctx context.Context, tx pgx.Tx) (Result, error) {
+	// One statement: alone and without an idempotency key it runs in
+	// autocommit, one round trip instead of three (BEGIN, INSERT, COMMIT).
+	return s.mutateSingle(ctx, userID, opts, fingerprint("create", 0, t), func(ctx context.Context, tx querier) (Result, error) {
 		created, err := scanTask(tx.QueryRow(ctx, `
 			INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -167,7 +181,7 @@ func (s *Service) SetCompleted(ctx context.Context, userID string, id int64, com
 
 // Delete removes a task.
 func (s *Service) Delete(ctx context.Context, userID string, id int64, opts MutationOptions) (Result, error) {
-	return s.mutate(ctx, userID, opts, fingerprint("delete", id, nil), func(ctx context.Context, tx pgx.Tx) (Result, error) {
+	return s.mutate(ctx, userID, opts, fingerprint("delete", id, nil), func(ctx context.Context, tx querier) (Result, error) {
 		if _, err := lockTask(ctx, tx, userID, id, opts.IfVersion); err != nil {
 			return Result{}, err
 		}
@@ -182,7 +196,7 @@ func (s *Service) Delete(ctx context.Context, userID string, id int64, opts Muta
 // SetCompleted: lock the row, check the version, compute the new task,
 // validate it, and write it unless nothing changed.
 func (s *Service) change(ctx context.Context, userID string, id int64, opts MutationOptions, fp string, next func(Task) (Task, error)) (Result, error) {
-	return s.mutate(ctx, userID, opts, fp, func(ctx context.Context, tx pgx.Tx) (Result, error) {
+	return s.mutate(ctx, userID, opts, fp, func(ctx context.Context, tx querier) (Result, error) {
 		cur, err := lockTask(ctx, tx, userID, id, opts.IfVersion)
 		if err != nil {
 			return Result{}, err
@@ -210,7 +224,7 @@ func (s *Service) change(ctx context.Context, userID string, id int64, opts Muta
 }
 
 // lockTask reads a task of userID FOR UPDATE and checks its version.
-func lockTask(ctx context.Context, tx pgx.Tx, userID string, id int64, ifVersion int) (Task, error) {
+func lockTask(ctx context.Context, tx querier, userID string, id int64, ifVersion int) (Task, error) {
 	cur, err := scanTask(tx.QueryRow(ctx, `SELECT `+columns+` FROM tasks WHERE user_id = $1 AND id = $2 FOR UPDATE`, userID, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Task{}, notFound(id)
@@ -234,20 +248,30 @@ func lockTask(ctx context.Context, tx pgx.Tx, userID string, id int64, ifVersion
 // (group commit, see commit.go), each isolated by a savepoint. A deadlock
 // or serialization failure is retried a few times; any other error rolls
 // the mutation back.
-func (s *Service) mutate(ctx context.Context, userID string, opts MutationOptions, fp string, fn func(context.Context, pgx.Tx) (Result, error)) (Result, error) {
+func (s *Service) mutate(ctx context.Context, userID string, opts MutationOptions, fp string, fn mutation) (Result, error) {
+	return s.submit(ctx, userID, opts, fp, fn, false)
+}
+
+// mutateSingle is mutate for a mutation of one statement, which may run in
+// autocommit when it runs alone without an idempotency key.
+func (s *Service) mutateSingle(ctx context.Context, userID string, opts MutationOptions, fp string, fn mutation) (Result, error) {
+	return s.submit(ctx, userID, opts, fp, fn, true)
+}
+
+func (s *Service) submit(ctx context.Context, userID string, opts MutationOptions, fp string, fn mutation, single bool) (Result, error) {
 	if n := len(opts.IdempotencyKey); n > MaxIdempotencyKey {
 		return Result{}, tasksync.Errorf(tasksync.CodeBadRequest, "idempotency key longer than %d bytes", MaxIdempotencyKey)
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	j := &job{ctx: ctx, userID: userID, key: opts.IdempotencyKey, fp: fp, fn: fn, done: make(chan struct{})}
+	j := &job{ctx: ctx, userID: userID, key: opts.IdempotencyKey, fp: fp, fn: fn, single: single, done: make(chan struct{})}
 	s.batches.run(s, j)
 	<-j.done
 	return j.res, j.err
 }
 
-func runMutation(ctx context.Context, tx pgx.Tx, userID, key, fp string, fn func(context.Context, pgx.Tx) (Result, error)) (Result, error) {
+func runMutation(ctx context.Context, tx querier, userID, key, fp string, fn mutation) (Result, error) {
 	if key != "" {
 		// Claim the key. A concurrent request with the same key blocks on
 		// the primary key until this transaction ends, then finds our row.
@@ -277,7 +301,7 @@ func runMutation(ctx context.Context, tx pgx.Tx, userID, key, fp string, fn func
 	return res, nil
 }
 
-func replay(ctx context.Context, tx pgx.Tx, userID, key, fp string) (Result, error) {
+func replay(ctx context.Context, tx querier, userID, key, fp string) (Result, error) {
 	var storedFP string
 	var raw []byte
 	err := tx.QueryRow(ctx, `SELECT fingerprint, result FROM idempotency_keys WHERE user_id = $1 AND key = $2`, userID, key).Scan(&storedFP, &raw)
