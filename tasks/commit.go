@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"tasksync"
 )
 
 // Group commit.
@@ -19,9 +22,9 @@ import (
 // far below what Postgres can insert. So concurrent mutations share
 // transactions: whoever arrives while fewer than MaxBatches batches run
 // becomes a leader and runs its own mutation together with every mutation
-// queued at that moment, in one transaction with a savepoint per mutation
-// (a mutation that fails rolls back only itself), and commits once: one
-// flush and one NOTIFY-lock hold for the batch.
+// queued at that moment, in one transaction (a mutation refused leaves no
+// trace in it; see runBatch), and commits once: one flush and one
+// NOTIFY-lock hold for the batch.
 //
 // There is no timer and no background goroutine: a lone mutation runs at
 // once in a transaction of its own, exactly as without batching, so latency
@@ -45,8 +48,14 @@ type batcher struct {
 	leaders int
 	opts    BatchOptions
 
-	// batched counts mutations that shared a transaction (tests read it).
+	// batched counts mutations that shared a transaction, reruns those
+	// run again alone after their batch failed (tests read them).
 	batched atomic.Int64
+	reruns  atomic.Int64
+	// mutations and transactions count all mutations run and the
+	// transactions they ran in (BatchStats).
+	mutations    atomic.Int64
+	transactions atomic.Int64
 }
 
 // job is one mutation waiting for, or in, a batch.
@@ -113,7 +122,17 @@ func (b *batcher) lead(s *Service, first *job) {
 const batchTimeout = 30 * time.Second
 
 // runBatch applies the jobs and closes their done channels.
+//
+// The batch runs without savepoints: a refusal (not found, stale version,
+// invalid, a reused key) is decided in Go before anything is written, and
+// leaves the transaction usable; only an SQL or connection error aborts
+// it. Then nothing of the batch was applied, and every mutation runs again
+// on its own, so that the failure stays with the one that caused it. A
+// savepoint per mutation would cost a round trip each, on every batch, for
+// a case that almost never happens.
 func (s *Service) runBatch(batch []*job) {
+	s.batches.mutations.Add(int64(len(batch)))
+	s.batches.transactions.Add(1)
 	if len(batch) == 1 {
 		j := batch[0]
 		j.res, j.err = s.mutateAlone(j)
@@ -128,45 +147,51 @@ func (s *Service) runBatch(batch []*job) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	var retry []*job
+	statementsDone := false
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		for _, j := range batch {
 			if err := j.ctx.Err(); err != nil {
 				j.err = err // given up on before its turn: not applied
 				continue
 			}
-			if _, err := tx.Exec(ctx, "SAVEPOINT mutation"); err != nil {
-				return fmt.Errorf("savepoint: %w", err)
-			}
-			j.res, j.err = runMutation(ctx, tx, j.userID, j.key, j.fp, j.fn)
-			if j.err == nil {
-				continue
-			}
-			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT mutation"); err != nil {
-				return fmt.Errorf("rollback to savepoint: %w", err)
-			}
-			if retryable(j.err) {
-				// A deadlock with a writer outside the batch: try again
-				// on its own once the batch is done.
-				retry = append(retry, j)
+			j.res, j.err = runMutation(ctx, tx, j.userID, j.key, j.fp, j.fn, true)
+			if j.err != nil && !refusal(j.err) {
+				return fmt.Errorf("batch aborted: %w", j.err)
 			}
 		}
+		statementsDone = true
 		return nil
 	})
+	switch {
+	case err == nil:
+	case !statementsDone:
+		// Rolled back before the commit: run each on its own.
+		s.batches.reruns.Add(int64(len(batch)))
+		for _, j := range batch {
+			j.res, j.err = s.mutateAlone(j)
+			close(j.done)
+		}
+		return
+	default:
+		// The commit itself failed: its outcome is unknown, as for a
+		// mutation alone; report it rather than risk applying twice.
+		for _, j := range batch {
+			if j.err == nil {
+				j.res, j.err = Result{}, err
+			}
+		}
+	}
 	for _, j := range batch {
-		if slices.Contains(retry, j) {
-			continue
-		}
-		if err != nil && j.err == nil {
-			// The commit failed: nothing of the batch was applied.
-			j.res, j.err = Result{}, err
-		}
 		close(j.done)
 	}
-	for _, j := range retry {
-		j.res, j.err = s.mutateAlone(j)
-		close(j.done)
-	}
+}
+
+// refusal reports whether err is a domain answer decided before anything
+// was written (the transaction stays usable), as opposed to a database or
+// connection failure.
+func refusal(err error) bool {
+	var e *tasksync.Error
+	return errors.As(err, &e)
 }
 
 // mutateAlone runs one mutation in a transaction of its own (a single
@@ -181,7 +206,7 @@ func (s *Service) mutateAlone(j *job) (Result, error) {
 		} else {
 			err = pgx.BeginFunc(j.ctx, s.db, func(tx pgx.Tx) error {
 				var err error
-				res, err = runMutation(j.ctx, tx, j.userID, j.key, j.fp, j.fn)
+				res, err = runMutation(j.ctx, tx, j.userID, j.key, j.fp, j.fn, false)
 				return err
 			})
 		}
@@ -193,4 +218,10 @@ func (s *Service) mutateAlone(j *job) (Result, error) {
 		return Result{}, err
 	}
 	return res, nil
+}
+
+// BatchStats returns how many mutations were run and in how many
+// transactions: their ratio is the average group-commit batch.
+func (s *Service) BatchStats() (mutations, transactions int64) {
+	return s.batches.mutations.Load(), s.batches.transactions.Load()
 }

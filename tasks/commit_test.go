@@ -176,3 +176,139 @@ func TestGroupCommitSkipsAbandonedMutations(t *testing.T) {
 		t.Fatalf("tasks: %v", titles)
 	}
 }
+
+// TestGroupCommitRerunsAfterAnSQLError: a mutation that fails in the
+// database aborts its batch's transaction; the others are applied on their
+// own and the failure stays with the one that caused it.
+func TestGroupCommitRerunsAfterAnSQLError(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	svc := NewServiceWith(db.Pool, BatchOptions{MaxBatches: 1})
+	ctx := context.Background()
+
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	go func() {
+		_, _ = svc.mutate(ctx, "u", MutationOptions{}, "block", func(ctx context.Context, tx querier) (Result, error) {
+			close(entered)
+			<-release
+			return Result{Op: OpUpdated}, nil
+		})
+	}()
+	<-entered
+
+	// Queue a good create, a mutation whose SQL fails, a keyed create.
+	type out struct {
+		res Result
+		err error
+	}
+	results := make([]chan out, 3)
+	for i := range results {
+		results[i] = make(chan out, 1)
+	}
+	title := "good"
+	go func() {
+		r, err := svc.Create(ctx, "u", Fields{Title: &title}, MutationOptions{})
+		results[0] <- out{r, err}
+	}()
+	waitQueued(t, svc, 1)
+	go func() {
+		r, err := svc.mutate(ctx, "u", MutationOptions{}, "bad", func(ctx context.Context, tx querier) (Result, error) {
+			_, err := tx.Exec(ctx, `INSERT INTO tasks (user_id, title) VALUES ('u', '')`) // violates the title CHECK
+			return Result{}, err
+		})
+		results[1] <- out{r, err}
+	}()
+	waitQueued(t, svc, 2)
+	keyed := "keyed"
+	go func() {
+		r, err := svc.Create(ctx, "u", Fields{Title: &keyed}, MutationOptions{IdempotencyKey: "k1"})
+		results[2] <- out{r, err}
+	}()
+	waitQueued(t, svc, 3)
+	close(release)
+
+	good, bad, withKey := <-results[0], <-results[1], <-results[2]
+	if good.err != nil || withKey.err != nil {
+		t.Fatalf("good: %v, keyed: %v", good.err, withKey.err)
+	}
+	if bad.err == nil || refusal(bad.err) {
+		t.Fatalf("the bad mutation: %v", bad.err)
+	}
+	if svc.batches.reruns.Load() != 3 {
+		t.Fatalf("reruns = %d, want the 3 of the aborted batch", svc.batches.reruns.Load())
+	}
+	var titles []string
+	rows, _ := db.Pool.Query(ctx, `SELECT title FROM tasks WHERE user_id = 'u' ORDER BY id`)
+	titles, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+	if len(titles) != 2 || titles[0] != "good" || titles[1] != "keyed" {
+		t.Fatalf("tasks: %v", titles)
+	}
+	// The keyed create's record survived the rerun: a retry replays it.
+	again, err := svc.Create(ctx, "u", Fields{Title: &keyed}, MutationOptions{IdempotencyKey: "k1"})
+	if err != nil || !again.Replayed || again.TaskID != withKey.res.TaskID {
+		t.Fatalf("retry: %+v %v", again, err)
+	}
+}
+
+// TestGroupCommitReleasesRefusedKeys: a keyed mutation refused inside a
+// batch leaves no idempotency record behind, so a corrected retry with the
+// same key is applied.
+func TestGroupCommitReleasesRefusedKeys(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	svc := NewServiceWith(db.Pool, BatchOptions{MaxBatches: 1})
+	ctx := context.Background()
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	go func() {
+		_, _ = svc.mutate(ctx, "u", MutationOptions{}, "block", func(ctx context.Context, tx querier) (Result, error) {
+			close(entered)
+			<-release
+			return Result{Op: OpUpdated}, nil
+		})
+	}()
+	<-entered
+	errc := make(chan error, 2)
+	title := "x"
+	go func() {
+		_, err := svc.Update(ctx, "u", 424242, Fields{Title: &title}, MutationOptions{IdempotencyKey: "k2"})
+		errc <- err
+	}()
+	waitQueued(t, svc, 1)
+	go func() {
+		_, err := svc.Create(ctx, "u", Fields{Title: &title}, MutationOptions{})
+		errc <- err
+	}()
+	waitQueued(t, svc, 2)
+	close(release)
+	var codes []tasksync.Code
+	for range 2 {
+		codes = append(codes, tasksync.ErrorCode(<-errc))
+	}
+	if svc.batches.batched.Load() < 2 || svc.batches.reruns.Load() != 0 {
+		t.Fatalf("batched %d, reruns %d: the refusal should not abort the batch", svc.batches.batched.Load(), svc.batches.reruns.Load())
+	}
+	var n int
+	_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE key = 'k2'`).Scan(&n)
+	if n != 0 {
+		t.Fatalf("the refused mutation left its key record (codes %v)", codes)
+	}
+}
+
+func waitQueued(t *testing.T, svc *Service, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		svc.batches.mu.Lock()
+		q := len(svc.batches.queue)
+		svc.batches.mu.Unlock()
+		if q >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d mutations queued", q, n)
+		}
+		runtime.Gosched()
+	}
+}

@@ -59,12 +59,15 @@ type sortKey struct {
 	cast      string // how a cursor value is cast back
 }
 
+// priorityRank orders priorities high > medium > low, not alphabetically.
+const priorityRank = "(CASE priority WHEN 'low' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END)::smallint"
+
 var sortKeys = map[string]sortKey{
 	"created":  {"created_at", "created_at", "timestamptz"},
 	"updated":  {"updated_at", "updated_at", "timestamptz"},
 	"title":    {"lower(title)", "lower(title)", "text"},
 	"due_date": {"coalesce(due_at, 'infinity'::timestamptz)", "coalesce(due_at, '-infinity'::timestamptz)", "timestamptz"},
-	"priority": {"priority_rank", "priority_rank", "smallint"},
+	"priority": {priorityRank, priorityRank, "smallint"},
 }
 
 // ParseListQuery reads list parameters from a query string (REST) or from

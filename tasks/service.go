@@ -271,7 +271,10 @@ func (s *Service) submit(ctx context.Context, userID string, opts MutationOption
 	return j.res, j.err
 }
 
-func runMutation(ctx context.Context, tx querier, userID, key, fp string, fn mutation) (Result, error) {
+// runMutation runs fn with its idempotency record. inBatch says the
+// transaction goes on after this mutation: a refusal must then leave no
+// trace, so a key claimed for it is released again.
+func runMutation(ctx context.Context, tx querier, userID, key, fp string, fn mutation, inBatch bool) (Result, error) {
 	if key != "" {
 		// Claim the key. A concurrent request with the same key blocks on
 		// the primary key until this transaction ends, then finds our row.
@@ -287,6 +290,11 @@ func runMutation(ctx context.Context, tx querier, userID, key, fp string, fn mut
 	}
 	res, err := fn(ctx, tx)
 	if err != nil {
+		if key != "" && inBatch && refusal(err) {
+			if _, derr := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2`, userID, key); derr != nil {
+				return Result{}, fmt.Errorf("release idempotency key: %w", derr)
+			}
+		}
 		return Result{}, err
 	}
 	if key != "" {

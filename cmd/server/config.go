@@ -27,6 +27,12 @@ type Config struct {
 	// the URL sets pool_max_conns. Writes are group-committed, so a handful
 	// of connections carry many concurrent writers.
 	DatabaseMaxConns int
+	// DATABASE_WRITE_BATCHES (default 4): transactions that may apply
+	// mutations at once; concurrent mutations beyond them share those
+	// transactions (group commit). DATABASE_WRITE_BATCH_SIZE (default 64)
+	// caps the mutations in one.
+	WriteBatches   int
+	WriteBatchSize int
 	// REDIS_URL: Redis for presence, chat streams and session control
 	// across instances. Empty: an in-process broker (one instance only).
 	RedisURL string
@@ -286,6 +292,8 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 	c := Config{
 		DatabaseURL:          e.postgresURL("DATABASE_URL", "", true),
 		DatabaseMaxConns:     int(e.integer("DATABASE_MAX_CONNS", 16, 1, 1000)),
+		WriteBatches:         int(e.integer("DATABASE_WRITE_BATCHES", 4, 1, 1000)),
+		WriteBatchSize:       int(e.integer("DATABASE_WRITE_BATCH_SIZE", 64, 1, 10000)),
 		RedisURL:             e.str("REDIS_URL", ""),
 		ListenAddr:           e.str("LISTEN_ADDR", ":8080"),
 		AutoMigrate:          e.boolean("AUTO_MIGRATE", true),

@@ -160,9 +160,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 		Logger: log, Changes: changes, Broker: broker, Metrics: metrics,
 		Instance: cfg.InstanceID, PresenceTTL: cfg.PresenceTTL,
 	})
-	taskService := tasks.NewService(db)
+	taskService := tasks.NewServiceWith(db, tasks.BatchOptions{MaxBatches: cfg.WriteBatches, MaxBatch: cfg.WriteBatchSize})
 	chatSrv := newChat(ctx, cfg, log, db, hub, taskService)
 	defer chatSrv.Stop() // before Redis and the pool close: turns store what they have
+	registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tasksync_mutations_total", Help: "Task mutations run (REST, socket, assistant, MCP)."},
+			func() float64 { m, _ := taskService.BatchStats(); return float64(m) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tasksync_write_transactions_total", Help: "Transactions those mutations ran in (group commit: several mutations per transaction under load)."},
+			func() float64 { _, t := taskService.BatchStats(); return float64(t) }),
+	)
 	sockets := realtime.NewServer(realtime.Config{
 		MaxFrameBytes:     cfg.WSMaxFrameBytes,
 		FrameRate:         cfg.WSFrameRate,
