@@ -74,8 +74,15 @@ func TestGroupCommitIsolatesMutations(t *testing.T) {
 	for i, o := range out {
 		want := map[string]tasksync.Code{"missing": tasksync.CodeNotFound, "stale": tasksync.CodeVersionMismatch, "reused key": tasksync.CodeConflict}[o.kind]
 		if o.kind == "create" {
-			if o.err != nil || o.res.Op != OpCreated {
-				t.Errorf("%d create: %v %v", i, o.res, o.err)
+			// Creates batched into one multi-row INSERT each get their own row.
+			if o.err != nil || o.res.Op != OpCreated || o.res.Task.Title != fmt.Sprint("t", i) ||
+				o.res.Task.UserID != fmt.Sprintf("user-%d", i%3) || o.res.TaskID != o.res.Task.ID {
+				t.Errorf("%d create: %+v %v", i, o.res.Task, o.err)
+			}
+			var title string
+			_ = db.Pool.QueryRow(ctx, `SELECT title FROM tasks WHERE id = $1`, o.res.TaskID).Scan(&title)
+			if title != fmt.Sprint("t", i) {
+				t.Errorf("%d create: row %d holds %q", i, o.res.TaskID, title)
 			}
 			created++
 			continue
@@ -84,8 +91,8 @@ func TestGroupCommitIsolatesMutations(t *testing.T) {
 			t.Errorf("%d %s: code %q, want %q", i, o.kind, got, want)
 		}
 	}
-	if svc.batches.batched.Load() == 0 {
-		t.Fatal("no mutation shared a transaction: the batch path was not exercised")
+	if svc.batches.batched.Load() == 0 || svc.batches.multiInsert.Load() == 0 {
+		t.Fatalf("batched %d, multi-row inserted %d: the batch paths were not exercised", svc.batches.batched.Load(), svc.batches.multiInsert.Load())
 	}
 	var rows int
 	_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE user_id LIKE 'user-%'`).Scan(&rows)

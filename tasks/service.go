@@ -128,7 +128,8 @@ func (s *Service) Create(ctx context.Context, userID string, f Fields, opts Muta
 	}
 	// One statement: alone and without an idempotency key it runs in
 	// autocommit, one round trip instead of three (BEGIN, INSERT, COMMIT).
-	return s.mutateSingle(ctx, userID, opts, fingerprint("create", 0, t), func(ctx context.Context, tx querier) (Result, error) {
+	// In a batch, consecutive creates are one multi-row INSERT (insertMany).
+	return s.submit(ctx, userID, opts, fingerprint(opts, "create", 0, t), func(ctx context.Context, tx querier) (Result, error) {
 		created, err := scanTask(tx.QueryRow(ctx, `
 			INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -138,12 +139,12 @@ func (s *Service) Create(ctx context.Context, userID string, f Fields, opts Muta
 			return Result{}, fmt.Errorf("insert task: %w", err)
 		}
 		return Result{Op: OpCreated, TaskID: created.ID, Task: &created}, nil
-	})
+	}, true, &t)
 }
 
 // Update applies the sent fields to a task (PATCH semantics).
 func (s *Service) Update(ctx context.Context, userID string, id int64, f Fields, opts MutationOptions) (Result, error) {
-	return s.change(ctx, userID, id, opts, fingerprint("update", id, f), func(cur Task) (Task, error) {
+	return s.change(ctx, userID, id, opts, fingerprint(opts, "update", id, f), func(cur Task) (Task, error) {
 		next := cur
 		f.applyTo(&next)
 		return next, nil
@@ -158,7 +159,7 @@ func (s *Service) Replace(ctx context.Context, userID string, id int64, f Fields
 	if f.Title == nil {
 		return Result{}, tasksync.Invalid(map[string]string{"title": "is required and must not be blank"})
 	}
-	return s.change(ctx, userID, id, opts, fingerprint("replace", id, f), func(cur Task) (Task, error) {
+	return s.change(ctx, userID, id, opts, fingerprint(opts, "replace", id, f), func(cur Task) (Task, error) {
 		next := cur
 		next.Description, next.Priority, next.Tags, next.DueAt = "", PriorityMedium, []string{}, nil
 		f.applyTo(&next)
@@ -168,7 +169,7 @@ func (s *Service) Replace(ctx context.Context, userID string, id int64, f Fields
 
 // SetCompleted marks a task done or not done; a nil completed toggles it.
 func (s *Service) SetCompleted(ctx context.Context, userID string, id int64, completed *bool, opts MutationOptions) (Result, error) {
-	return s.change(ctx, userID, id, opts, fingerprint("complete", id, completed), func(cur Task) (Task, error) {
+	return s.change(ctx, userID, id, opts, fingerprint(opts, "complete", id, completed), func(cur Task) (Task, error) {
 		next := cur
 		if completed == nil {
 			next.Completed = !cur.Completed
@@ -181,7 +182,7 @@ func (s *Service) SetCompleted(ctx context.Context, userID string, id int64, com
 
 // Delete removes a task.
 func (s *Service) Delete(ctx context.Context, userID string, id int64, opts MutationOptions) (Result, error) {
-	return s.mutate(ctx, userID, opts, fingerprint("delete", id, nil), func(ctx context.Context, tx querier) (Result, error) {
+	return s.mutate(ctx, userID, opts, fingerprint(opts, "delete", id, nil), func(ctx context.Context, tx querier) (Result, error) {
 		if _, err := lockTask(ctx, tx, userID, id, opts.IfVersion); err != nil {
 			return Result{}, err
 		}
@@ -249,23 +250,21 @@ func lockTask(ctx context.Context, tx querier, userID string, id int64, ifVersio
 // or serialization failure is retried a few times; any other error rolls
 // the mutation back.
 func (s *Service) mutate(ctx context.Context, userID string, opts MutationOptions, fp string, fn mutation) (Result, error) {
-	return s.submit(ctx, userID, opts, fp, fn, false)
+	return s.submit(ctx, userID, opts, fp, fn, false, nil)
 }
 
-// mutateSingle is mutate for a mutation of one statement, which may run in
-// autocommit when it runs alone without an idempotency key.
-func (s *Service) mutateSingle(ctx context.Context, userID string, opts MutationOptions, fp string, fn mutation) (Result, error) {
-	return s.submit(ctx, userID, opts, fp, fn, true)
-}
-
-func (s *Service) submit(ctx context.Context, userID string, opts MutationOptions, fp string, fn mutation, single bool) (Result, error) {
+// submit queues a mutation for group commit and waits for its result.
+// single says fn is one statement (alone and without an idempotency key it
+// may run in autocommit); insert, for a create, is the row fn inserts, so
+// that a batch can insert several creates with one statement.
+func (s *Service) submit(ctx context.Context, userID string, opts MutationOptions, fp string, fn mutation, single bool, insert *Task) (Result, error) {
 	if n := len(opts.IdempotencyKey); n > MaxIdempotencyKey {
 		return Result{}, tasksync.Errorf(tasksync.CodeBadRequest, "idempotency key longer than %d bytes", MaxIdempotencyKey)
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	j := &job{ctx: ctx, userID: userID, key: opts.IdempotencyKey, fp: fp, fn: fn, single: single, done: make(chan struct{})}
+	j := &job{ctx: ctx, userID: userID, key: opts.IdempotencyKey, fp: fp, fn: fn, single: single, insert: insert, done: make(chan struct{})}
 	s.batches.run(s, j)
 	<-j.done
 	return j.res, j.err
@@ -334,7 +333,10 @@ func retryable(err error) bool {
 
 // fingerprint identifies a request so that an idempotency key reused for a
 // different request is refused rather than answered with the wrong result.
-func fingerprint(op string, id int64, input any) string {
+func fingerprint(opts MutationOptions, op string, id int64, input any) string {
+	if opts.IdempotencyKey == "" {
+		return "" // only compared when a key is stored: not worth a JSON encoding and a hash per write
+	}
 	b, _ := json.Marshal(input)
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%s", op, id, b)))
 	return hex.EncodeToString(sum[:])
