@@ -23,7 +23,7 @@
 #   a  W sockets of W users, closed loop (one mutation in flight each)   vs pgbench INSERT+pg_notify,
 #      W clients; pgbench running tasksync's own write (INSERT INTO tasks in a transaction, change-log
 #      triggers and all), W clients; pgbench plain INSERT at 16 clients (the group-commit goal);
-#      and the socket run once more with pool_max_conns=W in DATABASE_URL
+#      and the socket run once more with group commit off (one transaction per mutation)
 #   b  two instances, 10 users with 4 sockets each (2 per instance), 200 mutations/s
 #      vs raw NOTIFY -> LISTEN at 200/s (and INSERT+pg_notify -> LISTEN)
 #   c  1000 sockets of 10 users (100 each), one writer per user, closed loop
@@ -226,8 +226,8 @@ EOF
 		stop a1
 	done
 	pgbench_run a-pgbench-insert 16 "$OUT/insert.sql"
-	start_server a2 "$PORT" DATABASE_URL="$DBURL&pool_max_conns=$W"
-	sockets a-sockets-pool --url "$(ws "$PORT")" --pid "${PIDS[a2]}" --users "$W" --sockets "$W" --writers "$W"
+	start_server a2 "$PORT" DATABASE_WRITE_BATCHES="$W" DATABASE_WRITE_BATCH_SIZE=1
+	sockets a-sockets-nobatch --url "$(ws "$PORT")" --pid "${PIDS[a2]}" --users "$W" --sockets "$W" --writers "$W"
 	stop a2
 fi
 
