@@ -120,18 +120,7 @@ func TestGroupCommitSkipsAbandonedMutations(t *testing.T) {
 	ctx := context.Background()
 
 	// Hold the only leader inside its transaction.
-	release := make(chan struct{})
-	entered := make(chan struct{})
-	blockerDone := make(chan error, 1)
-	go func() {
-		_, err := svc.mutate(ctx, "u", MutationOptions{}, "block", func(ctx context.Context, tx querier) (Result, error) {
-			close(entered)
-			<-release
-			return Result{Op: OpUpdated}, nil
-		})
-		blockerDone <- err
-	}()
-	<-entered
+	release, blockerDone := holdLeader(t, svc)
 
 	gone, cancel := context.WithCancel(ctx)
 	title := "never"
@@ -193,16 +182,7 @@ func TestGroupCommitRerunsAfterAnSQLError(t *testing.T) {
 	svc := NewServiceWith(db.Pool, BatchOptions{MaxBatches: 1})
 	ctx := context.Background()
 
-	release := make(chan struct{})
-	entered := make(chan struct{})
-	go func() {
-		_, _ = svc.mutate(ctx, "u", MutationOptions{}, "block", func(ctx context.Context, tx querier) (Result, error) {
-			close(entered)
-			<-release
-			return Result{Op: OpUpdated}, nil
-		})
-	}()
-	<-entered
+	release, _ := holdLeader(t, svc)
 
 	// Queue a good create, a mutation whose SQL fails, a keyed create.
 	type out struct {
@@ -266,16 +246,7 @@ func TestGroupCommitReleasesRefusedKeys(t *testing.T) {
 	db := testdb.New(t)
 	svc := NewServiceWith(db.Pool, BatchOptions{MaxBatches: 1})
 	ctx := context.Background()
-	release := make(chan struct{})
-	entered := make(chan struct{})
-	go func() {
-		_, _ = svc.mutate(ctx, "u", MutationOptions{}, "block", func(ctx context.Context, tx querier) (Result, error) {
-			close(entered)
-			<-release
-			return Result{Op: OpUpdated}, nil
-		})
-	}()
-	<-entered
+	release, _ := holdLeader(t, svc)
 	errc := make(chan error, 2)
 	title := "x"
 	go func() {
@@ -318,4 +289,24 @@ func waitQueued(t *testing.T, svc *Service, n int) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// holdLeader keeps the only batch leader of svc (MaxBatches 1) busy inside
+// its transaction until release is closed, so that the mutations submitted
+// meanwhile queue up and form the next batch. done reports the held
+// mutation's own result.
+func holdLeader(t *testing.T, svc *Service) (release chan struct{}, done chan error) {
+	t.Helper()
+	release, done = make(chan struct{}), make(chan error, 1)
+	entered := make(chan struct{})
+	go func() {
+		_, err := svc.mutate(context.Background(), "u", MutationOptions{}, "block", func(ctx context.Context, tx querier) (Result, error) {
+			close(entered)
+			<-release
+			return Result{Op: OpUpdated}, nil
+		})
+		done <- err
+	}()
+	<-entered
+	return release, done
 }
