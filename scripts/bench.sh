@@ -30,6 +30,7 @@
 #      vs cmd/wsbaseline (bare coder/websocket broadcast), same sockets, same frames
 #   d  RSS per idle authenticated socket (5000) vs the bare library; then 19,890 idle sockets held
 #      by one instance (two loadgen processes) while 4 users write 200/s in all and 2 chat 1/s
+#      against the test model server (loadgen model: OpenAI wire format, an add_task call a turn)
 #   e  4 users with 2 sockets each, 200 mutations/s in all (one writer socket per user: a socket's
 #      requests are served one after the other, so one socket at 200/s would measure its own queue):
 #      without, with, and again without 10,000 idle sockets of other users on the same instance
@@ -270,7 +271,11 @@ if want d; then
 	stop dbare
 
 	log "== (d) $((2 * HOLD_EACH)) idle sockets held by one instance while live traffic flows"
-	start_server d2 "$PORT"
+	# Chat turns go to the test model server (OpenAI wire format, an add_task call per turn).
+	"$LG" model --addr "127.0.0.1:$((PORT + 3))" --duration 20m >"$OUT/logs/model.log" 2>&1 &
+	PIDS[model]=$!
+	wait_until 10 port_listening "$((PORT + 3))" || die "the test model server did not start (see $OUT/logs/model.log)"
+	start_server d2 "$PORT" OPENAI_BASE_URL="http://127.0.0.1:$((PORT + 3))/v1" OPENAI_API_KEY=bench OPENAI_MODEL=test-model
 	rm -f "$OUT/d-stop"
 	for h in 1 2; do
 		"$LG" sockets --label "d-hold-$h" --secret "$SECRET" --url "$(ws "$PORT")" --pid "${PIDS[d2]}" \
@@ -286,7 +291,7 @@ if want d; then
 	wait "${PIDS[dhold1]}" "${PIDS[dhold2]}" || log "an idle holder reported an error (see $OUT/d-hold-*.txt)"
 	unset "PIDS[dhold1]" "PIDS[dhold2]"
 	cat "$OUT/d-hold-1.txt" "$OUT/d-hold-2.txt"
-	stop d2
+	stop d2 model
 fi
 
 # ------------------------------------------------------------------------------------------ (e)

@@ -13,6 +13,7 @@
 //	    cross-instance latency
 //	loadgen redis --redis URL
 //	    Redis PUBLISH -> SUBSCRIBE round trip latency and rate (go-redis)
+//	loadgen model [--addr 127.0.0.1:18480]   a test model server (OpenAI wire format) for chat turns
 //	loadgen report --dir DIR [--out FILE]
 //	    read the JSON files of one bench run and print the table of figures,
 //	    baselines and ratios
@@ -48,7 +49,7 @@ func main() {
 	}
 }
 
-const usage = `usage: loadgen sockets|notify|redis|report [flags]   (loadgen CMD -h for the flags)`
+const usage = `usage: loadgen sockets|notify|redis|model|report [flags]   (loadgen CMD -h for the flags)`
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return runRedis(ctx, args, stdout)
 	case "report":
 		return runReport(args, stdout)
+	case "model":
+		return runModel(ctx, args, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -115,7 +115,7 @@ func reportRows() []row {
 			Base: metric{"redis", "paced.latency.p99_ms"}},
 		{Scenario: "-", What: "Redis PUBLISH->SUBSCRIBE, 1 publisher closed loop", Unit: "/s",
 			Val: metric{"redis", "max.received_per_second"}},
-		{Scenario: "d", What: "  chat turns beside them (offline assistant): turn p50 / p99", Unit: "ms",
+		{Scenario: "d", What: "  chat turns beside them (test model server, one add_task call each): turn p50 / p99", Unit: "ms",
 			Val: metric{"d-hold-live", "chat.turn_latency.p50_ms"}, BaseWhat: "p99",
 			Base: metric{"d-hold-live", "chat.turn_latency.p99_ms"}},
 	}

@@ -107,17 +107,28 @@ type Server struct {
 	// in /v1.
 	URL string
 
-	t       testing.TB
+	t       testing.TB // nil for a standalone handler (NewHandler)
 	srv     *httptest.Server
 	stop    chan struct{}
 	mu      sync.Mutex
 	replies []*Reply
 	reqs    []Request
+	// respond, when set, answers requests for which no reply is queued.
+	respond func(Request) *Reply
+	record  bool
+}
+
+// NewHandler returns the endpoint as a plain handler for a process of its
+// own (the load generator's test model server): every request is answered
+// by respond, and requests are not recorded.
+func NewHandler(respond func(Request) *Reply) http.Handler {
+	s := &Server{stop: make(chan struct{}), respond: respond}
+	return http.HandlerFunc(s.serve)
 }
 
 // New starts a server, closed when the test ends.
 func New(t testing.TB) *Server {
-	s := &Server{t: t, stop: make(chan struct{})}
+	s := &Server{t: t, stop: make(chan struct{}), record: true}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL + "/v1"
 	t.Cleanup(func() {
@@ -161,18 +172,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	var req Request
 	if err := json.Unmarshal(body, &req); err != nil {
-		s.t.Errorf("openaitest: request body is not JSON: %v", err)
+		s.errorf("openaitest: request body is not JSON: %v", err)
+		writeError(w, http.StatusBadRequest, "the body is not JSON")
+		return
 	}
 	req.Auth = r.Header.Get("Authorization")
 	s.mu.Lock()
-	s.reqs = append(s.reqs, req)
+	if s.record {
+		s.reqs = append(s.reqs, req)
+	}
 	var reply *Reply
 	if len(s.replies) > 0 {
 		reply, s.replies = s.replies[0], s.replies[1:]
 	}
 	s.mu.Unlock()
+	if reply == nil && s.respond != nil {
+		reply = s.respond(req)
+		reply.Held, reply.Gone = make(chan struct{}), make(chan struct{})
+	}
 	if reply == nil {
-		s.t.Errorf("openaitest: request %d has no reply queued", len(s.reqs))
+		s.errorf("openaitest: request %d has no reply queued", len(s.reqs))
 		writeError(w, http.StatusInternalServerError, "no reply queued")
 		return
 	}
@@ -181,6 +200,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.stream(w, r, req.Model, reply)
+}
+
+func (s *Server) errorf(format string, args ...any) {
+	if s.t != nil {
+		s.t.Errorf(format, args...)
+	}
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
