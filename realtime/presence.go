@@ -28,8 +28,14 @@ const brokerTimeout = 500 * time.Millisecond
 // PublishUser sends a frame to every session of user on every instance
 // (chat token streams use it).
 func (h *Hub) PublishUser(ctx context.Context, user string, frame []byte) error {
-	msg := make([]byte, 0, len(frame)+1)
-	msg = append(append(msg, msgFrame), frame...)
+	return h.publish(ctx, user, msgFrame, frame)
+}
+
+// publish sends a broker message of kind to user's channel and records
+// whether the broker answered.
+func (h *Hub) publish(ctx context.Context, user string, kind byte, payload []byte) error {
+	msg := make([]byte, 0, len(payload)+1)
+	msg = append(append(msg, kind), payload...)
 	err := h.broker.Publish(ctx, user, msg)
 	h.brokerResult(err)
 	return err
@@ -39,9 +45,7 @@ func (h *Hub) PublishUser(ctx context.Context, user string, frame []byte) error 
 // (sign-out everywhere).
 func (h *Hub) CloseUser(ctx context.Context, user string, code websocket.StatusCode, reason string) error {
 	b, _ := json.Marshal(closeCommand{Code: int(code), Reason: reason})
-	err := h.broker.Publish(ctx, user, append([]byte{msgClose}, b...))
-	h.brokerResult(err)
-	return err
+	return h.publish(ctx, user, msgClose, b)
 }
 
 func (h *Hub) onBrokerMessage(user string, msg []byte) {
@@ -67,11 +71,7 @@ func (h *Hub) onBrokerMessage(user string, msg []byte) {
 // instance where user has a session (for example: cancel a chat turn that
 // runs on another instance).
 func (h *Hub) SignalUser(ctx context.Context, user string, payload []byte) error {
-	msg := make([]byte, 0, len(payload)+1)
-	msg = append(append(msg, msgSignal), payload...)
-	err := h.broker.Publish(ctx, user, msg)
-	h.brokerResult(err)
-	return err
+	return h.publish(ctx, user, msgSignal, payload)
 }
 
 // OnSignal sets the function that receives SignalUser payloads on this
