@@ -95,10 +95,9 @@ func benchHub(b *testing.B) (*Hub, *Server) {
 
 func benchSession(b *testing.B, h *Hub, srv *Server, user string) *session {
 	b.Helper()
-	s := &session{id: user + "-" + strconv.Itoa(len(user)), userID: user, srv: srv}
-	s.init(context.Background(), 0, time.Time{})
+	s := newSession(srv, nil, user+"-"+strconv.Itoa(len(user)), user, 0, time.Time{})
 	b.Cleanup(s.cancel)
-	if _, err := h.register(s, 0, 0); err != nil {
+	if err := h.register(s, 0); err != nil {
 		b.Fatal(err)
 	}
 	return s

@@ -83,6 +83,12 @@ func collectEvents(rows pgx.Rows) ([]*Event, error) {
 		if task != nil {
 			e.Task = task
 		}
+		frame, err := encodeEvent(e)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		e.frame = frame
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

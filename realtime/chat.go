@@ -3,6 +3,8 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+
+	"tasksync"
 )
 
 // ChatRequest is a chat.send or chat.cancel frame, as the chat service
@@ -23,7 +25,18 @@ type ChatService interface {
 	Chat(ctx context.Context, userID string, req ChatRequest) (reply any, err error)
 }
 
-func (srv *Server) chatFrame(s *session, f inFrame) ([]byte, error) {
+// chatFrame serves chat.send and chat.cancel. The turn outlives the
+// request, so the chat service gets the session's context, not the
+// request's.
+func (srv *Server) chatFrame(ctx context.Context, s *session, f inFrame) ([]byte, error) {
+	if srv.chat == nil {
+		return nil, tasksync.Errorf(tasksync.CodeUnavailable, "the chat assistant is not enabled on this server")
+	}
+	if f.Type == TypeChatSend {
+		// The turn's frames come through the broker: let this session's
+		// subscription take effect first, so that it sees them all.
+		s.waitBroker(ctx)
+	}
 	reply, err := srv.chat.Chat(s.ctx, s.userID, ChatRequest{
 		Type: f.Type, ID: f.ID, SessionID: s.id, ConversationID: f.ConversationID, Message: f.Message,
 	})

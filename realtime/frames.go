@@ -176,8 +176,8 @@ func scalarString(raw json.RawMessage) (string, bool) {
 	return "", false
 }
 
-// Event is one change-log entry, with its frame encoded once for every
-// session that receives it.
+// Event is one change-log entry, with its frame encoded once, when it is
+// read, for every session that receives it. It is immutable once built.
 type Event struct {
 	UserID    string
 	Seq       int64
@@ -188,15 +188,21 @@ type Event struct {
 	frame     []byte
 }
 
-// Frame returns the event as a server frame, encoding it on first use.
+// Frame returns the event as a server frame.
 func (e *Event) Frame() []byte {
-	if e.frame == nil {
-		e.frame = encodeEvent(e)
+	if e.frame != nil {
+		return e.frame
 	}
-	return e.frame
+	b, err := encodeEvent(e)
+	if err != nil {
+		panic(err) // only events built by hand (tests) get here
+	}
+	return b
 }
 
-func encodeEvent(e *Event) []byte {
+// encodeEvent builds the frame of e; the task JSON comes from our own
+// trigger, so an error means a corrupt row.
+func encodeEvent(e *Event) ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(64 + len(e.Task))
 	b.WriteString(`{"type":"task.`)
@@ -206,15 +212,14 @@ func encodeEvent(e *Event) []byte {
 	if e.Task != nil {
 		b.WriteString(`,"task":`)
 		if err := json.Compact(&b, e.Task); err != nil {
-			// Stored by our own trigger; cannot be invalid.
-			panic(fmt.Sprintf("event %s/%d: invalid task JSON: %v", e.UserID, e.Seq, err))
+			return nil, fmt.Errorf("event %s/%d: invalid task JSON: %w", e.UserID, e.Seq, err)
 		}
 	} else {
 		b.WriteString(`,"task_id":`)
 		b.WriteString(strconv.FormatInt(e.TaskID, 10))
 	}
 	b.WriteByte('}')
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 // errorFrame is the server's answer to a request that failed.

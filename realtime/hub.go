@@ -2,72 +2,53 @@ package realtime
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"math"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"golang.org/x/sync/errgroup"
 )
 
-const numShards = 64
-
-// Hub knows this instance's sessions by user. It turns change-log
-// notifications into batched log reads and hands each event, encoded once,
-// to the sessions of its user; it relays broker messages (presence, chat
-// streams, session control) the same way.
+// Hub knows this instance's sessions by user ([registry]). It turns
+// change-log notifications into batched log reads and hands each event,
+// encoded once, to the sessions of its user; broker messages reach the
+// same sessions through the relay (relay.go), and presence (presence.go)
+// keeps the user's devices listed in the broker.
 //
 // Cost grows with a user's own sessions: a notification for a user with no
 // session here is dropped without touching the database.
 //
-// The fetch loop ([Hub.Run]) is the only goroutine that dispatches events,
-// so each user's events leave the hub in sequence order.
+// [Hub.Run] owns every background goroutine of the hub: the fetch loop (the
+// only goroutine that dispatches events, so each user's events leave the
+// hub in sequence order), the broker's delivery loop and the presence
+// loop. Nothing runs before Run, and Run returns only once all of them have
+// stopped.
 type Hub struct {
-	logger  *slog.Logger
-	changes *ChangeLog
-	broker  Broker
-	metrics *Metrics
-	// Instance names this server in presence entries and logs.
-	instance    string
-	presenceTTL time.Duration
-	brokerDown  atomic.Bool
-	// announces throttles presence frames per user (presence.go).
-	amu       sync.Mutex
-	announces map[string]*announceState
-	// signalHandler receives SignalUser payloads (see OnSignal).
-	signalHandler atomic.Pointer[func(user string, payload []byte)]
-
-	seed   maphash.Seed
-	shards [numShards]shard
+	logger   *slog.Logger
+	changes  changeReader
+	broker   Broker
+	metrics  *Metrics
+	instance string
+	reg      registry
+	presence *presence
+	relay    relay
 
 	pmu     sync.Mutex
 	pending map[string]struct{}
 	wake    chan struct{}
-
-	// life guards closing and active: register refuses new sessions once
-	// Shutdown began, and Shutdown waits for active to reach zero.
-	life    sync.Mutex
-	closing bool
-	active  int
-	drained chan struct{}
 }
 
-type shard struct {
-	mu    sync.RWMutex
-	feeds map[string]*feed
-}
-
-// feed is one user's presence on this instance.
-type feed struct {
-	// cursor is the last seq the hub dispatched for the user; written by
-	// the fetch loop only.
-	cursor atomic.Int64
-	// sessions is copy-on-write: replaced (never modified) under the shard
-	// lock, so dispatch iterates it without holding the lock.
-	sessions []*session
+// changeReader is what the hub and sessions read from the change log
+// (*ChangeLog; a fake in tests).
+type changeReader interface {
+	CurrentSeq(ctx context.Context, userID string) (int64, error)
+	Read(ctx context.Context, userID string, after, upTo int64, limit int) ([]*Event, error)
+	ReadAfter(ctx context.Context, cursors map[string]int64, perUser int) ([]*Event, error)
 }
 
 // HubConfig holds what a Hub needs.
@@ -78,139 +59,88 @@ type HubConfig struct {
 	Metrics  *Metrics
 	Instance string
 	// PresenceTTL is how long a presence entry lives without a heartbeat
-	// (default 60s; heartbeats run every third of it).
+	// (DefaultPresenceTTL when 0; heartbeats run every third of it).
 	PresenceTTL time.Duration
 }
 
 // NewHub returns a Hub; nothing runs until [Hub.Run].
 func NewHub(cfg HubConfig) *Hub {
+	var changes changeReader
+	if cfg.Changes != nil {
+		changes = cfg.Changes
+	}
+	return newHub(cfg, changes)
+}
+
+func newHub(cfg HubConfig, changes changeReader) *Hub {
 	h := &Hub{
-		logger: cfg.Logger, changes: cfg.Changes, broker: cfg.Broker, metrics: cfg.Metrics,
-		instance: cfg.Instance, presenceTTL: cfg.PresenceTTL, seed: maphash.MakeSeed(),
-		pending: map[string]struct{}{}, wake: make(chan struct{}, 1), announces: map[string]*announceState{},
+		logger: cfg.Logger, changes: changes, broker: cfg.Broker, metrics: cfg.Metrics,
+		instance: cfg.Instance, pending: map[string]struct{}{}, wake: make(chan struct{}, 1),
 	}
 	if h.logger == nil {
 		h.logger = slog.Default()
 	}
-	if h.presenceTTL <= 0 {
-		h.presenceTTL = time.Minute
-	}
 	if h.metrics == nil {
 		h.metrics = NewMetrics(nil)
 	}
-	for i := range h.shards {
-		h.shards[i].feeds = map[string]*feed{}
+	if h.broker == nil {
+		h.broker = NewMemoryBroker()
 	}
+	h.reg.init()
+	h.relay = relay{hub: h}
+	h.presence = newPresence(h, cfg.PresenceTTL)
 	return h
 }
 
-func (h *Hub) shard(user string) *shard {
-	return &h.shards[maphash.String(h.seed, user)%numShards]
-}
-
-var errTooManySockets = errors.New("too many sockets for this user")
-
-// register adds s to its user's feed; startSeq initialises a new feed's
-// cursor. It fails when the user already has max sessions here. ready is
-// closed once the user's broker subscription is in effect.
-func (h *Hub) register(s *session, startSeq int64, max int) (ready <-chan struct{}, err error) {
-	h.life.Lock()
-	if h.closing {
-		h.life.Unlock()
-		return nil, errShuttingDown
-	}
-	h.active++
-	h.life.Unlock()
-
-	sh := h.shard(s.userID)
-	sh.mu.Lock()
-	f := sh.feeds[s.userID]
-	if f == nil {
-		f = &feed{}
-		f.cursor.Store(startSeq)
-		sh.feeds[s.userID] = f
-	}
-	if max > 0 && len(f.sessions) >= max {
-		sh.mu.Unlock()
-		h.release()
-		return nil, errTooManySockets
-	}
-	// Idempotent: the first session of the user subscribes, later ones get
-	// the same readiness.
-	ready = h.broker.Subscribe(s.userID)
-	next := make([]*session, len(f.sessions), len(f.sessions)+1)
-	copy(next, f.sessions)
-	f.sessions = append(next, s)
-	sh.mu.Unlock()
-	h.metrics.socketsOpen.Inc()
-	// Events committed between reading startSeq and now may have been
-	// notified before the feed existed: look once.
-	h.poke(s.userID)
-	return ready, nil
-}
-
-// unregister removes s; the last session of a user removes the feed.
-func (h *Hub) unregister(s *session) {
-	sh := h.shard(s.userID)
-	sh.mu.Lock()
-	f := sh.feeds[s.userID]
-	if f == nil {
-		sh.mu.Unlock()
-		return
-	}
-	next := make([]*session, 0, len(f.sessions))
-	for _, o := range f.sessions {
-		if o != s {
-			next = append(next, o)
-		}
-	}
-	if len(next) == len(f.sessions) {
-		sh.mu.Unlock()
-		return
-	}
-	if len(next) == 0 {
-		delete(sh.feeds, s.userID)
-		h.broker.Unsubscribe(s.userID)
-	} else {
-		f.sessions = next
-	}
-	sh.mu.Unlock()
-	h.metrics.socketsOpen.Dec()
-	h.release()
-}
-
-// release counts a session out and wakes Shutdown after the last one.
-func (h *Hub) release() {
-	h.life.Lock()
-	h.active--
-	if h.closing && h.active == 0 && h.drained != nil {
-		close(h.drained)
-		h.drained = nil
-	}
-	h.life.Unlock()
-}
-
-// userSessions returns the user's sessions on this instance (do not modify).
-func (h *Hub) userSessions(user string) ([]*session, *feed) {
-	sh := h.shard(user)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	f := sh.feeds[user]
-	if f == nil {
-		return nil, nil
-	}
-	return f.sessions, f
+// Run runs the hub's loops until ctx ends: the fetch loop, the broker's
+// delivery and the presence heartbeat. It returns ctx's error once every
+// goroutine it started has stopped, or the first loop's failure.
+func (h *Hub) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return h.fetchLoop(ctx) })
+	g.Go(func() error { return h.relay.run(ctx) })
+	g.Go(func() error { return h.presence.run(ctx) })
+	return g.Wait()
 }
 
 // SessionCount returns the number of sessions of user on this instance.
 func (h *Hub) SessionCount(user string) int {
-	list, _ := h.userSessions(user)
+	list, _ := h.reg.get(user)
 	return len(list)
+}
+
+// register adds s to its user's feed, unless the user already has max
+// sessions here. A new feed's cursor starts at the session's own.
+func (h *Hub) register(s *session, max int) error {
+	if err := h.reg.add(s, max); err != nil {
+		return err
+	}
+	// Idempotent: the first session of the user subscribes, later ones get
+	// the same readiness.
+	s.brokerReady = h.broker.Subscribe(s.userID)
+	h.metrics.socketsOpen.Inc()
+	// Events committed between reading the session's start seq and now may
+	// have been notified before the feed existed: look once.
+	h.poke(s.userID)
+	return nil
+}
+
+// unregister removes s; the last session of a user removes the feed and
+// the broker subscription.
+func (h *Hub) unregister(s *session) {
+	removed, last := h.reg.remove(s)
+	if !removed {
+		return
+	}
+	if last {
+		h.broker.Unsubscribe(s.userID)
+	}
+	h.metrics.socketsOpen.Dec()
 }
 
 // notify is called for each change-log notification.
 func (h *Hub) notify(user string, seq int64) {
-	_, f := h.userSessions(user)
+	_, f := h.reg.get(user)
 	if f == nil || seq <= f.cursor.Load() {
 		return
 	}
@@ -222,10 +152,7 @@ func (h *Hub) poke(user string) {
 	h.pmu.Lock()
 	h.pending[user] = struct{}{}
 	h.pmu.Unlock()
-	select {
-	case h.wake <- struct{}{}:
-	default:
-	}
+	signal(h.wake)
 }
 
 // pokeAll schedules a log read for every user with a session here; the
@@ -233,29 +160,22 @@ func (h *Hub) poke(user string) {
 // while it was away lose nothing.
 func (h *Hub) pokeAll() {
 	h.pmu.Lock()
-	for i := range h.shards {
-		sh := &h.shards[i]
-		sh.mu.RLock()
-		for u := range sh.feeds {
-			h.pending[u] = struct{}{}
-		}
-		sh.mu.RUnlock()
-	}
+	h.reg.each(func(user string, _ []*session) { h.pending[user] = struct{}{} })
 	h.pmu.Unlock()
-	select {
-	case h.wake <- struct{}{}:
-	default:
-	}
+	signal(h.wake)
 }
 
 // fetchPerUser bounds one user's events per read; a user with more is read
 // again at once.
 const fetchPerUser = 500
 
-// Run is the fetch loop: it waits for pokes, reads the log once for every
-// poked user (notifications that arrive during a read are coalesced into
-// the next one), and dispatches. It returns when ctx is done.
-func (h *Hub) Run(ctx context.Context) error {
+// fetchTimeout bounds one batched read of the log.
+const fetchTimeout = 10 * time.Second
+
+// fetchLoop waits for pokes, reads the log once for every poked user
+// (notifications that arrive during a read are coalesced into the next
+// one), and dispatches. It returns when ctx is done.
+func (h *Hub) fetchLoop(ctx context.Context) error {
 	backoff := newBackoff(50*time.Millisecond, 5*time.Second)
 	for {
 		select {
@@ -275,17 +195,14 @@ func (h *Hub) Run(ctx context.Context) error {
 
 			cursors := make(map[string]int64, len(batch))
 			for u := range batch {
-				if _, f := h.userSessions(u); f != nil {
+				if _, f := h.reg.get(u); f != nil {
 					cursors[u] = f.cursor.Load()
 				}
 			}
 			if len(cursors) == 0 {
 				continue
 			}
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			events, err := h.read(rctx, cursors)
-			cancel()
-			if err != nil {
+			if err := h.fetch(ctx, cursors); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -299,10 +216,30 @@ func (h *Hub) Run(ctx context.Context) error {
 				continue
 			}
 			backoff.reset()
-			h.metrics.logReads.Inc()
-			h.dispatch(events)
 		}
 	}
+}
+
+// fetch reads and dispatches one batch. A panic (a bug) is logged and
+// reported as an error, so that one bad event cannot stop fan-out for
+// everyone: the batch is retried after a backoff, and the sessions it
+// concerns catch up from the log.
+func (h *Hub) fetch(ctx context.Context, cursors map[string]int64) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			h.logger.Error("hub: panic while dispatching; continuing", "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", v)
+		}
+	}()
+	rctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	events, err := h.read(rctx, cursors)
+	cancel()
+	if err != nil {
+		return err
+	}
+	h.metrics.logReads.Inc()
+	h.dispatch(events)
+	return nil
 }
 
 // read reads the log after each user's cursor: with one user (the common
@@ -329,7 +266,7 @@ func (h *Hub) dispatch(events []*Event) {
 		if j-i == fetchPerUser {
 			h.poke(user) // there may be more
 		}
-		list, f := h.userSessions(user)
+		list, f := h.reg.get(user)
 		if f != nil {
 			now := time.Now()
 			for _, ev := range events[i:j] {
@@ -351,57 +288,147 @@ func (h *Hub) dispatch(events []*Event) {
 
 // sendUser queues a frame on every session of user on this instance.
 func (h *Hub) sendUser(user string, frame []byte) {
-	list, _ := h.userSessions(user)
+	list, _ := h.reg.get(user)
 	for _, s := range list {
 		s.send(frame)
 	}
 }
 
 // closeUser closes every session of user on this instance.
-func (h *Hub) closeUser(user string, code websocket.StatusCode, reason string) {
-	list, _ := h.userSessions(user)
+func (h *Hub) closeUser(user string, d Disconnect) {
+	list, _ := h.reg.get(user)
 	for _, s := range list {
-		s.close(code, reason)
+		s.close(d)
 	}
 }
 
-// Shutdown closes every session with 1001 (going away: reconnect to
-// another instance) and waits until they are gone or ctx is done. New
-// sockets are refused from the first call.
-func (h *Hub) Shutdown(ctx context.Context) error {
-	h.life.Lock()
-	h.closing = true
-	drained := make(chan struct{})
-	if h.active == 0 {
-		close(drained)
-	} else {
-		h.drained = drained
-	}
-	h.life.Unlock()
-
-	h.eachUser(func(_ string, sessions []*session) {
+// closeAll closes every session on this instance.
+func (h *Hub) closeAll(d Disconnect) {
+	h.reg.each(func(_ string, sessions []*session) {
 		for _, s := range sessions {
-			s.close(CloseGoingAway, "server shutting down; reconnect")
+			s.close(d)
 		}
 	})
-	select {
-	case <-drained:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+}
+
+// registry is the hub's map of users to their sessions on this instance,
+// sharded so that sessions coming and going for different users do not
+// contend on one lock.
+type registry struct {
+	seed   maphash.Seed
+	shards [numShards]shard
+}
+
+const numShards = 64
+
+type shard struct {
+	mu    sync.RWMutex
+	feeds map[string]*feed
+}
+
+// feed is one user's presence on this instance.
+type feed struct {
+	// cursor is the last seq the hub dispatched for the user; written by
+	// the fetch loop only.
+	cursor atomic.Int64
+	// sessions is copy-on-write: replaced (never modified) under the shard
+	// lock, so dispatch iterates it without holding the lock.
+	sessions []*session
+}
+
+func (r *registry) init() {
+	r.seed = maphash.MakeSeed()
+	for i := range r.shards {
+		r.shards[i].feeds = map[string]*feed{}
 	}
 }
 
-// eachUser calls fn for every user with a session here.
-func (h *Hub) eachUser(fn func(user string, sessions []*session)) {
-	for i := range h.shards {
-		sh := &h.shards[i]
-		sh.mu.RLock()
-		type entry struct {
-			u string
-			s []*session
+func (r *registry) shard(user string) *shard {
+	return &r.shards[maphash.String(r.seed, user)%numShards]
+}
+
+// add appends s to its user's feed, creating the feed (its cursor at the
+// session's) if needed; it refuses when the user has max sessions (max > 0).
+func (r *registry) add(s *session, max int) error {
+	sh := r.shard(s.userID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	f := sh.feeds[s.userID]
+	if f == nil {
+		f = &feed{}
+		f.cursor.Store(s.cursor)
+		sh.feeds[s.userID] = f
+	}
+	if max > 0 && len(f.sessions) >= max {
+		if len(f.sessions) == 0 {
+			delete(sh.feeds, s.userID)
 		}
-		list := make([]entry, 0, len(sh.feeds))
+		return errTooManySockets
+	}
+	next := make([]*session, len(f.sessions), len(f.sessions)+1)
+	copy(next, f.sessions)
+	f.sessions = append(next, s)
+	return nil
+}
+
+// remove takes s out; last says the user has no session left here.
+func (r *registry) remove(s *session) (removed, last bool) {
+	sh := r.shard(s.userID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	f := sh.feeds[s.userID]
+	if f == nil {
+		return false, false
+	}
+	next := make([]*session, 0, len(f.sessions))
+	for _, o := range f.sessions {
+		if o != s {
+			next = append(next, o)
+		}
+	}
+	if len(next) == len(f.sessions) {
+		return false, false
+	}
+	if len(next) == 0 {
+		delete(sh.feeds, s.userID)
+		return true, true
+	}
+	f.sessions = next
+	return true, false
+}
+
+// get returns the user's sessions (do not modify) and feed, or nils.
+func (r *registry) get(user string) ([]*session, *feed) {
+	sh := r.shard(user)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	f := sh.feeds[user]
+	if f == nil {
+		return nil, nil
+	}
+	return f.sessions, f
+}
+
+// each calls fn for every user with a session here, outside the shard
+// locks (fn may take them).
+func (r *registry) each(fn func(user string, sessions []*session)) {
+	r.eachShard(func(int) bool { return true }, fn)
+}
+
+// eachShard is each restricted to the shards that pick selects.
+func (r *registry) eachShard(pick func(i int) bool, fn func(user string, sessions []*session)) {
+	type entry struct {
+		u string
+		s []*session
+	}
+	var list []entry
+	for i := range r.shards {
+		if !pick(i) {
+			continue
+		}
+		sh := &r.shards[i]
+		sh.mu.RLock()
+		list = list[:0]
 		for u, f := range sh.feeds {
 			list = append(list, entry{u, f.sessions})
 		}

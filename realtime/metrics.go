@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -40,7 +41,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tasksync_slow_consumer_closes_total", Help: "Sessions closed because their send queue overflowed."}),
+			Name: "tasksync_slow_consumer_closes_total", Help: "Sessions closed as slow consumers: their send queue overflowed, a snapshot was not read in time, or writes timed out."}),
 		lagging: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tasksync_lagging_sessions_total", Help: "Times a session's queue was full of events and it switched to reading the change log at its own pace."}),
 		listenReconnects: prometheus.NewCounter(prometheus.CounterOpts{
@@ -65,6 +66,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.slowConsumers, m.lagging, m.listenReconnects, m.redisReconnects, m.logReads, m.snapshots, m.closes)
 	}
 	return m
+}
+
+// closed counts a session that ended with code, once per session.
+func (m *Metrics) closed(code websocket.StatusCode) {
+	if code == 0 {
+		code = websocket.StatusAbnormalClosure
+	}
+	if code == CloseSlowConsumer {
+		m.slowConsumers.Inc()
+	}
+	m.closes.WithLabelValues(codeLabel(code)).Inc()
 }
 
 // countOut counts a written frame by its type, read from the frame's

@@ -2,109 +2,56 @@ package realtime
 
 import (
 	"context"
-	"encoding/json"
+	"sync"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
-// Broker message kinds: the first byte of every broker message.
-const (
-	msgFrame  byte = 'f' // the rest is a frame for every session of the user
-	msgClose  byte = 'c' // the rest is a closeCommand: close every session
-	msgSignal byte = 's' // the rest is an opaque payload for the signal handler
-)
+// DefaultPresenceTTL is how long a presence entry lives without a
+// heartbeat when HubConfig.PresenceTTL is 0.
+const DefaultPresenceTTL = time.Minute
 
-type closeCommand struct {
-	Code   int    `json:"code"`
-	Reason string `json:"reason"`
+// presence keeps the user's devices listed in the broker and tells the
+// user's sessions when the list changes. It owns its throttling (a burst
+// of joins and leaves becomes one frame) and its heartbeat; its run loop is
+// the only goroutine it has, started by [Hub.Run].
+type presence struct {
+	hub *Hub
+	ttl time.Duration
+
+	mu sync.Mutex
+	// windows throttles announcements per user: see announce.
+	windows map[string]*announceWindow
+	// refreshUsers are users whose entries are to be recorded again and
+	// announced (their broker subscription came back); refreshEvery asks
+	// for all of them (the broker came back).
+	refreshUsers map[string]struct{}
+	refreshEvery bool
+	wake         chan struct{}
 }
 
-// brokerTimeout bounds every broker call made on behalf of a session, so
-// that a Redis outage slows nothing down for long: task sync does not
-// depend on the broker.
-const brokerTimeout = 500 * time.Millisecond
+// announceEvery is the least time between two presence frames for one
+// user: the first join or leave is announced at once, the ones that follow
+// within the window are folded into one "sync" frame at its end. Without
+// it, k sockets of a user connecting together cost k frames of up to k
+// entries each to each of them: O(k^3) bytes.
+const announceEvery = 200 * time.Millisecond
 
-// PublishUser sends a frame to every session of user on every instance
-// (chat token streams use it).
-func (h *Hub) PublishUser(ctx context.Context, user string, frame []byte) error {
-	return h.publish(ctx, user, msgFrame, frame)
+type announceWindow struct {
+	until   time.Time // end of the current window
+	pending bool      // a change arrived during the window
 }
 
-// publish sends a broker message of kind to user's channel and records
-// whether the broker answered.
-func (h *Hub) publish(ctx context.Context, user string, kind byte, payload []byte) error {
-	msg := make([]byte, 0, len(payload)+1)
-	msg = append(append(msg, kind), payload...)
-	err := h.broker.Publish(ctx, user, msg)
-	h.brokerResult(err)
-	return err
-}
+// heartbeatSlices spreads the presence refresh over its period: each tick
+// refreshes the users of numShards/heartbeatSlices registry shards, so that
+// 10,000 sockets do not all hit Redis in the same instant.
+const heartbeatSlices = 8
 
-// CloseUser closes every session of user on every instance with code
-// (sign-out everywhere).
-func (h *Hub) CloseUser(ctx context.Context, user string, code websocket.StatusCode, reason string) error {
-	b, _ := json.Marshal(closeCommand{Code: int(code), Reason: reason})
-	return h.publish(ctx, user, msgClose, b)
-}
-
-func (h *Hub) onBrokerMessage(user string, msg []byte) {
-	if len(msg) == 0 {
-		return
+func newPresence(h *Hub, ttl time.Duration) *presence {
+	if ttl <= 0 {
+		ttl = DefaultPresenceTTL
 	}
-	switch msg[0] {
-	case msgFrame:
-		h.sendUser(user, msg[1:])
-	case msgClose:
-		var c closeCommand
-		if json.Unmarshal(msg[1:], &c) == nil {
-			h.closeUser(user, websocket.StatusCode(c.Code), c.Reason)
-		}
-	case msgSignal:
-		if fn := h.signalHandler.Load(); fn != nil {
-			(*fn)(user, msg[1:])
-		}
-	}
-}
-
-// SignalUser sends an opaque payload to the signal handler of every
-// instance where user has a session (for example: cancel a chat turn that
-// runs on another instance).
-func (h *Hub) SignalUser(ctx context.Context, user string, payload []byte) error {
-	return h.publish(ctx, user, msgSignal, payload)
-}
-
-// OnSignal sets the function that receives SignalUser payloads on this
-// instance. It runs on the broker's delivery goroutine and must not block.
-func (h *Hub) OnSignal(fn func(user string, payload []byte)) {
-	h.signalHandler.Store(&fn)
-}
-
-// RunBroker delivers broker messages to local sessions until ctx ends.
-func (h *Hub) RunBroker(ctx context.Context) error {
-	return h.broker.Run(ctx, h.onBrokerMessage, func(user string) {
-		h.brokerResult(nil)
-		h.refreshPresence(ctx, user)
-	})
-}
-
-// brokerResult records the outcome of a broker call: a failure marks the
-// broker down; the next success counts one reconnect and refreshes presence
-// everywhere.
-func (h *Hub) brokerResult(err error) {
-	if err != nil {
-		h.brokerDown.Store(true)
-		return
-	}
-	if h.brokerDown.CompareAndSwap(true, false) {
-		h.metrics.redisReconnects.Inc()
-		h.logger.Info("broker is back; refreshing presence")
-		go h.eachUser(func(user string, _ []*session) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			h.refreshPresence(ctx, user)
-		})
-	}
+	return &presence{hub: h, ttl: ttl, windows: map[string]*announceWindow{},
+		refreshUsers: map[string]struct{}{}, wake: make(chan struct{}, 1)}
 }
 
 type presenceFrame struct {
@@ -115,156 +62,217 @@ type presenceFrame struct {
 	Sessions  []PresenceEntry `json:"sessions"`
 }
 
-// presenceJoin registers s and tells the user's sessions everywhere.
-func (h *Hub) presenceJoin(s *session, ttl time.Duration) {
-	ctx, cancel := context.WithTimeout(s.ctx, brokerTimeout)
+// join records s and tells the user's sessions everywhere. With the broker
+// down the entry is recorded when it comes back (refreshAll).
+func (p *presence) join(ctx context.Context, s *session) {
+	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
 	defer cancel()
-	err := h.broker.PresenceSet(ctx, []PresenceEntry{s.presence}, ttl)
-	h.brokerResult(err)
+	err := p.hub.broker.PresenceSet(ctx, []PresenceEntry{s.presence}, p.ttl)
+	p.hub.relay.result(err)
 	if err != nil {
-		h.logger.Warn("presence: join not recorded (broker down); it will be on recovery", "err", err)
+		p.hub.logger.Warn("presence: join not recorded (broker down); it will be on recovery", "err", err)
 		return
 	}
-	h.announceThrottled(ctx, s.userID, "join", s.id)
+	p.announce(ctx, s.userID, "join", s.id)
 }
 
-// presenceLeave removes s and tells the others.
-func (h *Hub) presenceLeave(s *session) {
+// leave removes s and tells the others.
+func (p *presence) leave(s *session) {
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
-	err := h.broker.PresenceRemove(ctx, s.presence)
-	h.brokerResult(err)
+	err := p.hub.broker.PresenceRemove(ctx, s.presence)
+	p.hub.relay.result(err)
 	if err == nil {
-		h.announceThrottled(ctx, s.userID, "leave", s.id)
+		p.announce(ctx, s.userID, "leave", s.id)
 	}
 }
 
-// announceWindow is the least time between two presence frames for one
-// user: the first join or leave is announced at once, the ones that follow
-// within the window are folded into one "sync" frame at its end. Without
-// it, k sockets of a user connecting together cost k frames of up to k
-// entries each to each of them: O(k^3) bytes.
-const announceWindow = 200 * time.Millisecond
-
-type announceState struct {
-	until   time.Time // end of the current window
-	pending bool      // a change arrived during the window
+// list returns the user's live entries (presence.list).
+func (p *presence) list(ctx context.Context, user string) ([]PresenceEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
+	defer cancel()
+	list, err := p.hub.broker.PresenceList(ctx, user)
+	p.hub.relay.result(err)
+	return list, err
 }
 
-// announceThrottled announces a join or leave now, or at the end of the
-// user's current window.
-func (h *Hub) announceThrottled(ctx context.Context, user, event, sessionID string) {
+// announce announces a join or leave now, or folds it into a "sync" at
+// the end of the user's current window (sent by the run loop).
+func (p *presence) announce(ctx context.Context, user, event, sessionID string) {
 	now := time.Now()
-	h.amu.Lock()
-	st := h.announces[user]
-	if st == nil || now.After(st.until) {
-		h.announces[user] = &announceState{until: now.Add(announceWindow)}
-		h.amu.Unlock()
-		h.announce(ctx, user, event, sessionID)
+	p.mu.Lock()
+	w := p.windows[user]
+	if w == nil || now.After(w.until) {
+		p.windows[user] = &announceWindow{until: now.Add(announceEvery)}
+		p.mu.Unlock()
+		p.publish(ctx, user, event, sessionID)
 		return
 	}
-	if !st.pending {
-		st.pending = true
-		time.AfterFunc(st.until.Sub(now), func() { h.flushAnnounce(user) })
-	}
-	h.amu.Unlock()
+	w.pending = true
+	p.mu.Unlock()
+	signal(p.wake)
 }
 
-// flushAnnounce sends the folded announcement at the end of a window and
-// opens the next one.
-func (h *Hub) flushAnnounce(user string) {
-	h.amu.Lock()
-	if st := h.announces[user]; st != nil {
-		st.pending = false
-		st.until = time.Now().Add(announceWindow)
-	}
-	h.amu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*brokerTimeout)
-	defer cancel()
-	h.announce(ctx, user, "sync", "")
-}
-
-// sweepAnnounces forgets the windows that ended (the heartbeat calls it).
-func (h *Hub) sweepAnnounces() {
-	now := time.Now()
-	h.amu.Lock()
-	for user, st := range h.announces {
-		if !st.pending && now.After(st.until) {
-			delete(h.announces, user)
-		}
-	}
-	h.amu.Unlock()
-}
-
-// announce publishes the user's current presence list with event.
-func (h *Hub) announce(ctx context.Context, user, event, sessionID string) {
-	list, err := h.broker.PresenceList(ctx, user)
-	h.brokerResult(err)
+// publish sends the user's current presence list with event.
+func (p *presence) publish(ctx context.Context, user, event, sessionID string) {
+	list, err := p.hub.broker.PresenceList(ctx, user)
+	p.hub.relay.result(err)
 	if err != nil {
 		return
 	}
 	frame := encode(presenceFrame{Type: TypePresenceInfo, Event: event, SessionID: sessionID, Online: len(list), Sessions: list})
-	_ = h.PublishUser(ctx, user, frame)
+	_ = p.hub.PublishUser(ctx, user, frame)
 }
 
-// refreshPresence re-records the user's local sessions (lost with a Redis
-// restart) and announces the list again.
-func (h *Hub) refreshPresence(ctx context.Context, user string) {
-	list, _ := h.userSessions(user)
-	if len(list) == 0 {
-		return
-	}
-	entries := make([]PresenceEntry, len(list))
-	for i, s := range list {
-		entries[i] = s.presence
-	}
-	if err := h.broker.PresenceSet(ctx, entries, h.presenceTTL); err != nil {
-		h.brokerResult(err)
-		return
-	}
-	h.announce(ctx, user, "sync", "")
+// refresh asks the run loop to record user's entries again and announce
+// them; it never blocks (the broker's delivery goroutine calls it).
+func (p *presence) refresh(user string) {
+	p.mu.Lock()
+	p.refreshUsers[user] = struct{}{}
+	p.mu.Unlock()
+	signal(p.wake)
 }
 
-// heartbeatSlices spreads the presence refresh over its period: each tick
-// refreshes the users of numShards/heartbeatSlices hub shards, so that
-// 10,000 sockets do not all hit Redis in the same instant.
-const heartbeatSlices = 8
+// refreshAll is refresh for every user with a session here.
+func (p *presence) refreshAll() {
+	p.mu.Lock()
+	p.refreshEvery = true
+	p.mu.Unlock()
+	signal(p.wake)
+}
 
-// RunPresence refreshes this instance's presence entries, every entry once
-// per PresenceTTL/3, until ctx ends, so that entries of a crashed instance
-// expire and entries lost by Redis come back.
-func (h *Hub) RunPresence(ctx context.Context) error {
-	t := time.NewTicker(h.presenceTTL / 3 / heartbeatSlices)
-	defer t.Stop()
-	for slice := 0; ; slice = (slice + 1) % heartbeatSlices {
+// run refreshes this instance's entries, every entry once per ttl/3, so
+// that entries of a crashed instance expire and entries lost by Redis come
+// back; it sends the folded announcements when their windows end and the
+// refreshes asked for. It returns when ctx ends.
+func (p *presence) run(ctx context.Context) error {
+	beat := time.NewTicker(p.ttl / 3 / heartbeatSlices)
+	defer beat.Stop()
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
+	slice := 0
+	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case <-beat.C:
+			p.heartbeat(ctx, slice)
+			slice = (slice + 1) % heartbeatSlices
+		case <-p.wake:
+		case <-due.C:
 		}
-		var entries []PresenceEntry
-		for i := slice; i < numShards; i += heartbeatSlices {
-			sh := &h.shards[i]
-			sh.mu.RLock()
-			for _, f := range sh.feeds {
-				for _, s := range f.sessions {
-					entries = append(entries, s.presence)
-				}
-			}
-			sh.mu.RUnlock()
+		p.refreshAsked(ctx)
+		next := p.flushWindows(ctx)
+		due.Reset(next)
+	}
+}
+
+// heartbeat re-records the entries of one slice of the registry.
+func (p *presence) heartbeat(ctx context.Context, slice int) {
+	var entries []PresenceEntry
+	p.hub.reg.eachShard(func(i int) bool { return i%heartbeatSlices == slice }, func(_ string, sessions []*session) {
+		for _, s := range sessions {
+			entries = append(entries, s.presence)
 		}
-		if slice == 0 {
-			h.sweepAnnounces()
+	})
+	if slice == 0 {
+		p.sweep()
+	}
+	if len(entries) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := p.hub.broker.PresenceSet(cctx, entries, p.ttl)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		p.hub.logger.Warn("presence heartbeat failed", "err", err)
+	}
+	p.hub.relay.result(err)
+}
+
+// refreshAsked records and announces the entries of the users refresh and
+// refreshAll asked for.
+func (p *presence) refreshAsked(ctx context.Context) {
+	p.mu.Lock()
+	users, every := p.refreshUsers, p.refreshEvery
+	if len(users) == 0 && !every {
+		p.mu.Unlock()
+		return
+	}
+	p.refreshUsers, p.refreshEvery = map[string]struct{}{}, false
+	p.mu.Unlock()
+
+	byUser := map[string][]PresenceEntry{}
+	add := func(user string, sessions []*session) {
+		for _, s := range sessions {
+			byUser[user] = append(byUser[user], s.presence)
 		}
-		if len(entries) == 0 {
+	}
+	if every {
+		p.hub.reg.each(add)
+	} else {
+		for u := range users {
+			list, _ := p.hub.reg.get(u)
+			add(u, list)
+		}
+	}
+	if len(byUser) == 0 {
+		return
+	}
+	var entries []PresenceEntry
+	for _, e := range byUser {
+		entries = append(entries, e...)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := p.hub.broker.PresenceSet(cctx, entries, p.ttl)
+	p.hub.relay.result(err)
+	if err != nil {
+		return
+	}
+	for u := range byUser {
+		actx, acancel := context.WithTimeout(ctx, brokerTimeout)
+		p.publish(actx, u, "sync", "")
+		acancel()
+	}
+}
+
+// flushWindows sends the folded announcement of every window that ended
+// with changes pending, and returns how long until the next one ends.
+func (p *presence) flushWindows(ctx context.Context) time.Duration {
+	now := time.Now()
+	next := time.Hour
+	var users []string
+	p.mu.Lock()
+	for u, w := range p.windows {
+		if !w.pending {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := h.broker.PresenceSet(cctx, entries, h.presenceTTL)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			h.logger.Warn("presence heartbeat failed", "err", err)
+		if left := w.until.Sub(now); left > 0 {
+			next = min(next, left)
+			continue
 		}
-		h.brokerResult(err)
+		w.pending = false
+		w.until = now.Add(announceEvery)
+		users = append(users, u)
 	}
+	p.mu.Unlock()
+	for _, u := range users {
+		actx, cancel := context.WithTimeout(ctx, 2*brokerTimeout)
+		p.publish(actx, u, "sync", "")
+		cancel()
+	}
+	return next
+}
+
+// sweep forgets the windows that ended.
+func (p *presence) sweep() {
+	now := time.Now()
+	p.mu.Lock()
+	for u, w := range p.windows {
+		if !w.pending && now.After(w.until) {
+			delete(p.windows, u)
+		}
+	}
+	p.mu.Unlock()
 }

@@ -2,7 +2,6 @@ package realtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,67 +10,80 @@ import (
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
-
-	"tasksync/tasks"
 )
 
-var errShuttingDown = errors.New("server shutting down")
-
-// session is one authenticated socket.
+// session is one authenticated socket. Its goroutines, all owned by it:
 //
-// Goroutines: the HTTP handler goroutine reads and handles client frames
-// ([Server.serveSession]); one writer goroutine ([session.writeLoop]) owns
-// every write; a fill goroutine runs only while the session is catching up
-// from the change log. Everything else (the hub, the broker, chat turns)
-// only queues frames, never writes.
+//   - the reader ([session.run]): reads client frames, answers the cheap
+//     ones itself, hands the others to request goroutines, and when the
+//     socket ends tears the session down, waiting for all the others;
+//   - the writer ([session.writeLoop]): the only goroutine that writes
+//     frames; it also owns the ping ticker and the token expiry timer;
+//   - at most Config.MaxInFlight request goroutines ([session.serveRequest]);
+//   - at most one fill goroutine ([session.fill]) while the event stream
+//     catches up from the change log or sends a snapshot;
+//   - at most one ping goroutine (a ping waits for its pong, which the
+//     reader reads);
+//   - the presence join, which waits (bounded) for the broker.
+//
+// Everything else (the hub, the broker relay, chat turns) only queues
+// frames with send and never blocks on the session.
 type session struct {
-	id     string
-	userID string
-	device string
-	srv    *Server
-	conn   *websocket.Conn
-	ctx    context.Context // cancelled when the session ends
-	cancel context.CancelFunc
+	id       string
+	userID   string
+	srv      *Server
+	conn     Conn
+	ctx      context.Context // cancelled when the session ends
+	cancel   context.CancelFunc
+	presence PresenceEntry
+	// brokerReady is closed once the user's broker subscription is in
+	// effect (chat.send waits for it, bounded, so that the turn's frames
+	// reach this socket).
+	brokerReady <-chan struct{}
 
 	// Outbound queue, bounded in bytes. A frame that does not fit closes the
 	// session as a slow consumer instead of blocking the sender.
-	qmu         sync.Mutex
-	queue       [][]byte
-	qbytes      int
-	closing     bool
-	closeCode   websocket.StatusCode
-	closeReason string
-	wake        chan struct{} // frames queued or close requested
-	space       chan struct{} // the writer drained the queue
+	qmu        sync.Mutex
+	queue      [][]byte
+	qbytes     int
+	closing    bool
+	disconnect Disconnect    // what the writer sends once the queue is flushed
+	wake       chan struct{} // frames queued or close requested
+	space      chan struct{} // the writer drained the queue
 
-	// Event stream state: cursor is the last seq queued to the client,
-	// known the highest seq known to exist. While filling, events come from
-	// the change log (fill goroutine) and live deliveries only raise known.
-	smu     sync.Mutex
-	cursor  int64
-	known   int64
-	filling bool
-	syncReq *syncRequest
-	synced  []json.RawMessage // ids of sync requests to answer when caught up
+	stream // the event stream's state (stream.go)
 
 	expiresAt atomic.Int64  // token expiry, unix nanoseconds; 0 = none
 	limiter   *rate.Limiter // client frames; used by the reader only
-	presence  PresenceEntry
+	inFlight  atomic.Int32  // request goroutines running
+	pinging   atomic.Bool   // a ping is waiting for its pong
+	joined    atomic.Bool   // the presence entry was recorded
+	// registered: the hub accepted the session (it may have been refused
+	// as one socket too many; it then only says why and closes).
+	registered bool
+
+	// endCode is the close code the session ended with, for the metrics:
+	// the first of what the server sent, what it detected (a dead or stuck
+	// peer) and what the peer sent.
+	endMu   sync.Mutex
+	endCode websocket.StatusCode
+
+	writerDone chan struct{}
+	wg         sync.WaitGroup // request, fill, ping and join goroutines
 }
 
-type syncRequest struct {
-	id    json.RawMessage
-	since int64
-}
-
-func (s *session) init(ctx context.Context, startSeq int64, exp time.Time) {
-	s.ctx, s.cancel = context.WithCancel(ctx)
-	s.wake = make(chan struct{}, 1)
-	s.space = make(chan struct{}, 1)
+func newSession(srv *Server, conn Conn, id, userID string, startSeq int64, exp time.Time) *session {
+	s := &session{
+		id: id, userID: userID, srv: srv, conn: conn,
+		wake: make(chan struct{}, 1), space: make(chan struct{}, 1), writerDone: make(chan struct{}),
+		limiter: rate.NewLimiter(rate.Limit(srv.cfg.FrameRate), srv.cfg.FrameBurst),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.cursor, s.known = startSeq, startSeq
 	if !exp.IsZero() {
 		s.expiresAt.Store(exp.UnixNano())
 	}
+	return s
 }
 
 func signal(ch chan struct{}) {
@@ -89,8 +101,7 @@ func (s *session) send(frame []byte) bool {
 	case queued:
 		return true
 	case queueFull:
-		s.srv.metrics.slowConsumers.Inc()
-		s.close(CloseSlowConsumer, "send queue overflow: reconnect with since")
+		s.close(DisconnectSlow)
 	}
 	return false
 }
@@ -121,47 +132,59 @@ func (s *session) trySend(frame []byte) sendResult {
 	return queued
 }
 
+var (
+	// errSessionDone: the session is closing; stop working for it.
+	errSessionDone = errors.New("session ended")
+	// errNotRead: the client did not read a paced stream (snapshot pages)
+	// before the deadline of ctx.
+	errNotRead = errors.New("client did not read in time")
+)
+
 // sendWait queues a frame, waiting while the queue is more than half full.
-// Only the fill goroutine uses it: a replay of a long backlog paces itself
-// to the client instead of overflowing the queue.
-func (s *session) sendWait(frame []byte) bool {
+// Only the fill goroutine uses it: a replay or a snapshot paces itself to
+// the client instead of overflowing the queue. It fails with errSessionDone
+// when the session ends, and errNotRead when ctx ends first.
+func (s *session) sendWait(ctx context.Context, frame []byte) error {
 	for {
 		s.qmu.Lock()
 		if s.closing {
 			s.qmu.Unlock()
-			return false
+			return errSessionDone
 		}
 		if s.qbytes == 0 || s.qbytes+len(frame) <= s.srv.cfg.SendQueueBytes/2 {
 			s.queue = append(s.queue, frame)
 			s.qbytes += len(frame)
 			s.qmu.Unlock()
 			signal(s.wake)
-			return true
+			return nil
 		}
 		s.qmu.Unlock()
 		select {
 		case <-s.space:
 		case <-s.ctx.Done():
-			return false
+			return errSessionDone
+		case <-ctx.Done():
+			return errNotRead
 		}
 	}
 }
 
 // close asks the writer to flush what is queued and close the socket with
-// code. The first call wins; it never blocks.
-func (s *session) close(code websocket.StatusCode, reason string) {
+// d. The first call wins; it never blocks.
+func (s *session) close(d Disconnect) {
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
 		return
 	}
 	s.closing = true
-	s.closeCode, s.closeReason = code, reason
-	if code == CloseSlowConsumer {
+	s.disconnect = d
+	if d.Code == CloseSlowConsumer {
 		// The client cannot keep up: do not make it read the backlog first.
 		s.queue, s.qbytes = nil, 0
 	}
 	s.qmu.Unlock()
+	s.ended(d.Code)
 	signal(s.wake)
 }
 
@@ -171,19 +194,29 @@ func (s *session) isClosing() bool {
 	return s.closing
 }
 
+// ended records why the session ends; the first call wins.
+func (s *session) ended(code websocket.StatusCode) {
+	s.endMu.Lock()
+	if s.endCode == 0 {
+		s.endCode = code
+	}
+	s.endMu.Unlock()
+}
+
 // take empties the queue for the writer, handing the queue the slice the
 // writer finished with (spare) so that a busy socket does not allocate a
 // new queue after every wake-up.
-func (s *session) take(spare [][]byte) (frames [][]byte, closing bool, code websocket.StatusCode, reason string) {
+func (s *session) take(spare [][]byte) (frames [][]byte, closing bool, d Disconnect) {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
 	frames, s.queue, s.qbytes = s.queue, spare, 0
-	return frames, s.closing, s.closeCode, s.closeReason
+	return frames, s.closing, s.disconnect
 }
 
 // writeLoop is the only writer of the socket. It returns when the socket is
-// closed by either side.
+// closed by either side, and then cancels the session.
 func (s *session) writeLoop() {
+	defer close(s.writerDone)
 	defer s.cancel()
 	cfg := &s.srv.cfg
 	ping := time.NewTicker(cfg.PingInterval)
@@ -201,18 +234,17 @@ func (s *session) writeLoop() {
 	for {
 		select {
 		case <-s.wake:
-			frames, closing, code, reason := s.take(spare)
+			frames, closing, d := s.take(spare)
 			w := frameWriter{s: s}
 			for _, f := range frames {
 				s.srv.metrics.countOut(f)
 				if err := w.write(f); err != nil {
 					w.done()
 					if errors.Is(err, context.DeadlineExceeded) {
-						// The peer stopped reading: the kernel buffers
-						// are full and a close frame could not get through
+						// The peer stopped reading: the kernel buffers are
+						// full and a close frame could not get through
 						// either. Drop it; it resumes with since.
-						s.srv.metrics.slowConsumers.Inc()
-						s.srv.metrics.closes.WithLabelValues("4008").Inc()
+						s.ended(CloseSlowConsumer)
 					}
 					s.conn.CloseNow()
 					return
@@ -223,11 +255,15 @@ func (s *session) writeLoop() {
 			spare = frames[:0]
 			signal(s.space)
 			if closing {
-				_ = s.conn.Close(code, reason)
+				_ = s.conn.Close(d.Code, d.Reason)
 				return
 			}
 		case <-ping.C:
-			go s.ping()
+			// Single flight: a ping still waiting for its pong is not
+			// joined by another, whatever the interval.
+			if s.pinging.CompareAndSwap(false, true) {
+				s.wg.Go(s.ping)
+			}
 		case <-expiryC:
 			exp := s.expiresAt.Load()
 			if exp == 0 {
@@ -237,7 +273,7 @@ func (s *session) writeLoop() {
 				expiry.Reset(time.Until(time.Unix(0, exp)))
 				continue
 			}
-			s.close(CloseUnauthorized, "token expired: reconnect with a new token")
+			s.close(DisconnectExpired)
 		case <-s.ctx.Done():
 			return
 		}
@@ -279,210 +315,73 @@ func (w *frameWriter) done() {
 
 // ping checks the peer; no pong within PongTimeout drops the socket.
 func (s *session) ping() {
+	defer s.pinging.Store(false)
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.PongTimeout)
 	defer cancel()
 	if err := s.conn.Ping(ctx); err != nil && s.ctx.Err() == nil {
 		s.srv.logger.Debug("socket: no pong; dropping", "session", s.id)
+		s.ended(websocket.StatusAbnormalClosure)
 		s.conn.CloseNow()
 	}
 }
 
-// deliver is called by the hub, in seq order, for each event of the user.
-// It never blocks: in order events are queued, duplicates dropped, and a
-// gap (this session is behind the hub) starts a fill from the log.
-func (s *session) deliver(ev *Event) {
-	s.smu.Lock()
-	if ev.Seq > s.known {
-		s.known = ev.Seq
+// run is the session's life on its reader goroutine: read until the socket
+// ends, then tear down in order. The writer must have been started.
+func (s *session) run() {
+	if s.registered {
+		s.wg.Go(s.join)
 	}
-	switch {
-	case s.filling, ev.Seq <= s.cursor:
-		s.smu.Unlock()
-	case ev.Seq == s.cursor+1:
-		// Under smu: nothing can be queued between the check and the send.
-		switch s.trySend(ev.Frame()) {
-		case queued:
-			s.cursor = ev.Seq
-			s.smu.Unlock()
-		case queueFull:
-			// Behind, but events are durable: stop taking live events and
-			// let the fill goroutine feed this socket from the log at the
-			// pace it reads. Nobody else waits for it.
-			s.filling = true
-			s.smu.Unlock()
-			s.srv.metrics.lagging.Inc()
-			go s.fill()
-		default:
-			s.smu.Unlock()
-		}
-	default:
-		s.filling = true
-		s.smu.Unlock()
-		go s.fill()
+	s.readLoop()
+
+	// If the server asked to close, the writer is sending the close frame:
+	// let it finish (its writes are bounded by WriteTimeout, Close by its
+	// own handshake timeout). Otherwise the peer is gone: stop the writer.
+	if !s.isClosing() {
+		s.cancel()
 	}
+	<-s.writerDone
+	s.cancel()
+	// No delivery can start a fill once unregistered, and the reader
+	// starts no more requests: wg only shrinks from here.
+	s.srv.hub.unregister(s)
+	s.wg.Wait()
+	s.conn.CloseNow()
+	if s.joined.Load() {
+		s.srv.hub.presence.leave(s)
+	}
+	s.endMu.Lock()
+	code := s.endCode
+	s.endMu.Unlock()
+	s.srv.metrics.closed(code)
+	s.srv.release()
 }
 
-// requestSync restarts the event stream after since (client sync frame or
-// ?since= on connect). The reply (synced or snapshot) carries id.
-func (s *session) requestSync(id json.RawMessage, since int64) {
-	s.smu.Lock()
-	s.syncReq = &syncRequest{id: id, since: since}
-	start := !s.filling
-	s.filling = true
-	s.smu.Unlock()
-	if start {
-		go s.fill()
-	}
-}
-
-// fillPage bounds one log read of a catching-up session.
-const fillPage = 256
-
-// fill brings the session from cursor up to known (and whatever arrives
-// meanwhile) from the change log, then hands the stream back to live
-// delivery. Exactly one fill runs per session at a time (the filling flag).
-func (s *session) fill() {
-	for {
-		s.smu.Lock()
-		req := s.syncReq
-		s.syncReq = nil
-		if req != nil {
-			s.cursor = req.since
-			s.synced = append(s.synced, req.id)
-		}
-		from, known := s.cursor, s.known
-		s.smu.Unlock()
-
-		if req != nil {
-			current, err := s.srv.changes.CurrentSeq(s.ctx, s.userID)
-			if err != nil {
-				s.failFill(err)
-				return
-			}
-			if req.since < 0 || req.since > current {
-				// A seq this server never handed out (another database,
-				// a client bug): start over from a snapshot.
-				if !s.snapshot(req.id) {
-					return
-				}
-				s.dropSyncID(req.id)
-				continue
-			}
-			s.smu.Lock()
-			if current > s.known {
-				s.known = current
-			}
-			known = s.known
-			s.smu.Unlock()
-		}
-
-		if from < known {
-			events, err := s.srv.changes.Read(s.ctx, s.userID, from, known, fillPage)
-			if err != nil {
-				s.failFill(err)
-				return
-			}
-			if len(events) == 0 || events[0].Seq != from+1 {
-				// The events after from were pruned: a snapshot replaces
-				// them (and answers the sync request that asked, if any).
-				var id json.RawMessage
-				if req != nil {
-					id = req.id
-				}
-				if !s.snapshot(id) {
-					return
-				}
-				if req != nil {
-					s.dropSyncID(req.id)
-				}
-				continue
-			}
-			for _, ev := range events {
-				if !s.sendWait(ev.Frame()) {
-					return
-				}
-			}
-			s.smu.Lock()
-			if s.syncReq == nil {
-				s.cursor = events[len(events)-1].Seq
-			}
-			s.smu.Unlock()
-			continue
-		}
-
-		s.smu.Lock()
-		if s.syncReq != nil || s.cursor < s.known {
-			s.smu.Unlock()
-			continue
-		}
-		s.filling = false
-		for _, id := range s.synced {
-			s.send(encode(syncedFrame{Type: TypeSynced, ID: id, Seq: s.cursor}))
-		}
-		s.synced = nil
-		s.smu.Unlock()
+// join records the session in presence once the user's broker subscription
+// is confirmed (so that this session sees its own join), or after
+// subscribeWait with the broker down: presence is then refreshed when the
+// broker comes back.
+func (s *session) join() {
+	t := time.NewTimer(subscribeWait)
+	defer t.Stop()
+	select {
+	case <-s.brokerReady:
+	case <-t.C:
+		s.srv.logger.Warn("socket: broker subscription not confirmed in time; presence and chat streams may lag", "session", s.id)
+	case <-s.ctx.Done():
 		return
 	}
+	s.joined.Store(true) // leave removes the entry even if join failed half-way
+	s.srv.hub.presence.join(s.ctx, s)
 }
 
-type syncedFrame struct {
-	Type string          `json:"type"`
-	ID   json.RawMessage `json:"id,omitempty"`
-	Seq  int64           `json:"seq"`
-}
-
-type snapshotFrame struct {
-	Type   string          `json:"type"`
-	ID     json.RawMessage `json:"id,omitempty"`
-	Seq    int64           `json:"seq"`
-	Reason string          `json:"reason"`
-	Tasks  []tasks.Task    `json:"tasks"`
-}
-
-// snapshot queues the user's whole task list and moves the cursor to the
-// seq it is consistent with. It runs on the fill goroutine.
-func (s *session) snapshot(id json.RawMessage) bool {
-	list, seq, err := s.srv.tasks.Snapshot(s.ctx, s.userID)
-	if err != nil {
-		s.failFill(err)
-		return false
+// waitBroker waits, at most subscribeWait, for the user's broker
+// subscription (chat.send: the turn's frames come through the broker).
+func (s *session) waitBroker(ctx context.Context) {
+	t := time.NewTimer(subscribeWait)
+	defer t.Stop()
+	select {
+	case <-s.brokerReady:
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	reason := "since is older than the retained change log"
-	if id != nil {
-		reason = "requested since is unknown or no longer retained"
-	}
-	if !s.sendWait(encode(snapshotFrame{Type: TypeSnapshot, ID: id, Seq: seq, Reason: reason, Tasks: list})) {
-		return false
-	}
-	s.srv.metrics.snapshots.Inc()
-	s.smu.Lock()
-	if s.syncReq == nil {
-		s.cursor = seq
-		if seq > s.known {
-			s.known = seq
-		}
-	}
-	s.smu.Unlock()
-	return true
-}
-
-// dropSyncID removes id from the pending synced replies: a snapshot already
-// answered it.
-func (s *session) dropSyncID(id json.RawMessage) {
-	s.smu.Lock()
-	defer s.smu.Unlock()
-	for i, x := range s.synced {
-		if string(x) == string(id) {
-			s.synced = append(s.synced[:i], s.synced[i+1:]...)
-			return
-		}
-	}
-}
-
-func (s *session) failFill(err error) {
-	if s.ctx.Err() != nil {
-		return
-	}
-	s.srv.logger.Error("socket: catch-up from the change log failed", "session", s.id, "err", err)
-	s.close(CloseInternal, "could not read the change log; reconnect")
 }

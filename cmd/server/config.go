@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tasksync/internal/reqlog"
+	"tasksync/realtime"
 )
 
 // Config is everything the server reads from the environment. Each field
@@ -69,18 +70,25 @@ type Config struct {
 	// instance in presence entries, hello frames and logs.
 	InstanceID string
 
-	// Socket limits: WS_MAX_FRAME_BYTES (65536), WS_FRAME_RATE (20/s),
-	// WS_FRAME_BURST (40), WS_MAX_SOCKETS_PER_USER (32),
-	// WS_SEND_QUEUE_BYTES (1 MiB), WS_PING_INTERVAL (25s),
-	// WS_WRITE_TIMEOUT (10s: a peer that accepts nothing for this long is
-	// dropped).
+	// Socket limits (defaults in realtime.Default*): WS_MAX_FRAME_BYTES
+	// (65536), WS_FRAME_RATE (20/s), WS_FRAME_BURST (40),
+	// WS_MAX_SOCKETS_PER_USER (32), WS_SEND_QUEUE_BYTES (1 MiB),
+	// WS_PING_INTERVAL (25s), WS_PONG_TIMEOUT (10s), WS_WRITE_TIMEOUT (10s:
+	// a peer that accepts nothing for this long is dropped),
+	// WS_REQUEST_TIMEOUT (10s for one request's work), WS_MAX_IN_FLIGHT (8
+	// requests of one socket worked on at once), WS_MAX_SNAPSHOTS (4
+	// snapshots built at once per instance).
 	WSMaxFrameBytes     int64
 	WSFrameRate         float64
 	WSFrameBurst        int
 	WSMaxSocketsPerUser int
 	WSSendQueueBytes    int
 	WSPingInterval      time.Duration
+	WSPongTimeout       time.Duration
 	WSWriteTimeout      time.Duration
+	WSRequestTimeout    time.Duration
+	WSMaxInFlight       int
+	WSMaxSnapshots      int
 	// PRESENCE_TTL (default 60s): a device vanishes from presence this long
 	// after its instance stopped refreshing it.
 	PresenceTTL time.Duration
@@ -306,14 +314,18 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 		APIRateWindow:        e.duration("API_RATE_WINDOW", time.Minute, time.Second, time.Hour),
 		RedisPrefix:          e.str("REDIS_PREFIX", "tasksync"),
 		InstanceID:           e.str("INSTANCE_ID", defaultInstanceID()),
-		WSMaxFrameBytes:      e.integer("WS_MAX_FRAME_BYTES", 64<<10, 1<<10, 16<<20),
-		WSFrameRate:          float64(e.integer("WS_FRAME_RATE", 20, 1, 100_000)),
-		WSFrameBurst:         int(e.integer("WS_FRAME_BURST", 40, 1, 100_000)),
-		WSMaxSocketsPerUser:  int(e.integer("WS_MAX_SOCKETS_PER_USER", 32, 1, 1_000_000)),
-		WSSendQueueBytes:     int(e.integer("WS_SEND_QUEUE_BYTES", 1<<20, 64<<10, 1<<30)),
-		WSPingInterval:       e.duration("WS_PING_INTERVAL", 25*time.Second, time.Second, 10*time.Minute),
-		WSWriteTimeout:       e.duration("WS_WRITE_TIMEOUT", 10*time.Second, 100*time.Millisecond, 10*time.Minute),
-		PresenceTTL:          e.duration("PRESENCE_TTL", time.Minute, 3*time.Second, time.Hour),
+		WSMaxFrameBytes:      e.integer("WS_MAX_FRAME_BYTES", realtime.DefaultMaxFrameBytes, 1<<10, 16<<20),
+		WSFrameRate:          float64(e.integer("WS_FRAME_RATE", realtime.DefaultFrameRate, 1, 100_000)),
+		WSFrameBurst:         int(e.integer("WS_FRAME_BURST", realtime.DefaultFrameBurst, 1, 100_000)),
+		WSMaxSocketsPerUser:  int(e.integer("WS_MAX_SOCKETS_PER_USER", realtime.DefaultMaxSocketsPerUser, 1, 1_000_000)),
+		WSSendQueueBytes:     int(e.integer("WS_SEND_QUEUE_BYTES", realtime.DefaultSendQueueBytes, 64<<10, 1<<30)),
+		WSPingInterval:       e.duration("WS_PING_INTERVAL", realtime.DefaultPingInterval, 100*time.Millisecond, 10*time.Minute),
+		WSPongTimeout:        e.duration("WS_PONG_TIMEOUT", realtime.DefaultPongTimeout, 100*time.Millisecond, 10*time.Minute),
+		WSWriteTimeout:       e.duration("WS_WRITE_TIMEOUT", realtime.DefaultWriteTimeout, 100*time.Millisecond, 10*time.Minute),
+		WSRequestTimeout:     e.duration("WS_REQUEST_TIMEOUT", realtime.DefaultRequestTimeout, 100*time.Millisecond, 10*time.Minute),
+		WSMaxInFlight:        int(e.integer("WS_MAX_IN_FLIGHT", realtime.DefaultMaxInFlight, 1, 1000)),
+		WSMaxSnapshots:       int(e.integer("WS_MAX_SNAPSHOTS", realtime.DefaultMaxSnapshots, 1, 1000)),
+		PresenceTTL:          e.duration("PRESENCE_TTL", realtime.DefaultPresenceTTL, 3*time.Second, time.Hour),
 		EventRetention:       e.duration("EVENT_RETENTION", 7*24*time.Hour, time.Minute, 365*24*time.Hour),
 		IdempotencyRetention: e.duration("IDEMPOTENCY_RETENTION", 24*time.Hour, time.Minute, 30*24*time.Hour),
 		PruneInterval:        e.duration("PRUNE_INTERVAL", 10*time.Minute, time.Second, 24*time.Hour),

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -487,8 +488,10 @@ func TestSlowConsumerGetsCloseCode(t *testing.T) {
 	opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
 	slow := dialWith(t, a.WS, opts)
 	slow.pause()
-	// 200 list replies of ~60 KB each: 12 MB the client does not read.
-	for i := range 200 {
+	// List replies of ~60 KB each, megabytes the client does not read.
+	// Requests run a few at a time (WS_MAX_IN_FLIGHT); the others are
+	// refused with small rate_limited errors, so send plenty.
+	for i := range 3000 {
 		if err := slow.conn.Write(context.Background(), websocket.MessageText,
 			[]byte(fmt.Sprintf(`{"type":"task.list","id":%d,"filter":{"limit":50}}`, i))); err != nil {
 			break // the server may already have closed
@@ -532,12 +535,16 @@ func TestSocketLimitAndSignOutEverywhere(t *testing.T) {
 
 	c1 := dial(t, a.WS, "leo")
 	c2 := dial(t, a.WS, "leo")
-	// The third socket on A is accepted, then closed with 4009.
+	// The third socket on A is accepted, says hello (always the first
+	// frame), then is closed with 4009.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, a.WS, wsOpts(t, "leo"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, hello, err := conn.Read(ctx); err != nil || !strings.Contains(string(hello), `"type":"hello"`) {
+		t.Fatalf("third socket: first frame %s, %v", hello, err)
 	}
 	_, _, err = conn.Read(ctx)
 	if code := websocket.CloseStatus(err); code != realtime.CloseTooManySockets {

@@ -176,9 +176,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 		MaxSocketsPerUser: cfg.WSMaxSocketsPerUser,
 		SendQueueBytes:    cfg.WSSendQueueBytes,
 		PingInterval:      cfg.WSPingInterval,
+		PongTimeout:       cfg.WSPongTimeout,
 		WriteTimeout:      cfg.WSWriteTimeout,
+		RequestTimeout:    cfg.WSRequestTimeout,
+		MaxInFlight:       cfg.WSMaxInFlight,
+		MaxSnapshots:      cfg.WSMaxSnapshots,
 		OriginPatterns:    cfg.WSAllowedOrigins,
-	}, realtime.ServerDeps{Logger: log, Hub: hub, Changes: changes, Tasks: taskService, Verifier: verifier, Chat: chatSrv})
+	}, realtime.ServerDeps{Logger: log, Hub: hub, Tasks: taskService, Verifier: verifier, Chat: chatSrv})
 
 	s := &server{cfg: cfg, log: log, db: db, verifier: verifier, tasks: taskService,
 		changes: changes, hub: hub, sockets: sockets, registry: registry, chat: chatSrv}
@@ -193,10 +197,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 			}
 		}()
 	}
-	runLoop("hub", hub.Run)
+	runLoop("hub", hub.Run) // fetch loop, broker delivery, presence heartbeat
 	runLoop("listener", (&realtime.Listener{URL: cfg.DatabaseListenURL, Hub: hub, Logger: log}).Run)
-	runLoop("broker", hub.RunBroker)
-	runLoop("presence", hub.RunPresence)
 	runLoop("pruner", s.prune)
 	if cfg.PprofAddr != "" {
 		runLoop("pprof", func(ctx context.Context) error { return servePprof(ctx, cfg.PprofAddr, log) })
@@ -238,7 +240,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 	// so invisible to http.Server) close with 1001.
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- httpSrv.Shutdown(shutdownCtx) }()
-	if err := hub.Shutdown(shutdownCtx); err != nil {
+	if err := sockets.Shutdown(shutdownCtx); err != nil {
 		log.Warn("shutdown: sockets still open at the deadline", "err", err)
 	}
 	if err := <-httpDone; err != nil {
@@ -339,7 +341,7 @@ func (s *server) apiMiddleware() func(http.Handler) http.Handler {
 
 func (s *server) closeSessions(w http.ResponseWriter, r *http.Request) {
 	id, _ := auth.FromContext(r.Context())
-	if err := s.hub.CloseUser(r.Context(), id.UserID, realtime.CloseSessionRevoked, "signed out everywhere"); err != nil {
+	if err := s.hub.CloseUser(r.Context(), id.UserID, realtime.DisconnectRevoked); err != nil {
 		httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeUnavailable, "could not reach the broker; try again"))
 		return
 	}

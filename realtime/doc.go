@@ -1,0 +1,73 @@
+// Package realtime serves the socket side of tasksync: authenticated
+// WebSocket sessions over which task mutations and chat travel as typed
+// JSON frames (docs/PROTOCOL.md), and the fan-out that brings every change
+// of a user to every open session of that user, on any instance.
+//
+// # A map of the package
+//
+//   - server.go: [Server], the GET /ws handler: authentication (header,
+//     subprotocol or query), upgrade, session start, read loop, shutdown.
+//   - handlers.go: the frame-type -> handler table and the handlers.
+//   - session.go: one socket: its bounded send queue, the writer, pings,
+//     and its teardown. stream.go: its event stream: live delivery,
+//     catch-up from the change log, sync requests and paged snapshots.
+//   - hub.go: [Hub]: the registry of local sessions by user, the fetch loop
+//     that turns change-log notifications into log reads and dispatch.
+//   - relay.go: broker messages (chat streams, sign-out, signals).
+//     presence.go: the user's devices listed in the broker, with its
+//     throttling and heartbeat. broker.go, redisbroker.go: the [Broker]
+//     interface, in memory and over Redis.
+//   - listener.go: the LISTEN connection ([Listener]); changelog.go: reads
+//     of the durable change log ([ChangeLog]).
+//   - disconnect.go: close codes and the [Disconnect] values the server
+//     sends; frames.go: frame types, decoding and encoding.
+//
+// # Where data comes from
+//
+// Postgres is the source of truth. Every committed change of a task adds a
+// row to the per-user change log (gap-free seq per user) and a NOTIFY that
+// carries only a pointer. The [Listener] tells the [Hub], which reads the
+// log and hands each event, encoded once, to the user's sessions in seq
+// order. A session that falls behind, or asks to resume (sync, ?since=),
+// reads the log itself at its own pace; one whose resume point was pruned
+// gets a snapshot in pages, all consistent with one seq. The broker
+// (Redis) carries only what may be lost: presence, chat streams, session
+// control.
+//
+// # Concurrency contract
+//
+// Goroutines and their owners:
+//
+//   - [Hub.Run] owns the hub's three loops (fetch, broker delivery,
+//     presence) in one errgroup and returns once they have all stopped.
+//     The fetch loop is the only goroutine that dispatches events; a panic
+//     in a batch is recovered and the batch retried.
+//   - [Listener.Run] owns the LISTEN connection.
+//   - [Server] owns the sessions. Each session owns its reader (which
+//     tears the session down and waits for everything below), its writer
+//     (the only goroutine that writes to the socket), at most
+//     Config.MaxInFlight request goroutines, at most one fill goroutine, at
+//     most one ping and its presence join. [Server.Shutdown] closes every
+//     session with 1001 and waits until all of them are torn down.
+//
+// What may block, and what is bounded:
+//
+//   - Nothing that fans out blocks on a client: the hub, the relay and
+//     chat turns only append to a session's send queue, bounded by
+//     Config.SendQueueBytes. Events that do not fit switch the session to
+//     catch-up from the log; other frames that do not fit close it with
+//     4008.
+//   - The reader never waits for a request: requests run on their own
+//     goroutines (Config.MaxInFlight per socket, more are refused with
+//     rate_limited), so pongs and close frames are always read. Replies
+//     may therefore come in another order than the requests.
+//   - hello is queued before the session is registered with the hub, so it
+//     is always the first frame; a resume (?since=) starts before
+//     registration, so its replay comes before any live event; nothing
+//     waits for the broker before hello.
+//   - Pings are single-flight; every write has WriteTimeout; every read of
+//     the change log and every broker call has a timeout.
+//   - Snapshots are built at most Config.MaxSnapshots at a time per
+//     instance, read from Postgres a page at a time as the socket drains,
+//     and bounded by Config.SnapshotTimeout.
+package realtime
