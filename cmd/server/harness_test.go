@@ -225,7 +225,17 @@ func dialWith(t testing.TB, url string, opts *websocket.DialOptions) *wsClient {
 	c := &wsClient{t: t, conn: conn, frames: make(chan frame, 100000), closed: make(chan struct{})}
 	go c.readLoop()
 	t.Cleanup(func() { conn.CloseNow() })
-	c.hello = c.next("hello")
+	// hello must be the very first frame, not merely the first hello.
+	select {
+	case c.hello = <-c.frames:
+		if c.hello.typ() != "hello" {
+			t.Fatalf("dial %s: first frame %v, want hello", url, c.hello)
+		}
+	case <-c.closed:
+		t.Fatalf("dial %s: closed before hello: %v", url, c.closeErr())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("dial %s: no hello within 10s", url)
+	}
 	return c
 }
 
