@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
@@ -245,6 +247,7 @@ var (
 	errNoAudience     = errors.New("token has no aud")
 	errNoSubject      = errors.New("token has neither sub nor id")
 	errLongSubject    = errors.New("user id longer than MaxUserIDBytes")
+	errBadSubject     = errors.New("user id with control characters")
 )
 
 // Verify checks raw and returns the identity it carries. Every error is a
@@ -376,6 +379,8 @@ func reason(err error) string {
 		return "token has no subject"
 	case errors.Is(err, errLongSubject):
 		return "token subject too long"
+	case errors.Is(err, errBadSubject):
+		return "token subject is not a usable user id"
 	default:
 		return "invalid token"
 	}
@@ -420,6 +425,10 @@ func (c *claims) Validate() error {
 		errs = append(errs, errNoSubject)
 	case len(id) > MaxUserIDBytes:
 		errs = append(errs, errLongSubject)
+	case strings.ContainsFunc(id, unicode.IsControl):
+		// A NUL cannot be stored in Postgres text, and control characters
+		// in an id that is logged and put in paths are trouble anyway.
+		errs = append(errs, errBadSubject)
 	}
 	return errors.Join(errs...)
 }

@@ -104,6 +104,9 @@ func TestVerify(t *testing.T) {
 		{name: "user id of 256 bytes", token: ed.sign(t, with(good, "sub", strings.Repeat("u", 256))), wantUser: strings.Repeat("u", 256)},
 		{name: "user id of 257 bytes", token: ed.sign(t, with(good, "sub", strings.Repeat("u", 257))), wantErr: "token subject too long"},
 		{name: "non-string sub", token: ed.sign(t, with(good, "sub", 7)), wantErr: "malformed token"},
+		{name: "NUL in sub", token: ed.sign(t, with(good, "sub", "user\x001")), wantErr: "token subject is not a usable user id"},
+		{name: "newline in id", token: ed.sign(t, with(good, "sub", nil, "id", "user\n1")), wantErr: "token subject is not a usable user id"},
+		{name: "non-ASCII sub", token: ed.sign(t, with(good, "sub", "usér-1")), wantUser: "usér-1"},
 
 		// Signatures and keys.
 		{name: "HS256 with another secret", token: signHS256(t, []byte(strings.Repeat("x", 32)), "", good), wantErr: "token signature invalid"},

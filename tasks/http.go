@@ -107,9 +107,8 @@ func etagListHas(list string, version int) bool {
 // idempotencyKey reads the optional Idempotency-Key header.
 func idempotencyKey(r *http.Request) (string, error) {
 	key := r.Header.Get("Idempotency-Key")
-	if key != "" && !validKey(key) {
-		return "", tasksync.Errorf(tasksync.CodeBadRequest,
-			"Idempotency-Key must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
+	if err := ValidateIdempotencyKey(key); err != nil {
+		return "", err
 	}
 	return key, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"tasksync"
+	"tasksync/auth"
 )
 
 // Op names what a mutation did; the same words name change events.
@@ -61,6 +62,20 @@ type mutation func(ctx context.Context, q querier) (Result, error)
 
 // MaxIdempotencyKey is the longest accepted idempotency key or mutation id.
 const MaxIdempotencyKey = 200
+
+// ValidateIdempotencyKey checks an idempotency key (REST Idempotency-Key,
+// socket mutation_id): 1 to MaxIdempotencyKey printable ASCII characters,
+// or empty for none. Every mutation is checked by the Service itself
+// before it can join a group-commit batch, so callers need not call it;
+// it is exported for transports that want to refuse a frame early with the
+// same rule and the same error (CodeBadRequest).
+func ValidateIdempotencyKey(key string) error {
+	if key == "" || validKey(key) {
+		return nil
+	}
+	return tasksync.Errorf(tasksync.CodeBadRequest,
+		"the idempotency key (Idempotency-Key header or mutation_id) must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
+}
 
 // Service is the one way tasks are read and written. Every write goes
 // through [Service.mutate], a single transaction; the change-log triggers
@@ -257,9 +272,16 @@ func (s *Service) mutate(ctx context.Context, userID string, opts MutationOption
 // single says fn is one statement (alone and without an idempotency key it
 // may run in autocommit); insert, for a create, is the row fn inserts, so
 // that a batch can insert several creates with one statement.
+//
+// Everything the database could refuse about the caller's input is refused
+// here, before the mutation can share a transaction with anyone else's: an
+// SQL error inside a batch rolls back every mutation in it (see runBatch).
 func (s *Service) submit(ctx context.Context, userID string, opts MutationOptions, fp string, fn mutation, single bool, insert *Task) (Result, error) {
-	if n := len(opts.IdempotencyKey); n > MaxIdempotencyKey {
-		return Result{}, tasksync.Errorf(tasksync.CodeBadRequest, "idempotency key longer than %d bytes", MaxIdempotencyKey)
+	if err := ValidateIdempotencyKey(opts.IdempotencyKey); err != nil {
+		return Result{}, err
+	}
+	if err := validUser(userID); err != nil {
+		return Result{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
@@ -374,6 +396,16 @@ func (s *Service) PruneIdempotencyKeys(ctx context.Context, maxAge time.Duration
 		return 0, fmt.Errorf("prune idempotency keys: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// validUser refuses a user id that the tasks table would refuse. Ids come
+// from verified tokens (auth refuses the same ones), so this is a guard
+// for the batch rather than a message users see.
+func validUser(id string) error {
+	if id == "" || len(id) > auth.MaxUserIDBytes || !storableText(id) {
+		return tasksync.Errorf(tasksync.CodeBadRequest, "the user id must be 1 to %d bytes of UTF-8 text without NUL", auth.MaxUserIDBytes)
+	}
+	return nil
 }
 
 // validKey reports whether an idempotency key is printable ASCII of a sane length.
