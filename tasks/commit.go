@@ -76,7 +76,8 @@ type job struct {
 	promote chan struct{} // closed when this caller becomes the leader
 }
 
-// run submits j and returns when it has been applied or refused.
+// run submits j and returns when it has been applied or refused, or when
+// the caller gave up while it was still queued.
 func (b *batcher) run(s *Service, j *job) {
 	b.mu.Lock()
 	if b.leaders < b.opts.MaxBatches {
@@ -88,8 +89,26 @@ func (b *batcher) run(s *Service, j *job) {
 	j.promote = make(chan struct{})
 	b.queue = append(b.queue, j)
 	b.mu.Unlock()
-	// Once queued, the job runs whatever happens to the caller's context:
-	// a leader may already have taken it into a transaction.
+	select {
+	case <-j.done:
+		return
+	case <-j.promote:
+		b.lead(s, j)
+		return
+	case <-j.ctx.Done():
+	}
+	// The caller gave up: withdraw the job unless a leader has taken it
+	// already (into a batch, or by promoting it), in which case it runs
+	// whatever happens to the caller's context.
+	b.mu.Lock()
+	if i := slices.Index(b.queue, j); i >= 0 {
+		b.queue = slices.Delete(b.queue, i, i+1)
+		b.mu.Unlock()
+		j.err = notStarted(j.ctx)
+		close(j.done)
+		return
+	}
+	b.mu.Unlock()
 	select {
 	case <-j.done:
 	case <-j.promote:
@@ -121,7 +140,8 @@ func (b *batcher) lead(s *Service, first *job) {
 	b.mu.Unlock()
 }
 
-// batchTimeout bounds one batch transaction.
+// batchTimeout bounds one transaction of mutations (a batch, or one
+// mutation alone) once it has begun; see outcome.go.
 const batchTimeout = 30 * time.Second
 
 // runBatch applies the jobs and closes their done channels.
@@ -132,7 +152,8 @@ const batchTimeout = 30 * time.Second
 // it. Then nothing of the batch was applied, and every mutation runs again
 // on its own, so that the failure stays with the one that caused it. A
 // savepoint per mutation would cost a round trip each, on every batch, for
-// a case that almost never happens.
+// a case that almost never happens (submit refuses what the database
+// would).
 func (s *Service) runBatch(batch []*job) {
 	s.batches.mutations.Add(int64(len(batch)))
 	s.batches.transactions.Add(1)
@@ -148,14 +169,16 @@ func (s *Service) runBatch(batch []*job) {
 	// them; one user's mutations keep their arrival order.
 	slices.SortStableFunc(batch, func(a, b *job) int { return strings.Compare(a.userID, b.userID) })
 
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	// The batch's own context: once a mutation has run in it, its caller
+	// giving up must not cut the transaction short.
+	ctx, cancel := context.WithTimeout(context.Background(), s.txTimeout)
 	defer cancel()
 	statementsDone := false
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		for i := 0; i < len(batch); {
 			j := batch[i]
-			if err := j.ctx.Err(); err != nil {
-				j.err = err // given up on before its turn: not applied
+			if j.ctx.Err() != nil {
+				j.err = notStarted(j.ctx) // given up on before its turn: not applied
 				i++
 				continue
 			}
@@ -178,8 +201,10 @@ func (s *Service) runBatch(batch []*job) {
 	})
 	switch {
 	case err == nil:
-	case !statementsDone:
-		// Rolled back before the commit: run each on its own.
+	case !statementsDone || surelyNotCommitted(err):
+		// Rolled back (COMMIT was never sent, or the server refused it):
+		// run each on its own. A caller that gave up meanwhile is told
+		// that nothing was applied.
 		s.batches.reruns.Add(int64(len(batch)))
 		for _, j := range batch {
 			j.res, j.err = s.mutateAlone(j)
@@ -187,11 +212,16 @@ func (s *Service) runBatch(batch []*job) {
 		}
 		return
 	default:
-		// The commit itself failed: its outcome is unknown, as for a
-		// mutation alone; report it rather than risk applying twice.
+		// The connection broke during COMMIT: the outcome is unknown.
+		// Keyed mutations read it back from their record; the others
+		// say so rather than risk a client applying them twice.
 		for _, j := range batch {
-			if j.err == nil {
-				j.res, j.err = Result{}, err
+			switch {
+			case j.err != nil: // refused, or never started: nothing to resolve
+			case j.key != "":
+				j.res, j.err = s.resolveCommit(j, err)
+			default:
+				j.res, j.err = Result{}, outcomeUnknown(false, err)
 			}
 		}
 	}
@@ -262,21 +292,67 @@ func (s *Service) mutateAlone(j *job) (Result, error) {
 	var res Result
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if j.single && j.key == "" {
-			res, err = j.fn(j.ctx, s.db)
-		} else {
-			err = pgx.BeginFunc(j.ctx, s.db, func(tx pgx.Tx) error {
-				var err error
-				res, err = runMutation(j.ctx, tx, j.userID, j.key, j.fp, j.fn, false)
-				return err
-			})
-		}
+		res, err = s.runAlone(j)
 		if !retryable(err) {
 			break
 		}
 	}
 	if err != nil {
 		return Result{}, err
+	}
+	return res, nil
+}
+
+// runAlone makes one attempt of mutateAlone. The caller's context bounds
+// only the wait for a connection; the statements run on their own context
+// (see outcome.go).
+func (s *Service) runAlone(j *job) (Result, error) {
+	conn, err := s.db.Acquire(j.ctx)
+	if err != nil {
+		if j.ctx.Err() != nil {
+			return Result{}, notStarted(j.ctx)
+		}
+		return Result{}, notApplied(fmt.Errorf("acquire connection: %w", err))
+	}
+	defer conn.Release()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), s.txTimeout)
+	defer cancel()
+
+	if j.single && j.key == "" {
+		res, err := j.fn(ctx, conn)
+		if err != nil && !refusal(err) && !surelyNotCommitted(err) {
+			// The statement may have committed although its answer
+			// was lost: the cancel request pgx sends when it gives
+			// up can arrive after the commit.
+			return Result{}, outcomeUnknown(false, err)
+		}
+		return res, err
+	}
+
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return Result{}, notApplied(fmt.Errorf("begin: %w", err))
+	}
+	res, err := runMutation(ctx, tx, j.userID, j.key, j.fp, j.fn, false)
+	if err != nil {
+		_ = tx.Rollback(ctx) // on failure pgx closes the connection: nothing is committed
+		if refusal(err) || serverRefused(err) {
+			return Result{}, err
+		}
+		// COMMIT was never sent, so nothing is committed.
+		return Result{}, notApplied(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		switch {
+		case serverRefused(err):
+			return Result{}, fmt.Errorf("commit: %w", err) // e.g. a serialization failure: retried
+		case surelyNotCommitted(err):
+			return Result{}, notApplied(fmt.Errorf("commit: %w", err))
+		case j.key != "":
+			return s.resolveCommit(j, err)
+		default:
+			return Result{}, outcomeUnknown(false, err)
+		}
 	}
 	return res, nil
 }

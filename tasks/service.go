@@ -85,6 +85,9 @@ func ValidateIdempotencyKey(key string) error {
 type Service struct {
 	db      *pgxpool.Pool
 	batches batcher
+	// txTimeout bounds a transaction of mutations once it has begun
+	// (batchTimeout; tests shorten it).
+	txTimeout time.Duration
 }
 
 // NewService returns a Service over db with default group-commit options.
@@ -99,7 +102,7 @@ func NewServiceWith(db *pgxpool.Pool, opts BatchOptions) *Service {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 64
 	}
-	return &Service{db: db, batches: batcher{opts: opts}}
+	return &Service{db: db, batches: batcher{opts: opts}, txTimeout: batchTimeout}
 }
 
 const columns = `id, user_id, title, description, completed, priority, tags, due_at, created_at, updated_at, version`
@@ -261,9 +264,10 @@ func lockTask(ctx context.Context, tx querier, userID string, id int64, ifVersio
 // mutate is the single write path: one transaction holding the idempotency
 // record (if any), the change itself and, through the triggers, the change
 // log row and its notification. Concurrent mutations share transactions
-// (group commit, see commit.go), each isolated by a savepoint. A deadlock
-// or serialization failure is retried a few times; any other error rolls
-// the mutation back.
+// (group commit, see commit.go); a refused mutation leaves no trace in its
+// batch. A deadlock or serialization failure is retried a few times; any
+// other error rolls the mutation back. What the caller is told is what the
+// database did (see outcome.go).
 func (s *Service) mutate(ctx context.Context, userID string, opts MutationOptions, fp string, fn mutation) (Result, error) {
 	return s.submit(ctx, userID, opts, fp, fn, false, nil)
 }
@@ -283,8 +287,8 @@ func (s *Service) submit(ctx context.Context, userID string, opts MutationOption
 	if err := validUser(userID); err != nil {
 		return Result{}, err
 	}
-	if err := ctx.Err(); err != nil {
-		return Result{}, err
+	if ctx.Err() != nil {
+		return Result{}, notStarted(ctx)
 	}
 	j := &job{ctx: ctx, userID: userID, key: opts.IdempotencyKey, fp: fp, fn: fn, single: single, insert: insert, done: make(chan struct{})}
 	s.batches.run(s, j)
