@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -242,37 +241,64 @@ func plainCreates(jobs []*job) int {
 
 // insertMany inserts the rows of several creates with one statement: one
 // round trip, and Postgres prepares the table's constraints and triggers
-// once instead of once per row. Identity values are assigned in VALUES
-// order, so the rows, sorted by id, match the jobs in order.
+// once instead of once per row. Each row carries its job's index: the ids
+// are drawn from the identity sequence next to the index, before the
+// INSERT, and the inserted rows are joined back to their index by id, so
+// that every job gets its own row by construction (Postgres promises no
+// order for RETURNING, nor that identity values follow VALUES order).
 func insertMany(ctx context.Context, tx querier, jobs []*job) error {
 	var sql strings.Builder
-	sql.WriteString("INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_at) VALUES ")
-	args := make([]any, 0, 7*len(jobs))
+	sql.WriteString("WITH v (i, user_id, title, description, completed, priority, tags, due_at) AS (VALUES ")
+	args := make([]any, 0, 8*len(jobs))
 	for i, j := range jobs {
 		if i > 0 {
 			sql.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&sql, "($%d, $%d, $%d, $%d, $%d, $%d::text[], $%d::timestamptz)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+		fmt.Fprintf(&sql, "($%d::int, $%d::text, $%d::text, $%d::text, $%d::bool, $%d::text, $%d::text[], $%d::timestamptz)",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
 		t := j.insert
-		args = append(args, t.UserID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt)
+		args = append(args, i, t.UserID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt)
 	}
-	sql.WriteString(" RETURNING " + columns)
+	sql.WriteString(`),
+		n AS (SELECT nextval(pg_get_serial_sequence('tasks', 'id')) AS id, v.* FROM v),
+		ins AS (
+			INSERT INTO tasks (id, user_id, title, description, completed, priority, tags, due_at) OVERRIDING SYSTEM VALUE
+			SELECT id, user_id, title, description, completed, priority, tags, due_at FROM n
+			RETURNING ` + columns + `)
+		SELECT n.i, ins.* FROM ins JOIN n ON n.id = ins.id`)
 	rows, err := tx.Query(ctx, sql.String(), args...)
 	if err != nil {
 		return fmt.Errorf("insert tasks: %w", err)
 	}
-	created, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Task, error) { return scanTask(r) })
-	if err != nil {
+	defer rows.Close()
+	created := make([]*Task, len(jobs))
+	for rows.Next() {
+		var (
+			i int
+			t Task
+		)
+		if err := rows.Scan(append([]any{&i}, scanDest(&t)...)...); err != nil {
+			return fmt.Errorf("insert tasks: %w", err)
+		}
+		if i < 0 || i >= len(jobs) || created[i] != nil {
+			return fmt.Errorf("insert tasks: row for job %d of %d twice or out of range", i, len(jobs))
+		}
+		if t.Tags == nil {
+			t.Tags = []string{}
+		}
+		created[i] = &t
+	}
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("insert tasks: %w", err)
 	}
-	if len(created) != len(jobs) {
-		return fmt.Errorf("insert tasks: %d rows for %d creates", len(created), len(jobs))
+	for i := range jobs {
+		if created[i] == nil {
+			return fmt.Errorf("insert tasks: no row for job %d of %d", i, len(jobs))
+		}
 	}
-	slices.SortFunc(created, func(a, b Task) int { return cmp.Compare(a.ID, b.ID) })
 	for i, j := range jobs {
-		t := created[i]
-		j.res, j.err = Result{Op: OpCreated, TaskID: t.ID, Task: &t}, nil
+		j.res, j.err = Result{Op: OpCreated, TaskID: created[i].ID, Task: created[i]}, nil
 	}
 	return nil
 }

@@ -478,3 +478,58 @@ func TestPoisonRequestsNeverFailABatch(t *testing.T) {
 		t.Errorf("%d poison rows stored", n)
 	}
 }
+
+// TestMultiRowInsertGivesEachCallerItsRow: creates queued together are
+// inserted by one multi-row INSERT, and every caller gets back its own row
+// (title, tags, due date and user), which is the row stored under that id.
+func TestMultiRowInsertGivesEachCallerItsRow(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	svc := NewServiceWith(db.Pool, BatchOptions{MaxBatches: 1, MaxBatch: 64})
+	release, blockerDone := holdLeader(t, svc)
+
+	const n = 40
+	type out struct {
+		i   int
+		res Result
+		err error
+	}
+	results := make(chan out, n)
+	for i := range n {
+		go func() {
+			due := time.Date(2026, 1, 1+i, 0, 0, 0, 0, time.UTC)
+			f := Fields{Title: ptr(fmt.Sprint("title ", i)), Tags: &[]string{fmt.Sprint("tag", i)}, DueSet: true, DueAt: &due}
+			if i%5 == 0 {
+				f.Tags = &[]string{} // rows of different shapes in one statement
+				f.DueAt = nil
+			}
+			r, err := svc.Create(t.Context(), fmt.Sprintf("user-%d", i%7), f, MutationOptions{})
+			results <- out{i, r, err}
+		}()
+		waitQueued(t, svc, i+1)
+	}
+	close(release)
+	if err := <-blockerDone; err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		o := <-results
+		if o.err != nil {
+			t.Fatalf("create %d: %v", o.i, o.err)
+		}
+		got := o.res.Task
+		if got.Title != fmt.Sprint("title ", o.i) || got.UserID != fmt.Sprintf("user-%d", o.i%7) || o.res.TaskID != got.ID {
+			t.Errorf("create %d got %+v", o.i, got)
+		}
+		if o.i%5 != 0 && (len(got.Tags) != 1 || got.Tags[0] != fmt.Sprint("tag", o.i) || got.DueAt == nil || got.DueAt.Day() != 1+o.i%31) {
+			t.Errorf("create %d: tags %v due %v", o.i, got.Tags, got.DueAt)
+		}
+		stored, err := svc.Get(t.Context(), got.UserID, got.ID)
+		if err != nil || stored.Title != got.Title || !sameEditable(stored, *got) || stored.Version != got.Version {
+			t.Errorf("create %d: replied %+v, stored %+v (%v)", o.i, got, stored, err)
+		}
+	}
+	if m := svc.batches.multiInsert.Load(); m < n-1 {
+		t.Errorf("%d creates went through the multi-row INSERT, want at least %d", m, n-1)
+	}
+}

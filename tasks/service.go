@@ -107,10 +107,15 @@ func NewServiceWith(db *pgxpool.Pool, opts BatchOptions) *Service {
 
 const columns = `id, user_id, title, description, completed, priority, tags, due_at, created_at, updated_at, version`
 
+// scanDest returns where the values of columns go in t.
+func scanDest(t *Task) []any {
+	return []any{&t.ID, &t.UserID, &t.Title, &t.Description, &t.Completed, &t.Priority, &t.Tags,
+		&t.DueAt, &t.CreatedAt, &t.UpdatedAt, &t.Version}
+}
+
 func scanTask(row pgx.Row) (Task, error) {
 	var t Task
-	err := row.Scan(&t.ID, &t.UserID, &t.Title, &t.Description, &t.Completed, &t.Priority, &t.Tags,
-		&t.DueAt, &t.CreatedAt, &t.UpdatedAt, &t.Version)
+	err := row.Scan(scanDest(&t)...)
 	if t.Tags == nil {
 		t.Tags = []string{}
 	}
