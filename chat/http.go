@@ -13,6 +13,7 @@ import (
 	"tasksync/auth"
 	"tasksync/internal/httpjson"
 	"tasksync/internal/reqlog"
+	"tasksync/internal/utf8json"
 )
 
 // Handler serves the chat REST API: POST /api/{user_id}/chat (JSON, or an
@@ -55,9 +56,27 @@ type ChatInput struct {
 	Message        string
 }
 
+// DecodeMessage reads the message of POST /api/{user_id}/chat or of a
+// chat.send frame from its raw JSON value (nil when absent) and validates
+// it with [ValidateMessage]. It sees what decoding into a string would
+// hide: invalid UTF-8 bytes and lone surrogate escapes, which
+// encoding/json replaces with U+FFFD, are refused instead of stored.
+func DecodeMessage(raw json.RawMessage) (string, error) {
+	var msg string
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		return "", tasksync.Invalid(map[string]string{"message": "is required: the text to send to the assistant"})
+	case json.Unmarshal(raw, &msg) != nil:
+		return "", tasksync.Invalid(map[string]string{"message": "must be a string"})
+	case !utf8json.Valid(raw):
+		return "", tasksync.Invalid(map[string]string{"message": notText})
+	}
+	return ValidateMessage(msg)
+}
+
 // DecodeChatInput reads {"conversation_id"?: int, "message": string}.
 // Unknown keys are ignored; every bad field is reported at once (422). The
-// message is validated and trimmed by [ValidateMessage].
+// message is read by [DecodeMessage].
 func DecodeChatInput(raw map[string]json.RawMessage) (ChatInput, error) {
 	var in ChatInput
 	bad := map[string]string{}
@@ -68,19 +87,12 @@ func DecodeChatInput(raw map[string]json.RawMessage) (ChatInput, error) {
 		}
 		in.ConversationID = id
 	}
-	switch v, ok := raw["message"]; {
-	case !ok || string(v) == "null":
-		bad["message"] = "is required: the text to send to the assistant"
-	default:
-		if err := json.Unmarshal(v, &in.Message); err != nil {
-			bad["message"] = "must be a string"
-		} else if msg, err := ValidateMessage(in.Message); err != nil {
-			for k, m := range tasksync.AsError(err).Fields {
-				bad[k] = m
-			}
-		} else {
-			in.Message = msg
+	if msg, err := DecodeMessage(raw["message"]); err != nil {
+		for k, m := range tasksync.AsError(err).Fields {
+			bad[k] = m
 		}
+	} else {
+		in.Message = msg
 	}
 	if len(bad) > 0 {
 		return ChatInput{}, tasksync.Invalid(bad)

@@ -193,6 +193,9 @@ func TestRESTChatValidation(t *testing.T) {
 		{map[string]any{"message": "hi", "conversation_id": "7"}, 422, "invalid", "conversation_id"},
 		{map[string]any{"message": "hi", "conversation_id": -1}, 422, "invalid", "conversation_id"},
 		{map[string]any{"message": "hi", "conversation_id": 1.5}, 422, "invalid", "conversation_id"},
+		// Refused, not stored with U+FFFD in their place.
+		{"{\"message\": \"bad\xff\xfe\"}", 422, "invalid", "message"},
+		{`{"message": "lone \ud800 surrogate"}`, 422, "invalid", "message"},
 		{`{"message": "hi"`, 400, "bad_request", ""},
 		{`[1,2]`, 400, "bad_request", ""},
 		{`null`, 400, "bad_request", ""},
@@ -202,6 +205,15 @@ func TestRESTChatValidation(t *testing.T) {
 		if res.StatusCode != tc.status || eb.Error.Code != tc.code || (tc.field != "" && eb.Error.Fields[tc.field] == "") {
 			t.Errorf("%v: %d %+v", tc.body, res.StatusCode, eb)
 		}
+	}
+	if n := len(e.taskList("ana")); n != 0 {
+		t.Errorf("%d tasks", n)
+	}
+	// A surrogate pair is text.
+	if res := do(t, ctx, srv, "ana", "POST", "/api/ana/chat", `{"message": "add a task to pet the \ud83d\udc08"}`, ""); res.StatusCode != http.StatusOK {
+		t.Errorf("surrogate pair: %d", res.StatusCode)
+	} else {
+		res.Body.Close()
 	}
 	// Exactly the limit is fine.
 	res := do(t, ctx, srv, "ana", "POST", "/api/ana/chat", map[string]any{"message": strings.Repeat("é", chat.MaxMessageRunes)}, "")

@@ -30,6 +30,10 @@ type Signaler interface {
 // MaxMessageRunes is the longest user message accepted.
 const MaxMessageRunes = 4000
 
+// notText is the message for text that Postgres cannot store, or that
+// arrived as invalid UTF-8 or lone surrogate escapes in JSON.
+const notText = "must be UTF-8 text without NUL characters"
+
 // Config holds the limits of a [Service]; zero fields take the defaults
 // shown.
 type Config struct {
@@ -193,7 +197,7 @@ func ValidateMessage(msg string) (string, error) {
 	case msg == "":
 		return "", tasksync.Invalid(map[string]string{"message": "is required and must not be blank"})
 	case !utf8.ValidString(msg) || strings.ContainsRune(msg, 0):
-		return "", tasksync.Invalid(map[string]string{"message": "must be UTF-8 text without NUL characters"})
+		return "", tasksync.Invalid(map[string]string{"message": notText})
 	case utf8.RuneCountInString(msg) > MaxMessageRunes:
 		return "", tasksync.Invalid(map[string]string{"message": fmt.Sprintf("must be at most %d characters", MaxMessageRunes)})
 	}

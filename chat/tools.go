@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tasksync"
+	"tasksync/internal/utf8json"
 	"tasksync/tasks"
 )
 
@@ -310,6 +311,11 @@ func decodeArguments(raw json.RawMessage) (arguments, error) {
 		return arguments{}, nil
 	}
 	if raw[0] == '"' {
+		if !utf8json.Valid(raw) {
+			// Decoding the string would replace the bad part with
+			// U+FFFD before the fields could be checked.
+			return nil, tasksync.Errorf(tasksync.CodeInvalid, "arguments must be UTF-8 text: no invalid bytes or lone surrogate escapes")
+		}
 		var inner string
 		if json.Unmarshal(raw, &inner) == nil {
 			raw = json.RawMessage(strings.TrimSpace(inner))

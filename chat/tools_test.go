@@ -68,6 +68,11 @@ func TestTools(t *testing.T) {
 	expect("ana", "complete_task", `{"task_id": 1.5}`, `{"error":"invalid arguments: task_id must be a whole number"}`, true)
 	expect("ana", "list_tasks", `{"status": "someday"}`, `{"error":"invalid arguments: status must be one of all, pending, completed"}`, true)
 	expect("ana", "list_tasks", `{"status":`, `{"error":"arguments must be a JSON object"}`, true)
+	// Text that decoding would alter is refused, not stored with U+FFFD.
+	expect("ana", "add_task", "{\"title\": \"bad\xff\xfe\"}", `{"error":"invalid arguments: title must be UTF-8 text without NUL characters"}`, true)
+	expect("ana", "add_task", `{"title": "x", "tags": ["\udc00"]}`, `{"error":"invalid arguments: tags[0] must be UTF-8 text without NUL characters"}`, true)
+	expect("ana", "update_task", fmt.Sprintf(`{"task_id": %d, "description": "\ud800"}`, id), `{"error":"invalid arguments: description must be UTF-8 text without NUL characters"}`, true)
+	expect("ana", "add_task", `"{\"title\": \"\ud800\"}"`, `{"error":"arguments must be UTF-8 text: no invalid bytes or lone surrogate escapes"}`, true)
 	expect("ana", "fly_to_mars", `{}`, `{"error":"unknown tool \"fly_to_mars\"; the tools are add_task, list_tasks, complete_task, update_task, delete_task"}`, true)
 
 	expect("ana", "delete_task", fmt.Sprintf(`{"task_id": %d}`, id), fmt.Sprintf(`{"task_id":%d,"status":"deleted","title":"Buy groceries"}`, id), false)

@@ -442,6 +442,8 @@ func TestPoisonRequestsNeverFailABatch(t *testing.T) {
 		{`{"title":"a\u0000b"}`, "nul-title"},
 		{`{"title":"t","tags":["x\u0000"]}`, ""},
 		{`{"title":"t","description":"\u0000"}`, ""},
+		{"{\"title\":\"bad\xff\xfe\"}", "utf8-title"},
+		{`{"title":"\ud800"}`, ""},
 	}
 	var wg sync.WaitGroup
 	var bad sync.Map

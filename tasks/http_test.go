@@ -633,6 +633,15 @@ func TestHTTPValidation(t *testing.T) {
 			"title": "must be UTF-8 text without NUL characters", "description": "must be UTF-8 text without NUL characters",
 			"tags[1]": "must be UTF-8 text without NUL characters",
 		}},
+		// Invalid UTF-8 and lone surrogates are refused, not stored as U+FFFD.
+		{"invalid UTF-8 bytes", "{\"title\":\"bad\xff\xfe\",\"description\":\"\xc3\",\"tags\":[\"ok\",\"\xed\xa0\x80\"]}", map[string]string{
+			"title": "must be UTF-8 text without NUL characters", "description": "must be UTF-8 text without NUL characters",
+			"tags[1]": "must be UTF-8 text without NUL characters",
+		}},
+		{"lone surrogates", `{"title":"\ud800","description":"a\udc00b","tags":["\ud83d\ud83d"]}`, map[string]string{
+			"title": "must be UTF-8 text without NUL characters", "description": "must be UTF-8 text without NUL characters",
+			"tags[0]": "must be UTF-8 text without NUL characters",
+		}},
 		// Years are checked in UTC, the zone the date is stored in.
 		{"year 0 date", `{"title":"t","due_date":"0000-06-01"}`, map[string]string{"due_date": "must be between years 1 and 9999"}},
 		{"year 0 in UTC", `{"title":"t","due_date":"0001-01-01T00:30:00+01:00"}`, map[string]string{"due_date": "must be between years 1 and 9999"}},
@@ -656,6 +665,7 @@ func TestHTTPValidation(t *testing.T) {
 		{"200 chars after trimming", `{"title":"  ` + strings.Repeat("a", 200) + `  "}`, strings.Repeat("a", 200)},
 		{"limits", `{"title":"t","description":"` + strings.Repeat("ж", 1000) + `","tags":` + tags(20) + `}`, "t"},
 		{"50-char tag", `{"title":"t","tags":["` + strings.Repeat("ü", 50) + `"]}`, "t"},
+		{"a surrogate pair", `{"title":"\ud83d\ude00 ok"}`, "😀 ok"},
 		{"21 tags, 20 after dropping repeats", `{"title":"t","tags":["A"," a ",` + tags(19)[1:] + `}`, "t"},
 	}
 	for _, c := range valid {

@@ -12,6 +12,7 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"tasksync"
+	"tasksync/internal/utf8json"
 )
 
 // Limits on task fields, enforced by [validate] and by CHECK constraints.
@@ -59,6 +60,10 @@ func DecodeFields(raw map[string]json.RawMessage) (Fields, error) {
 			bad[key] = "must be a string"
 			return
 		}
+		if !utf8json.Valid(v) {
+			bad[key] = notText // before decoding replaced the bad part with U+FFFD
+			return
+		}
 		*dst = &s
 	}
 	str("title", &f.Title, false)
@@ -84,6 +89,14 @@ func DecodeFields(raw map[string]json.RawMessage) (Fields, error) {
 		var tags []string
 		if !isNull(v) && json.Unmarshal(v, &tags) != nil {
 			bad["tags"] = "must be an array of strings"
+		} else if !utf8json.Valid(v) {
+			var each []json.RawMessage
+			_ = json.Unmarshal(v, &each)
+			for i, tag := range each {
+				if !utf8json.Valid(tag) {
+					bad[fmt.Sprintf("tags[%d]", i)] = notText
+				}
+			}
 		} else {
 			if tags == nil {
 				tags = []string{}
@@ -132,7 +145,8 @@ func ParseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-// notText is the message for strings that Postgres cannot store as text.
+// notText is the message for strings that Postgres cannot store as text,
+// or that arrived as invalid UTF-8 or lone surrogate escapes in JSON.
 const notText = "must be UTF-8 text without NUL characters"
 
 // storableText reports whether s fits a Postgres text value: valid UTF-8
