@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"tasksync/internal/httpjson"
 	"tasksync/internal/reqlog"
 	"tasksync/internal/utf8json"
+	"tasksync/tasks"
 )
 
 // Handler serves the chat REST API: POST /api/{user_id}/chat (JSON, or an
@@ -80,9 +80,10 @@ func DecodeMessage(raw json.RawMessage) (string, error) {
 func DecodeChatInput(raw map[string]json.RawMessage) (ChatInput, error) {
 	var in ChatInput
 	bad := map[string]string{}
-	if v, ok := raw["conversation_id"]; ok && string(v) != "null" {
-		id, err := strconv.ParseInt(string(v), 10, 64)
-		if err != nil || id < 0 {
+	if v, ok := raw["conversation_id"]; ok && string(v) != "null" && string(v) != "0" {
+		// A JSON number in its plain spelling: not -0, 1e0 or 1.0.
+		id, ok := tasks.ParseID(string(v))
+		if !ok {
 			bad["conversation_id"] = "must be the positive id of one of your conversations, or absent to start one"
 		}
 		in.ConversationID = id
@@ -238,13 +239,13 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, turn *Turn) {
 	}
 }
 
-// pathID reads {id}; anything that is not a positive integer cannot name a
-// conversation, so it is a 404 like any other conversation that is not
+// pathID reads {id}; anything that is not an id in its canonical spelling
+// (tasks.ParseID) cannot name a conversation, so it is a 404 like any other conversation that is not
 // the caller's.
 func pathID(r *http.Request) (int64, error) {
 	s := r.PathValue("id")
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
+	id, ok := tasks.ParseID(s)
+	if !ok {
 		return 0, tasksync.Errorf(tasksync.CodeNotFound, "conversation %q not found", s)
 	}
 	return id, nil
@@ -256,8 +257,8 @@ func queryInt(r *http.Request, name string, def, max int64, bad map[string]strin
 	if s == "" {
 		return def
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 1 || n > max {
+	n, ok := tasks.ParseID(s)
+	if !ok || n > max {
 		bad[name] = fmt.Sprintf("must be a whole number from 1 to %d", max)
 		return def
 	}

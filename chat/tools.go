@@ -340,14 +340,25 @@ func (a arguments) taskID() (int64, error) {
 	if !ok || string(raw) == "null" {
 		return 0, tasksync.Invalid(map[string]string{"task_id": "is required: the id of one of the user's tasks"})
 	}
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil {
-		var s string
+	var s string
+	if raw[0] == '"' {
 		if json.Unmarshal(raw, &s) != nil {
 			return 0, tasksync.Invalid(map[string]string{"task_id": "must be a whole number"})
 		}
-		n = json.Number(strings.TrimPrefix(strings.TrimSpace(s), "#"))
+		// As text, an id is plain digits (tasks.ParseID): "+1" or "01"
+		// is not task 1.
+		id, ok := tasks.ParseID(strings.TrimPrefix(strings.TrimSpace(s), "#"))
+		if !ok {
+			return 0, tasksync.Invalid(map[string]string{"task_id": "must be a positive whole number"})
+		}
+		return id, nil
 	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, tasksync.Invalid(map[string]string{"task_id": "must be a whole number"})
+	}
+	// As a JSON number, what counts is its value (JSON Schema's
+	// "integer" includes 3.0), as models write it.
 	id, err := strconv.ParseInt(n.String(), 10, 64)
 	if err != nil {
 		// 3.0 is 3.

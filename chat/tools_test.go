@@ -65,6 +65,8 @@ func TestTools(t *testing.T) {
 	expect("ana", "update_task", fmt.Sprintf(`{"task_id": %d}`, id), `{"error":"nothing to update: give a title, description, priority, due_date or tags"}`, true)
 	expect("ana", "complete_task", `{}`, `{"error":"invalid arguments: task_id is required: the id of one of the user's tasks"}`, true)
 	expect("ana", "complete_task", `{"task_id": -4}`, `{"error":"invalid arguments: task_id must be a positive whole number"}`, true)
+	expect("ana", "complete_task", `{"task_id": "+1"}`, `{"error":"invalid arguments: task_id must be a positive whole number"}`, true)
+	expect("ana", "complete_task", `{"task_id": "01"}`, `{"error":"invalid arguments: task_id must be a positive whole number"}`, true)
 	expect("ana", "complete_task", `{"task_id": 1.5}`, `{"error":"invalid arguments: task_id must be a whole number"}`, true)
 	expect("ana", "list_tasks", `{"status": "someday"}`, `{"error":"invalid arguments: status must be one of all, pending, completed"}`, true)
 	expect("ana", "list_tasks", `{"status":`, `{"error":"arguments must be a JSON object"}`, true)

@@ -38,12 +38,13 @@ func (h *Handler) Register(mux *http.ServeMux, mw func(http.Handler) http.Handle
 	}
 }
 
-// taskID reads {id}; anything that is not a positive integer cannot name a
-// task, so it is a 404 like any other task that is not the caller's.
+// taskID reads {id}; anything that is not an id in its canonical spelling
+// ([ParseID]) cannot name a task, so it is a 404 like any other task that
+// is not the caller's.
 func taskID(r *http.Request) (int64, error) {
 	s := r.PathValue("id")
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
+	id, ok := ParseID(s)
+	if !ok {
 		return 0, tasksync.Errorf(tasksync.CodeNotFound, "task %q not found", s)
 	}
 	return id, nil

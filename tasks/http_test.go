@@ -5,6 +5,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -326,6 +327,8 @@ func TestHTTPBadListParameters(t *testing.T) {
 		{"limit=501", map[string]string{"limit": "must be a whole number from 1 to 500"}},
 		{"limit=ten", map[string]string{"limit": "must be a whole number from 1 to 500"}},
 		{"limit=-1", map[string]string{"limit": "must be a whole number from 1 to 500"}},
+		{"limit=%2B5", map[string]string{"limit": "must be a whole number from 1 to 500"}},
+		{"limit=05", map[string]string{"limit": "must be a whole number from 1 to 500"}},
 		{"tag=" + strings.Repeat("t", MaxTag+1), map[string]string{"tag": "must be at most 50 characters"}},
 		{strings.Repeat("tag=x&", MaxTags+1), map[string]string{"tag": "at most 20 tags"}},
 		{"q=" + strings.Repeat("q", MaxQuery+1), map[string]string{"q": "must be at most 200 characters"}},
@@ -425,8 +428,9 @@ func TestHTTPNotFound(t *testing.T) {
 	alice := e.as(t, "alice")
 	alice.create(t, `{"title":"exists"}`)
 
-	for _, id := range []string{"999999", "abc", "0", "-1", "1.5", "99999999999999999999", "1e3"} {
-		one := alice.tasksPath("/" + id)
+	// Task 1 exists: other spellings of 1 do not name it.
+	for _, id := range []string{"999999", "abc", "0", "-1", "1.5", "99999999999999999999", "1e3", "+1", "01", "1e0", " 1", "1 ", "\t1", "١"} {
+		one := alice.tasksPath("/" + url.PathEscape(id))
 		for _, ep := range []struct{ method, path, body string }{
 			{http.MethodGet, one, ""},
 			{http.MethodPut, one, `{"title":"x"}`},
