@@ -19,14 +19,15 @@ import (
 type Agent struct {
 	Model Model
 	Tools *Tools
-	// MaxRounds is the number of model calls a turn may make (default 5).
-	// The last allowed call is offered no tools, so that the model answers
-	// in text.
+	// MaxRounds is the number of model calls a turn may make
+	// (DefaultMaxRounds). The last allowed call is offered no tools, so
+	// that the model answers in text.
 	MaxRounds int
-	// ModelTimeout bounds each model call (default 60s).
+	// ModelTimeout bounds each model call (DefaultModelTimeout).
 	ModelTimeout time.Duration
-	// MaxToolCalls bounds the tool calls run per round (default 16);
-	// further calls are answered with an error result, not run.
+	// MaxToolCalls bounds the tool calls run per round
+	// (DefaultMaxToolCalls); further calls are answered with an error
+	// result, not run.
 	MaxToolCalls int
 	Logger       *slog.Logger
 	// Now returns the time for the system prompt (default time.Now).
@@ -53,13 +54,13 @@ type TurnOutcome struct {
 
 func (a *Agent) defaults() {
 	if a.MaxRounds <= 0 {
-		a.MaxRounds = 5
+		a.MaxRounds = DefaultMaxRounds
 	}
 	if a.ModelTimeout <= 0 {
-		a.ModelTimeout = 60 * time.Second
+		a.ModelTimeout = DefaultModelTimeout
 	}
 	if a.MaxToolCalls <= 0 {
-		a.MaxToolCalls = 16
+		a.MaxToolCalls = DefaultMaxToolCalls
 	}
 	if a.Logger == nil {
 		a.Logger = slog.Default()

@@ -61,6 +61,24 @@ const (
 
 const taskIDSchema = `{"type": "integer", "minimum": 1, "description": "The id of one of the user's tasks (from list_tasks or an earlier result)."}`
 
+// Pieces of the schemas made from the task service's own limits, so that
+// a model and an MCP client see the limits validation applies.
+var (
+	maxTitle       = strconv.Itoa(tasks.MaxTitle)
+	maxDescription = strconv.Itoa(tasks.MaxDescription)
+	priorities     = mustJSON([]tasks.Priority{tasks.PriorityLow, tasks.PriorityMedium, tasks.PriorityHigh})
+	tagsSchema     = fmt.Sprintf(`{"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": %d}, "maxItems": %d, "description": "Optional labels."}`,
+		tasks.MaxTag, tasks.MaxTags)
+)
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
 var toolSpecs = []ToolSpec{
 	{
 		Name:        ToolAddTask,
@@ -68,11 +86,11 @@ var toolSpecs = []ToolSpec{
 		Parameters: json.RawMessage(`{
   "type": "object",
   "properties": {
-    "title": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Short title of the task."},
-    "description": {"type": "string", "maxLength": 1000, "description": "Optional details."},
-    "priority": {"type": "string", "enum": ["low", "medium", "high"], "description": "Optional; medium when not given."},
+    "title": {"type": "string", "minLength": 1, "maxLength": ` + maxTitle + `, "description": "Short title of the task."},
+    "description": {"type": "string", "maxLength": ` + maxDescription + `, "description": "Optional details."},
+    "priority": {"type": "string", "enum": ` + priorities + `, "description": "Optional; medium when not given."},
     "due_date": {"type": "string", "description": "Optional due date: YYYY-MM-DD or an RFC 3339 date-time."},
-    "tags": {"type": "array", "items": {"type": "string", "maxLength": 50}, "maxItems": 20, "description": "Optional labels."}
+    "tags": ` + tagsSchema + `
   },
   "required": ["title"]
 }`),
@@ -103,11 +121,11 @@ var toolSpecs = []ToolSpec{
   "type": "object",
   "properties": {
     "task_id": ` + taskIDSchema + `,
-    "title": {"type": "string", "minLength": 1, "maxLength": 200, "description": "New title."},
-    "description": {"type": "string", "maxLength": 1000, "description": "New description (empty clears it)."},
-    "priority": {"type": "string", "enum": ["low", "medium", "high"]},
+    "title": {"type": "string", "minLength": 1, "maxLength": ` + maxTitle + `, "description": "New title."},
+    "description": {"type": "string", "maxLength": ` + maxDescription + `, "description": "New description (empty clears it)."},
+    "priority": {"type": "string", "enum": ` + priorities + `},
     "due_date": {"type": ["string", "null"], "description": "YYYY-MM-DD or RFC 3339; null clears it."},
-    "tags": {"type": "array", "items": {"type": "string", "maxLength": 50}, "maxItems": 20}
+    "tags": ` + tagsSchema + `
   },
   "required": ["task_id"]
 }`),

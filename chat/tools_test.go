@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"tasksync/chat"
+	"tasksync/tasks"
 )
 
 // The tools answer in the seed's shapes, act only for the given user, and
@@ -96,6 +97,29 @@ func TestToolSpecsAreSchemas(t *testing.T) {
 		}
 		if _, ok := schema.Properties["user_id"]; ok {
 			t.Fatalf("%s offers user_id", s.Name)
+		}
+		// The limits shown are the task service's.
+		var p struct {
+			Title struct {
+				MaxLength int `json:"maxLength"`
+			} `json:"title"`
+			Description struct {
+				MaxLength int `json:"maxLength"`
+			} `json:"description"`
+			Tags struct {
+				MaxItems int `json:"maxItems"`
+				Items    struct {
+					MaxLength int `json:"maxLength"`
+				} `json:"items"`
+			} `json:"tags"`
+		}
+		props, _ := json.Marshal(schema.Properties)
+		if err := json.Unmarshal(props, &p); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := schema.Properties["title"]; ok && (p.Title.MaxLength != tasks.MaxTitle || p.Description.MaxLength != tasks.MaxDescription ||
+			p.Tags.MaxItems != tasks.MaxTags || p.Tags.Items.MaxLength != tasks.MaxTag) {
+			t.Errorf("%s: limits %+v", s.Name, p)
 		}
 	}
 }

@@ -33,12 +33,18 @@ import (
 // oldest queued caller, so nobody waits on a goroutine that is not working
 // for it.
 
+// Defaults of [BatchOptions].
+const (
+	DefaultMaxBatches = 4
+	DefaultMaxBatch   = 64
+)
+
 // BatchOptions tune group commit; zero fields take the defaults.
 type BatchOptions struct {
 	// MaxBatches is how many transactions may run mutations at once
-	// (default 4); more concurrent mutations queue and are batched.
+	// (DefaultMaxBatches); more concurrent mutations queue and are batched.
 	MaxBatches int
-	// MaxBatch is the most mutations in one transaction (default 64).
+	// MaxBatch is the most mutations in one transaction (DefaultMaxBatch).
 	MaxBatch int
 }
 

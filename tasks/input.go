@@ -195,12 +195,14 @@ func normaliseTags(in []string) []string {
 	return out
 }
 
-// editable is the validated view of a task's client-editable fields.
+// editable is the validated view of a task's client-editable fields. Its
+// rules are made from the limits above in newValidator, not written in
+// struct tags, so that each limit is stated once.
 type editable struct {
-	Title       string   `json:"title" validate:"required,max=200"`
-	Description string   `json:"description" validate:"max=1000"`
-	Priority    Priority `json:"priority" validate:"oneof=low medium high"`
-	Tags        []string `json:"tags" validate:"max=20,dive,required,max=50"`
+	Title       string   `json:"title"`
+	Description string   `json:"description"`
+	Priority    Priority `json:"priority"`
+	Tags        []string `json:"tags"`
 }
 
 var validate = newValidator()
@@ -211,6 +213,12 @@ func newValidator() *validator.Validate {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		return name
 	})
+	v.RegisterStructValidationMapRules(map[string]string{
+		"Title":       fmt.Sprintf("required,max=%d", MaxTitle),
+		"Description": fmt.Sprintf("max=%d", MaxDescription),
+		"Priority":    "oneof=" + strings.Join([]string{string(PriorityLow), string(PriorityMedium), string(PriorityHigh)}, " "),
+		"Tags":        fmt.Sprintf("max=%d,dive,required,max=%d", MaxTags, MaxTag),
+	}, editable{})
 	return v
 }
 

@@ -97,10 +97,10 @@ func NewService(db *pgxpool.Pool) *Service { return NewServiceWith(db, BatchOpti
 // options.
 func NewServiceWith(db *pgxpool.Pool, opts BatchOptions) *Service {
 	if opts.MaxBatches <= 0 {
-		opts.MaxBatches = 4
+		opts.MaxBatches = DefaultMaxBatches
 	}
 	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 64
+		opts.MaxBatch = DefaultMaxBatch
 	}
 	return &Service{db: db, batches: batcher{opts: opts}, txTimeout: batchTimeout}
 }
