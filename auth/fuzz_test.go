@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -35,6 +36,9 @@ func FuzzVerify(f *testing.F) {
 		signHS256(f, secret, "", with(good, "exp", t0.Add(-time.Hour).Unix())),
 		signHS256(f, secret, "", with(good, "iss", "other")),
 		signHS256(f, secret, "", with(good, "sub", nil)),
+		signHS256(f, secret, "", with(good, "exp", "4102444800")),
+		signHS256(f, secret, "", with(good, "iat", "1")),
+		signHS256(f, secret, "", with(good, "sub", "a\x00b")),
 		signHS256(f, []byte(strings.Repeat("k", 32)), "", good),
 		newSigner(f, "EdDSA", "ed-1", false).sign(f, good),
 		newSigner(f, "ES256", "ed-1", false).sign(f, good),
@@ -62,6 +66,12 @@ func FuzzVerify(f *testing.F) {
 		if id.UserID == "" || len(id.UserID) > auth.MaxUserIDBytes {
 			t.Fatalf("accepted user id %q", id.UserID)
 		}
+		if strings.ContainsFunc(id.UserID, unicode.IsControl) {
+			t.Fatalf("accepted user id %q", id.UserID)
+		}
+		if numericClaimAsString(raw) {
+			t.Fatalf("accepted a time claim that is not a JSON number: %q", raw)
+		}
 		if id.Issuer != issuer {
 			t.Fatalf("accepted issuer %q", id.Issuer)
 		}
@@ -69,6 +79,31 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted a token not signed by the secret or the JWKS key: %q", raw)
 		}
 	})
+}
+
+// numericClaimAsString reports whether the payload of raw has exp, nbf or
+// iat of another JSON type than number.
+func numericClaimAsString(raw string) bool {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	pb, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return false
+	}
+	var c map[string]any
+	if json.Unmarshal(pb, &c) != nil {
+		return false
+	}
+	for _, k := range []string{"exp", "nbf", "iat"} {
+		if v, ok := c[k]; ok {
+			if _, isNum := v.(float64); !isNum {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // signedByUs checks the JWS signature of raw independently of the jwt

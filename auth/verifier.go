@@ -7,13 +7,16 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
@@ -245,6 +248,8 @@ var (
 	errNoAudience     = errors.New("token has no aud")
 	errNoSubject      = errors.New("token has neither sub nor id")
 	errLongSubject    = errors.New("user id longer than MaxUserIDBytes")
+	errBadSubject     = errors.New("user id with control characters")
+	errClaimType      = errors.New("time claim of the wrong JSON type")
 )
 
 // Verify checks raw and returns the identity it carries. Every error is a
@@ -376,6 +381,8 @@ func reason(err error) string {
 		return "token has no subject"
 	case errors.Is(err, errLongSubject):
 		return "token subject too long"
+	case errors.Is(err, errBadSubject):
+		return "token subject is not a usable user id"
 	default:
 		return "invalid token"
 	}
@@ -391,6 +398,29 @@ type claims struct {
 	UserIDClaim any `json:"id,omitempty"`
 
 	wantIssuer, wantAudience bool
+}
+
+// UnmarshalJSON decodes the claims after checking that the time claims
+// are JSON numbers, as RFC 7519 defines NumericDate: jwt's NumericDate
+// also accepts a string holding a number ("exp":"9999999999"), which no
+// issuer we trust writes.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		if v, ok := raw[name]; ok && !isJSONNumber(v) {
+			return fmt.Errorf("%w: %s is not a number", errClaimType, name)
+		}
+	}
+	type plain claims // without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
+// isJSONNumber reports whether v, a well-formed JSON value, is a number.
+func isJSONNumber(v json.RawMessage) bool {
+	return len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
 }
 
 func (c *claims) userID() string {
@@ -420,6 +450,10 @@ func (c *claims) Validate() error {
 		errs = append(errs, errNoSubject)
 	case len(id) > MaxUserIDBytes:
 		errs = append(errs, errLongSubject)
+	case strings.ContainsFunc(id, unicode.IsControl):
+		// A NUL cannot be stored in Postgres text, and control characters
+		// in an id that is logged and put in paths are trouble anyway.
+		errs = append(errs, errBadSubject)
 	}
 	return errors.Join(errs...)
 }

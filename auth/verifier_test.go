@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -89,6 +91,14 @@ func TestVerify(t *testing.T) {
 		{name: "nbf beyond leeway", token: ed.sign(t, with(good, "nbf", t0.Add(31*time.Second).Unix())), wantErr: "token not yet valid"},
 		{name: "nbf within leeway", token: ed.sign(t, with(good, "nbf", t0.Add(29*time.Second).Unix())), wantUser: "user-1"},
 		{name: "no exp", token: ed.sign(t, with(good, "exp", nil)), wantErr: "token has no expiry"},
+		// NumericDate is a JSON number (RFC 7519); jwt alone accepts a string holding one.
+		{name: "exp as a numeric string", token: ed.sign(t, with(good, "exp", strconv.FormatInt(t0.Add(time.Minute).Unix(), 10))), wantErr: "malformed token"},
+		{name: "nbf as a numeric string", token: ed.sign(t, with(good, "nbf", strconv.FormatInt(t0.Unix(), 10))), wantErr: "malformed token"},
+		{name: "iat as a numeric string", token: ed.sign(t, with(good, "iat", strconv.FormatInt(t0.Unix(), 10))), wantErr: "malformed token"},
+		{name: "iat as a boolean", token: ed.sign(t, with(good, "iat", true)), wantErr: "malformed token"},
+		{name: "exp as null", token: ed.sign(t, with(good, "exp", json.RawMessage("null"))), wantErr: "malformed token"},
+		{name: "fractional exp", token: ed.sign(t, with(good, "exp", float64(t0.Add(time.Minute).Unix())+0.5)), wantUser: "user-1"},
+		{name: "HS256 exp as a numeric string", token: signHS256(t, secret, "", with(good, "exp", strconv.FormatInt(t0.Add(time.Minute).Unix(), 10))), wantErr: "malformed token"},
 		{name: "wrong issuer", token: ed.sign(t, with(good, "iss", "https://evil.example")), wantErr: "wrong issuer"},
 		{name: "no issuer", token: ed.sign(t, with(good, "iss", nil)), wantErr: "wrong issuer"},
 		{name: "wrong audience", token: ed.sign(t, with(good, "aud", "https://evil.example")), wantErr: "wrong audience"},
@@ -104,6 +114,9 @@ func TestVerify(t *testing.T) {
 		{name: "user id of 256 bytes", token: ed.sign(t, with(good, "sub", strings.Repeat("u", 256))), wantUser: strings.Repeat("u", 256)},
 		{name: "user id of 257 bytes", token: ed.sign(t, with(good, "sub", strings.Repeat("u", 257))), wantErr: "token subject too long"},
 		{name: "non-string sub", token: ed.sign(t, with(good, "sub", 7)), wantErr: "malformed token"},
+		{name: "NUL in sub", token: ed.sign(t, with(good, "sub", "user\x001")), wantErr: "token subject is not a usable user id"},
+		{name: "newline in id", token: ed.sign(t, with(good, "sub", nil, "id", "user\n1")), wantErr: "token subject is not a usable user id"},
+		{name: "non-ASCII sub", token: ed.sign(t, with(good, "sub", "usér-1")), wantUser: "usér-1"},
 
 		// Signatures and keys.
 		{name: "HS256 with another secret", token: signHS256(t, []byte(strings.Repeat("x", 32)), "", good), wantErr: "token signature invalid"},

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,14 +19,15 @@ import (
 type Agent struct {
 	Model Model
 	Tools *Tools
-	// MaxRounds is the number of model calls a turn may make (default 5).
-	// The last allowed call is offered no tools, so that the model answers
-	// in text.
+	// MaxRounds is the number of model calls a turn may make
+	// (DefaultMaxRounds). The last allowed call is offered no tools, so
+	// that the model answers in text.
 	MaxRounds int
-	// ModelTimeout bounds each model call (default 60s).
+	// ModelTimeout bounds each model call (DefaultModelTimeout).
 	ModelTimeout time.Duration
-	// MaxToolCalls bounds the tool calls run per round (default 16);
-	// further calls are answered with an error result, not run.
+	// MaxToolCalls bounds the tool calls run per round
+	// (DefaultMaxToolCalls); further calls are answered with an error
+	// result, not run.
 	MaxToolCalls int
 	Logger       *slog.Logger
 	// Now returns the time for the system prompt (default time.Now).
@@ -52,13 +54,13 @@ type TurnOutcome struct {
 
 func (a *Agent) defaults() {
 	if a.MaxRounds <= 0 {
-		a.MaxRounds = 5
+		a.MaxRounds = DefaultMaxRounds
 	}
 	if a.ModelTimeout <= 0 {
-		a.ModelTimeout = 60 * time.Second
+		a.ModelTimeout = DefaultModelTimeout
 	}
 	if a.MaxToolCalls <= 0 {
-		a.MaxToolCalls = 16
+		a.MaxToolCalls = DefaultMaxToolCalls
 	}
 	if a.Logger == nil {
 		a.Logger = slog.Default()
@@ -142,7 +144,7 @@ func (a *Agent) Run(ctx context.Context, in TurnInput, emit func(Event)) TurnOut
 				"the assistant needed more than %d steps for this request; ask again in smaller parts", a.MaxRounds)})
 		}
 
-		msgs = append(msgs, ModelMessage{Role: RoleAssistant, Content: roundText.String(), ToolCalls: reply.ToolCalls})
+		first := len(out.ToolCalls)
 		for i, c := range reply.ToolCalls {
 			name := clip(storable(c.Name), 64)
 			args := argumentsJSON(c.Arguments)
@@ -165,7 +167,19 @@ func (a *Agent) Run(ctx context.Context, in TurnInput, emit func(Event)) TurnOut
 			emit(&ToolResultEvent{Type: TypeToolResult, ConversationID: in.ConversationID, TurnID: in.TurnID,
 				CallID: c.ID, Name: name, Result: result, IsError: isErr})
 			out.ToolCalls = append(out.ToolCalls, ToolCall{ID: c.ID, Name: name, Arguments: args, Result: result, IsError: isErr})
-			msgs = append(msgs, ModelMessage{Role: RoleTool, Content: string(result), ToolCallID: c.ID})
+		}
+		// The next round sees this one's calls as stored: a malformed
+		// call goes back as a note, never as a call the endpoint may
+		// refuse to read.
+		calls, note := replayToolCalls(out.ToolCalls[first:])
+		if len(calls) > 0 {
+			calls[0].Content = roundText.String()
+		} else {
+			note = joinText(roundText.String(), note)
+		}
+		msgs = append(msgs, calls...)
+		if note != "" {
+			msgs = append(msgs, ModelMessage{Role: RoleAssistant, Content: note})
 		}
 		if ctx.Err() != nil {
 			return end(a.interrupted(ctx))
@@ -213,7 +227,8 @@ func errorResult(msg string) json.RawMessage {
 // historyMessages turns stored messages into model messages. An assistant
 // message with tool calls becomes the calls, one tool message per result,
 // and then its text; a message with neither text nor calls (a turn that
-// failed at once) is left out.
+// failed at once) is left out. Calls that are not well-formed are told as
+// text instead (replayToolCalls).
 func historyMessages(history []Message) []ModelMessage {
 	out := make([]ModelMessage, 0, len(history)+4)
 	for _, m := range history {
@@ -221,24 +236,79 @@ func historyMessages(history []Message) []ModelMessage {
 		case RoleUser:
 			out = append(out, ModelMessage{Role: RoleUser, Content: m.Content})
 		case RoleAssistant:
-			if len(m.ToolCalls) > 0 {
-				calls := make([]ModelToolCall, len(m.ToolCalls))
-				for i, c := range m.ToolCalls {
-					calls[i] = ModelToolCall{ID: c.ID, Name: c.Name, Arguments: argumentsText(c.Arguments)}
-				}
-				out = append(out, ModelMessage{Role: RoleAssistant, ToolCalls: calls})
-				for _, c := range m.ToolCalls {
-					result := string(c.Result)
-					if result == "" || result == "null" {
-						result = `{"error":"no result recorded"}`
-					}
-					out = append(out, ModelMessage{Role: RoleTool, Content: result, ToolCallID: c.ID})
-				}
-			}
-			if m.Content != "" {
-				out = append(out, ModelMessage{Role: RoleAssistant, Content: m.Content})
+			calls, note := replayToolCalls(m.ToolCalls)
+			out = append(out, calls...)
+			if text := joinText(note, m.Content); text != "" {
+				out = append(out, ModelMessage{Role: RoleAssistant, Content: text})
 			}
 		}
 	}
 	return out
+}
+
+// replayToolCalls returns what a model is shown of stored tool calls: an
+// assistant message with the well-formed ones followed by one tool message
+// per result, and, for the others (no id or name, a name no endpoint
+// accepts, arguments that are not a JSON object, as a model cut off
+// mid-call leaves them), a plain-text note saying what was tried and what
+// came of it. Replaying such a call verbatim makes strict endpoints refuse
+// the whole request, and shows the model its own broken output as an
+// example to follow.
+func replayToolCalls(stored []ToolCall) (msgs []ModelMessage, note string) {
+	var (
+		calls   []ModelToolCall
+		results []ModelMessage
+		broken  []string
+	)
+	for _, c := range stored {
+		result := string(c.Result)
+		if result == "" || result == "null" {
+			result = `{"error":"no result recorded"}`
+		}
+		if !wellFormedCall(c) {
+			name := "a tool call without a name"
+			if c.Name != "" {
+				name = fmt.Sprintf("a call of %q", clip(c.Name, 64))
+			}
+			broken = append(broken, fmt.Sprintf("%s with unreadable arguments %s returned %s",
+				name, clip(argumentsText(c.Arguments), 200), clip(result, 200)))
+			continue
+		}
+		calls = append(calls, ModelToolCall{ID: c.ID, Name: c.Name, Arguments: argumentsText(c.Arguments)})
+		results = append(results, ModelMessage{Role: RoleTool, Content: result, ToolCallID: c.ID})
+	}
+	if len(calls) > 0 {
+		msgs = append(append(msgs, ModelMessage{Role: RoleAssistant, ToolCalls: calls}), results...)
+	}
+	if len(broken) > 0 {
+		note = "(Tool calls that could not be read: " + strings.Join(broken, "; ") + ".)"
+	}
+	return msgs, note
+}
+
+// wellFormedCall reports whether a stored call can be shown to a model as
+// a call: an id, a name of 1 to 64 letters, digits, _ or - (the OpenAI
+// rule for function names), and arguments that are a JSON object.
+func wellFormedCall(c ToolCall) bool {
+	if c.ID == "" || c.Name == "" || len(c.Name) > 64 {
+		return false
+	}
+	for _, r := range c.Name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	args := bytes.TrimSpace(c.Arguments)
+	return len(args) > 0 && args[0] == '{' && json.Valid(args)
+}
+
+// joinText joins two pieces of an assistant's text as paragraphs.
+func joinText(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "\n\n" + b
 }

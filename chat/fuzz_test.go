@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"tasksync"
+	"tasksync/internal/utf8json"
 )
 
 // Offline commands come straight from users.
@@ -50,7 +51,8 @@ func FuzzParseCommand(f *testing.F) {
 // The REST chat body is untrusted JSON.
 func FuzzDecodeChatInput(f *testing.F) {
 	for _, s := range []string{`{"message":"hi"}`, `{"conversation_id":3,"message":"x"}`, `{"conversation_id":"3"}`,
-		`{"message":"   "}`, `{"conversation_id":-1,"message":"a"}`, `{"conversation_id":1e3,"message":"a"}`, `{"message":"\u0000"}`} {
+		`{"message":"   "}`, `{"conversation_id":-1,"message":"a"}`, `{"conversation_id":1e3,"message":"a"}`, `{"message":"\u0000"}`,
+		"{\"message\":\"bad\xff\xfe\"}", `{"message":"\ud800"}`, `{"message":"\ud83d\ude00"}`, `{"conversation_id":-0,"message":"a"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -64,6 +66,9 @@ func FuzzDecodeChatInput(f *testing.F) {
 				t.Fatalf("%s: error %v", body, err)
 			}
 			return
+		}
+		if !utf8json.Valid(raw["message"]) {
+			t.Fatalf("%s: accepted text that decoding altered: %q", body, in.Message)
 		}
 		if in.ConversationID < 0 || in.Message == "" || in.Message != strings.TrimSpace(in.Message) ||
 			utf8.RuneCountInString(in.Message) > MaxMessageRunes || !utf8.ValidString(in.Message) || strings.ContainsRune(in.Message, 0) {

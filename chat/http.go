@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +12,8 @@ import (
 	"tasksync/auth"
 	"tasksync/internal/httpjson"
 	"tasksync/internal/reqlog"
+	"tasksync/internal/utf8json"
+	"tasksync/tasks"
 )
 
 // Handler serves the chat REST API: POST /api/{user_id}/chat (JSON, or an
@@ -55,32 +56,44 @@ type ChatInput struct {
 	Message        string
 }
 
+// DecodeMessage reads the message of POST /api/{user_id}/chat or of a
+// chat.send frame from its raw JSON value (nil when absent) and validates
+// it with [ValidateMessage]. It sees what decoding into a string would
+// hide: invalid UTF-8 bytes and lone surrogate escapes, which
+// encoding/json replaces with U+FFFD, are refused instead of stored.
+func DecodeMessage(raw json.RawMessage) (string, error) {
+	var msg string
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		return "", tasksync.Invalid(map[string]string{"message": "is required: the text to send to the assistant"})
+	case json.Unmarshal(raw, &msg) != nil:
+		return "", tasksync.Invalid(map[string]string{"message": "must be a string"})
+	case !utf8json.Valid(raw):
+		return "", tasksync.Invalid(map[string]string{"message": notText})
+	}
+	return ValidateMessage(msg)
+}
+
 // DecodeChatInput reads {"conversation_id"?: int, "message": string}.
 // Unknown keys are ignored; every bad field is reported at once (422). The
-// message is validated and trimmed by [ValidateMessage].
+// message is read by [DecodeMessage].
 func DecodeChatInput(raw map[string]json.RawMessage) (ChatInput, error) {
 	var in ChatInput
 	bad := map[string]string{}
-	if v, ok := raw["conversation_id"]; ok && string(v) != "null" {
-		id, err := strconv.ParseInt(string(v), 10, 64)
-		if err != nil || id < 0 {
+	if v, ok := raw["conversation_id"]; ok && string(v) != "null" && string(v) != "0" {
+		// A JSON number in its plain spelling: not -0, 1e0 or 1.0.
+		id, ok := tasks.ParseID(string(v))
+		if !ok {
 			bad["conversation_id"] = "must be the positive id of one of your conversations, or absent to start one"
 		}
 		in.ConversationID = id
 	}
-	switch v, ok := raw["message"]; {
-	case !ok || string(v) == "null":
-		bad["message"] = "is required: the text to send to the assistant"
-	default:
-		if err := json.Unmarshal(v, &in.Message); err != nil {
-			bad["message"] = "must be a string"
-		} else if msg, err := ValidateMessage(in.Message); err != nil {
-			for k, m := range tasksync.AsError(err).Fields {
-				bad[k] = m
-			}
-		} else {
-			in.Message = msg
+	if msg, err := DecodeMessage(raw["message"]); err != nil {
+		for k, m := range tasksync.AsError(err).Fields {
+			bad[k] = m
 		}
+	} else {
+		in.Message = msg
 	}
 	if len(bad) > 0 {
 		return ChatInput{}, tasksync.Invalid(bad)
@@ -226,13 +239,13 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, turn *Turn) {
 	}
 }
 
-// pathID reads {id}; anything that is not a positive integer cannot name a
-// conversation, so it is a 404 like any other conversation that is not
+// pathID reads {id}; anything that is not an id in its canonical spelling
+// (tasks.ParseID) cannot name a conversation, so it is a 404 like any other conversation that is not
 // the caller's.
 func pathID(r *http.Request) (int64, error) {
 	s := r.PathValue("id")
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
+	id, ok := tasks.ParseID(s)
+	if !ok {
 		return 0, tasksync.Errorf(tasksync.CodeNotFound, "conversation %q not found", s)
 	}
 	return id, nil
@@ -244,8 +257,8 @@ func queryInt(r *http.Request, name string, def, max int64, bad map[string]strin
 	if s == "" {
 		return def
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 1 || n > max {
+	n, ok := tasks.ParseID(s)
+	if !ok || n > max {
 		bad[name] = fmt.Sprintf("must be a whole number from 1 to %d", max)
 		return def
 	}

@@ -193,6 +193,11 @@ func TestRESTChatValidation(t *testing.T) {
 		{map[string]any{"message": "hi", "conversation_id": "7"}, 422, "invalid", "conversation_id"},
 		{map[string]any{"message": "hi", "conversation_id": -1}, 422, "invalid", "conversation_id"},
 		{map[string]any{"message": "hi", "conversation_id": 1.5}, 422, "invalid", "conversation_id"},
+		{`{"message": "hi", "conversation_id": -0}`, 422, "invalid", "conversation_id"},
+		{`{"message": "hi", "conversation_id": 1e0}`, 422, "invalid", "conversation_id"},
+		// Refused, not stored with U+FFFD in their place.
+		{"{\"message\": \"bad\xff\xfe\"}", 422, "invalid", "message"},
+		{`{"message": "lone \ud800 surrogate"}`, 422, "invalid", "message"},
 		{`{"message": "hi"`, 400, "bad_request", ""},
 		{`[1,2]`, 400, "bad_request", ""},
 		{`null`, 400, "bad_request", ""},
@@ -202,6 +207,15 @@ func TestRESTChatValidation(t *testing.T) {
 		if res.StatusCode != tc.status || eb.Error.Code != tc.code || (tc.field != "" && eb.Error.Fields[tc.field] == "") {
 			t.Errorf("%v: %d %+v", tc.body, res.StatusCode, eb)
 		}
+	}
+	if n := len(e.taskList("ana")); n != 0 {
+		t.Errorf("%d tasks", n)
+	}
+	// A surrogate pair is text.
+	if res := do(t, ctx, srv, "ana", "POST", "/api/ana/chat", `{"message": "add a task to pet the \ud83d\udc08"}`, ""); res.StatusCode != http.StatusOK {
+		t.Errorf("surrogate pair: %d", res.StatusCode)
+	} else {
+		res.Body.Close()
 	}
 	// Exactly the limit is fine.
 	res := do(t, ctx, srv, "ana", "POST", "/api/ana/chat", map[string]any{"message": strings.Repeat("é", chat.MaxMessageRunes)}, "")
@@ -214,8 +228,21 @@ func TestRESTChatValidation(t *testing.T) {
 			t.Errorf("%s: %d", q, res.StatusCode)
 		}
 	}
-	if res := do(t, ctx, srv, "ana", "GET", "/api/ana/conversations/abc/messages", nil, ""); res.StatusCode != http.StatusNotFound {
-		t.Errorf("bad id: %d", res.StatusCode)
+	for _, q := range []string{"limit=%2B5", "limit=05"} {
+		if res := do(t, ctx, srv, "ana", "GET", "/api/ana/conversations?"+q, nil, ""); res.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %d", q, res.StatusCode)
+		}
+	}
+	// Conversation 1 exists: other spellings of 1 do not name it.
+	for _, id := range []string{"abc", "+1", "01", "1e0", "%201"} {
+		for _, p := range []string{"/api/ana/conversations/" + id, "/api/ana/conversations/" + id + "/messages"} {
+			if res := do(t, ctx, srv, "ana", "GET", p, nil, ""); res.StatusCode != http.StatusNotFound {
+				t.Errorf("%s: %d", p, res.StatusCode)
+			}
+		}
+	}
+	if res := do(t, ctx, srv, "ana", "GET", "/api/ana/conversations/1", nil, ""); res.StatusCode != http.StatusOK {
+		t.Errorf("conversation 1: %d", res.StatusCode)
 	}
 }
 

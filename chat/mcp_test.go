@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -111,5 +112,36 @@ func TestMCP(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("no token: %d", res.StatusCode)
+	}
+}
+
+// Invalid UTF-8 and lone surrogates in MCP tool arguments are refused,
+// not stored with U+FFFD in their place (raw JSON-RPC, since an SDK client
+// would encode valid text).
+func TestMCPRefusesInvalidText(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, chat.Offline{}, chat.Config{})
+	srv := apiServer(t, e, 0)
+	for _, title := range []string{"bad\xff\xfe", `\ud800`, `a\udc00b`} {
+		body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add_task","arguments":{"title":"` + title + `"}}}`
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token(t, "ana"))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !strings.Contains(string(b), "must be UTF-8 text") || !strings.Contains(string(b), `"isError":true`) {
+			t.Errorf("%q: %d %s", title, res.StatusCode, b)
+		}
+	}
+	if tasks := e.taskList("ana"); len(tasks) != 0 {
+		t.Fatalf("stored: %+v", tasks)
 	}
 }

@@ -117,7 +117,8 @@ func TestOpenAIToolCallsAcrossChunksAndRounds(t *testing.T) {
 		t.Fatalf("round 2 roles: %v", roles)
 	}
 	if r2.Text(2) != "Let me add those." || len(r2.Messages[2].ToolCalls) != 2 ||
-		r2.Messages[2].ToolCalls[0].Function.Arguments != `{"title": "Buy groceries", "user_id": "mallory"}` ||
+		// The arguments as stored (re-encoded), as the history shows them later.
+		r2.Messages[2].ToolCalls[0].Function.Arguments != `{"title":"Buy groceries","user_id":"mallory"}` ||
 		r2.Messages[3].ToolCallID != "call_a" || r2.Messages[4].ToolCallID != "call_b" {
 		t.Fatalf("round 2 messages: %+v", r2.Messages)
 	}
@@ -473,5 +474,64 @@ func TestConversationLease(t *testing.T) {
 	fs := e.pub.waitEnd(t, "ana", turn.TurnID)
 	if end := fs[len(fs)-1]; end.str("status") != "complete" {
 		t.Fatalf("end: %v", end)
+	}
+}
+
+// A tool call with no name or with arguments that are not a JSON object
+// (a model cut off mid-call) is never shown to the model again as a call:
+// neither in the turn's next round nor in the history of the next turn.
+// It is summarised as text, and only well-formed calls and their results
+// are replayed.
+func TestOpenAIBrokenToolCallsAreNotReplayed(t *testing.T) {
+	t.Parallel()
+	fake := openaitest.New(t)
+	e := newEnv(t, openAI(fake), chat.Config{})
+	fake.Push(
+		&openaitest.Reply{ToolCalls: []openaitest.ToolCall{
+			{ID: "call_noname", Name: "", Args: []string{`{"title":"x"}`}},
+			{ID: "call_cut", Name: "add_task", Args: []string{`{"title": "Half`}},
+			{ID: "call_ok", Name: "add_task", Args: []string{`{"title": "Whole"}`}},
+		}},
+		&openaitest.Reply{Text: []string{"Added one."}},
+		&openaitest.Reply{Text: []string{"Sure."}},
+	)
+	turn := e.start("ana", 0, "add two tasks")
+	e.pub.waitEnd(t, "ana", turn.TurnID)
+	next := e.start("ana", turn.ConversationID, "thanks")
+	e.pub.waitEnd(t, "ana", next.TurnID)
+
+	if list := e.taskList("ana"); len(list) != 1 || list[0].Title != "Whole" {
+		t.Fatalf("tasks: %+v", list)
+	}
+	// The broken calls are stored as they were (what happened is kept).
+	if msgs := e.messages("ana", turn.ConversationID); len(msgs) < 2 || len(msgs[1].ToolCalls) != 3 {
+		t.Fatalf("stored: %+v", msgs)
+	}
+	reqs := fake.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d model calls", len(reqs))
+	}
+	for n, r := range reqs[1:] {
+		var calls, answered []string
+		note := false
+		for i, m := range r.Messages {
+			for _, c := range m.ToolCalls {
+				var args map[string]any
+				if c.Function.Name == "" || json.Unmarshal([]byte(c.Function.Arguments), &args) != nil || args == nil {
+					t.Errorf("request %d message %d: call %q %q %q replayed", n+2, i, c.ID, c.Function.Name, c.Function.Arguments)
+				}
+				calls = append(calls, c.ID)
+			}
+			if m.Role == "tool" {
+				answered = append(answered, m.ToolCallID)
+			}
+			if m.Role == "assistant" && strings.Contains(r.Text(i), "could not be read") &&
+				strings.Contains(r.Text(i), "without a name") && strings.Contains(r.Text(i), `{"title": "Half`) {
+				note = true
+			}
+		}
+		if !slices.Equal(calls, []string{"call_ok"}) || !slices.Equal(answered, []string{"call_ok"}) || !note {
+			t.Errorf("request %d: calls %v, results for %v, note %v: %+v", n+2, calls, answered, note, r.Messages)
+		}
 	}
 }

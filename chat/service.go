@@ -30,31 +30,45 @@ type Signaler interface {
 // MaxMessageRunes is the longest user message accepted.
 const MaxMessageRunes = 4000
 
-// Config holds the limits of a [Service]; zero fields take the defaults
-// shown.
+// notText is the message for text that Postgres cannot store, or that
+// arrived as invalid UTF-8 or lone surrogate escapes in JSON.
+const notText = "must be UTF-8 text without NUL characters"
+
+// Defaults of [Config] and [Agent], used by the server's configuration too.
+const (
+	DefaultMaxRounds       = 5                // model calls per turn
+	DefaultModelTimeout    = 60 * time.Second // per model call
+	DefaultHistoryMessages = 30               // stored messages shown to the model
+	DefaultMaxTurnsPerUser = 3                // turns running at once per user on one instance
+	DefaultMaxTurns        = 64               // turns running at once on one instance
+	DefaultMaxToolCalls    = 16               // tool calls run per round
+)
+
+// Config holds the limits of a [Service]; zero fields take the Default
+// values above.
 type Config struct {
-	MaxRounds       int           // 5 model calls per turn
-	ModelTimeout    time.Duration // 60s per model call
-	HistoryMessages int           // 30 stored messages shown to the model
-	MaxTurnsPerUser int           // 3 turns running at once per user on one instance
-	MaxTurns        int           // 64 turns running at once on one instance
+	MaxRounds       int
+	ModelTimeout    time.Duration
+	HistoryMessages int
+	MaxTurnsPerUser int
+	MaxTurns        int
 }
 
 func (c *Config) defaults() {
 	if c.MaxRounds <= 0 {
-		c.MaxRounds = 5
+		c.MaxRounds = DefaultMaxRounds
 	}
 	if c.ModelTimeout <= 0 {
-		c.ModelTimeout = 60 * time.Second
+		c.ModelTimeout = DefaultModelTimeout
 	}
 	if c.HistoryMessages <= 0 {
-		c.HistoryMessages = 30
+		c.HistoryMessages = DefaultHistoryMessages
 	}
 	if c.MaxTurnsPerUser <= 0 {
-		c.MaxTurnsPerUser = 3
+		c.MaxTurnsPerUser = DefaultMaxTurnsPerUser
 	}
 	if c.MaxTurns <= 0 {
-		c.MaxTurns = 64
+		c.MaxTurns = DefaultMaxTurns
 	}
 }
 
@@ -193,7 +207,7 @@ func ValidateMessage(msg string) (string, error) {
 	case msg == "":
 		return "", tasksync.Invalid(map[string]string{"message": "is required and must not be blank"})
 	case !utf8.ValidString(msg) || strings.ContainsRune(msg, 0):
-		return "", tasksync.Invalid(map[string]string{"message": "must be UTF-8 text without NUL characters"})
+		return "", tasksync.Invalid(map[string]string{"message": notText})
 	case utf8.RuneCountInString(msg) > MaxMessageRunes:
 		return "", tasksync.Invalid(map[string]string{"message": fmt.Sprintf("must be at most %d characters", MaxMessageRunes)})
 	}

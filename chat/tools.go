@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tasksync"
+	"tasksync/internal/utf8json"
 	"tasksync/tasks"
 )
 
@@ -60,6 +61,24 @@ const (
 
 const taskIDSchema = `{"type": "integer", "minimum": 1, "description": "The id of one of the user's tasks (from list_tasks or an earlier result)."}`
 
+// Pieces of the schemas made from the task service's own limits, so that
+// a model and an MCP client see the limits validation applies.
+var (
+	maxTitle       = strconv.Itoa(tasks.MaxTitle)
+	maxDescription = strconv.Itoa(tasks.MaxDescription)
+	priorities     = mustJSON([]tasks.Priority{tasks.PriorityLow, tasks.PriorityMedium, tasks.PriorityHigh})
+	tagsSchema     = fmt.Sprintf(`{"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": %d}, "maxItems": %d, "description": "Optional labels."}`,
+		tasks.MaxTag, tasks.MaxTags)
+)
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
 var toolSpecs = []ToolSpec{
 	{
 		Name:        ToolAddTask,
@@ -67,11 +86,11 @@ var toolSpecs = []ToolSpec{
 		Parameters: json.RawMessage(`{
   "type": "object",
   "properties": {
-    "title": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Short title of the task."},
-    "description": {"type": "string", "maxLength": 1000, "description": "Optional details."},
-    "priority": {"type": "string", "enum": ["low", "medium", "high"], "description": "Optional; medium when not given."},
+    "title": {"type": "string", "minLength": 1, "maxLength": ` + maxTitle + `, "description": "Short title of the task."},
+    "description": {"type": "string", "maxLength": ` + maxDescription + `, "description": "Optional details."},
+    "priority": {"type": "string", "enum": ` + priorities + `, "description": "Optional; medium when not given."},
     "due_date": {"type": "string", "description": "Optional due date: YYYY-MM-DD or an RFC 3339 date-time."},
-    "tags": {"type": "array", "items": {"type": "string", "maxLength": 50}, "maxItems": 20, "description": "Optional labels."}
+    "tags": ` + tagsSchema + `
   },
   "required": ["title"]
 }`),
@@ -102,11 +121,11 @@ var toolSpecs = []ToolSpec{
   "type": "object",
   "properties": {
     "task_id": ` + taskIDSchema + `,
-    "title": {"type": "string", "minLength": 1, "maxLength": 200, "description": "New title."},
-    "description": {"type": "string", "maxLength": 1000, "description": "New description (empty clears it)."},
-    "priority": {"type": "string", "enum": ["low", "medium", "high"]},
+    "title": {"type": "string", "minLength": 1, "maxLength": ` + maxTitle + `, "description": "New title."},
+    "description": {"type": "string", "maxLength": ` + maxDescription + `, "description": "New description (empty clears it)."},
+    "priority": {"type": "string", "enum": ` + priorities + `},
     "due_date": {"type": ["string", "null"], "description": "YYYY-MM-DD or RFC 3339; null clears it."},
-    "tags": {"type": "array", "items": {"type": "string", "maxLength": 50}, "maxItems": 20}
+    "tags": ` + tagsSchema + `
   },
   "required": ["task_id"]
 }`),
@@ -310,6 +329,11 @@ func decodeArguments(raw json.RawMessage) (arguments, error) {
 		return arguments{}, nil
 	}
 	if raw[0] == '"' {
+		if !utf8json.Valid(raw) {
+			// Decoding the string would replace the bad part with
+			// U+FFFD before the fields could be checked.
+			return nil, tasksync.Errorf(tasksync.CodeInvalid, "arguments must be UTF-8 text: no invalid bytes or lone surrogate escapes")
+		}
 		var inner string
 		if json.Unmarshal(raw, &inner) == nil {
 			raw = json.RawMessage(strings.TrimSpace(inner))
@@ -334,14 +358,25 @@ func (a arguments) taskID() (int64, error) {
 	if !ok || string(raw) == "null" {
 		return 0, tasksync.Invalid(map[string]string{"task_id": "is required: the id of one of the user's tasks"})
 	}
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil {
-		var s string
+	var s string
+	if raw[0] == '"' {
 		if json.Unmarshal(raw, &s) != nil {
 			return 0, tasksync.Invalid(map[string]string{"task_id": "must be a whole number"})
 		}
-		n = json.Number(strings.TrimPrefix(strings.TrimSpace(s), "#"))
+		// As text, an id is plain digits (tasks.ParseID): "+1" or "01"
+		// is not task 1.
+		id, ok := tasks.ParseID(strings.TrimPrefix(strings.TrimSpace(s), "#"))
+		if !ok {
+			return 0, tasksync.Invalid(map[string]string{"task_id": "must be a positive whole number"})
+		}
+		return id, nil
 	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, tasksync.Invalid(map[string]string{"task_id": "must be a whole number"})
+	}
+	// As a JSON number, what counts is its value (JSON Schema's
+	// "integer" includes 3.0), as models write it.
 	id, err := strconv.ParseInt(n.String(), 10, 64)
 	if err != nil {
 		// 3.0 is 3.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"tasksync/chat"
+	"tasksync/tasks"
 )
 
 // The tools answer in the seed's shapes, act only for the given user, and
@@ -65,9 +66,16 @@ func TestTools(t *testing.T) {
 	expect("ana", "update_task", fmt.Sprintf(`{"task_id": %d}`, id), `{"error":"nothing to update: give a title, description, priority, due_date or tags"}`, true)
 	expect("ana", "complete_task", `{}`, `{"error":"invalid arguments: task_id is required: the id of one of the user's tasks"}`, true)
 	expect("ana", "complete_task", `{"task_id": -4}`, `{"error":"invalid arguments: task_id must be a positive whole number"}`, true)
+	expect("ana", "complete_task", `{"task_id": "+1"}`, `{"error":"invalid arguments: task_id must be a positive whole number"}`, true)
+	expect("ana", "complete_task", `{"task_id": "01"}`, `{"error":"invalid arguments: task_id must be a positive whole number"}`, true)
 	expect("ana", "complete_task", `{"task_id": 1.5}`, `{"error":"invalid arguments: task_id must be a whole number"}`, true)
 	expect("ana", "list_tasks", `{"status": "someday"}`, `{"error":"invalid arguments: status must be one of all, pending, completed"}`, true)
 	expect("ana", "list_tasks", `{"status":`, `{"error":"arguments must be a JSON object"}`, true)
+	// Text that decoding would alter is refused, not stored with U+FFFD.
+	expect("ana", "add_task", "{\"title\": \"bad\xff\xfe\"}", `{"error":"invalid arguments: title must be UTF-8 text without NUL characters"}`, true)
+	expect("ana", "add_task", `{"title": "x", "tags": ["\udc00"]}`, `{"error":"invalid arguments: tags[0] must be UTF-8 text without NUL characters"}`, true)
+	expect("ana", "update_task", fmt.Sprintf(`{"task_id": %d, "description": "\ud800"}`, id), `{"error":"invalid arguments: description must be UTF-8 text without NUL characters"}`, true)
+	expect("ana", "add_task", `"{\"title\": \"\ud800\"}"`, `{"error":"arguments must be UTF-8 text: no invalid bytes or lone surrogate escapes"}`, true)
 	expect("ana", "fly_to_mars", `{}`, `{"error":"unknown tool \"fly_to_mars\"; the tools are add_task, list_tasks, complete_task, update_task, delete_task"}`, true)
 
 	expect("ana", "delete_task", fmt.Sprintf(`{"task_id": %d}`, id), fmt.Sprintf(`{"task_id":%d,"status":"deleted","title":"Buy groceries"}`, id), false)
@@ -89,6 +97,29 @@ func TestToolSpecsAreSchemas(t *testing.T) {
 		}
 		if _, ok := schema.Properties["user_id"]; ok {
 			t.Fatalf("%s offers user_id", s.Name)
+		}
+		// The limits shown are the task service's.
+		var p struct {
+			Title struct {
+				MaxLength int `json:"maxLength"`
+			} `json:"title"`
+			Description struct {
+				MaxLength int `json:"maxLength"`
+			} `json:"description"`
+			Tags struct {
+				MaxItems int `json:"maxItems"`
+				Items    struct {
+					MaxLength int `json:"maxLength"`
+				} `json:"items"`
+			} `json:"tags"`
+		}
+		props, _ := json.Marshal(schema.Properties)
+		if err := json.Unmarshal(props, &p); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := schema.Properties["title"]; ok && (p.Title.MaxLength != tasks.MaxTitle || p.Description.MaxLength != tasks.MaxDescription ||
+			p.Tags.MaxItems != tasks.MaxTags || p.Tags.Items.MaxLength != tasks.MaxTag) {
+			t.Errorf("%s: limits %+v", s.Name, p)
 		}
 	}
 }

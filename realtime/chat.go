@@ -14,7 +14,10 @@ type ChatRequest struct {
 	ID             json.RawMessage // the client's request id, echoed in the reply
 	SessionID      string
 	ConversationID int64
-	Message        string
+	// Message is the raw JSON value of the frame's message (nil when
+	// absent): decoding it into a string would hide invalid text, which
+	// the chat service refuses.
+	Message json.RawMessage
 }
 
 // ChatService runs assistant turns for sockets (package chat implements

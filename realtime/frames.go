@@ -64,8 +64,8 @@ type inFrame struct {
 	Token       string          `json:"token"`
 
 	// Chat (docs/PROTOCOL.md, chat section).
-	ConversationID int64  `json:"conversation_id"`
-	Message        string `json:"message"`
+	ConversationID int64           `json:"conversation_id"`
+	Message        json.RawMessage `json:"message"`
 }
 
 // decodeFrame parses one client frame. Errors are *tasksync.Error values

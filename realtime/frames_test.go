@@ -125,3 +125,16 @@ func TestCountOutReadsTheFrameType(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSeq(t *testing.T) {
+	for s, want := range map[string]int64{"0": 0, "5": 5, "-1": -1, "9223372036854775807": 1<<63 - 1} {
+		if got, ok := parseSeq(s); !ok || got != want {
+			t.Errorf("parseSeq(%q) = %d, %v; want %d", s, got, ok, want)
+		}
+	}
+	for _, s := range []string{"", "+5", "05", " 5", "5 ", "1e0", "-0", "--1", "-", "0x10", "99999999999999999999"} {
+		if _, ok := parseSeq(s); ok {
+			t.Errorf("parseSeq(%q) accepted", s)
+		}
+	}
+}

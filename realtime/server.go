@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -207,9 +206,9 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var since *int64
 	if s := r.URL.Query().Get("since"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeBadRequest, "since must be a whole number"))
+		n, ok := parseSeq(s)
+		if !ok {
+			httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeBadRequest, "since must be a whole number in plain decimal digits"))
 			return
 		}
 		since = &n
@@ -233,6 +232,21 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.presence = newPresenceEntry(PresenceEntry{SessionID: s.id, UserID: s.userID, Device: device(r),
 		Instance: srv.hub.instance, ConnectedAt: time.Now().UTC().Truncate(time.Millisecond)})
 	srv.start(s, since, id)
+}
+
+// parseSeq reads a sequence number in its one plain spelling: 0, or
+// decimal digits without a leading zero or plus sign, optionally negative
+// (a negative since asks for a snapshot).
+func parseSeq(s string) (int64, bool) {
+	if s == "0" {
+		return 0, true
+	}
+	neg := strings.HasPrefix(s, "-")
+	n, ok := tasks.ParseID(strings.TrimPrefix(s, "-"))
+	if neg {
+		n = -n
+	}
+	return n, ok
 }
 
 // device is the client's label for presence: ?device=, else a short form

@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,12 +33,18 @@ import (
 // oldest queued caller, so nobody waits on a goroutine that is not working
 // for it.
 
+// Defaults of [BatchOptions].
+const (
+	DefaultMaxBatches = 4
+	DefaultMaxBatch   = 64
+)
+
 // BatchOptions tune group commit; zero fields take the defaults.
 type BatchOptions struct {
 	// MaxBatches is how many transactions may run mutations at once
-	// (default 4); more concurrent mutations queue and are batched.
+	// (DefaultMaxBatches); more concurrent mutations queue and are batched.
 	MaxBatches int
-	// MaxBatch is the most mutations in one transaction (default 64).
+	// MaxBatch is the most mutations in one transaction (DefaultMaxBatch).
 	MaxBatch int
 }
 
@@ -76,7 +81,8 @@ type job struct {
 	promote chan struct{} // closed when this caller becomes the leader
 }
 
-// run submits j and returns when it has been applied or refused.
+// run submits j and returns when it has been applied or refused, or when
+// the caller gave up while it was still queued.
 func (b *batcher) run(s *Service, j *job) {
 	b.mu.Lock()
 	if b.leaders < b.opts.MaxBatches {
@@ -88,8 +94,26 @@ func (b *batcher) run(s *Service, j *job) {
 	j.promote = make(chan struct{})
 	b.queue = append(b.queue, j)
 	b.mu.Unlock()
-	// Once queued, the job runs whatever happens to the caller's context:
-	// a leader may already have taken it into a transaction.
+	select {
+	case <-j.done:
+		return
+	case <-j.promote:
+		b.lead(s, j)
+		return
+	case <-j.ctx.Done():
+	}
+	// The caller gave up: withdraw the job unless a leader has taken it
+	// already (into a batch, or by promoting it), in which case it runs
+	// whatever happens to the caller's context.
+	b.mu.Lock()
+	if i := slices.Index(b.queue, j); i >= 0 {
+		b.queue = slices.Delete(b.queue, i, i+1)
+		b.mu.Unlock()
+		j.err = notStarted(j.ctx)
+		close(j.done)
+		return
+	}
+	b.mu.Unlock()
 	select {
 	case <-j.done:
 	case <-j.promote:
@@ -121,7 +145,8 @@ func (b *batcher) lead(s *Service, first *job) {
 	b.mu.Unlock()
 }
 
-// batchTimeout bounds one batch transaction.
+// batchTimeout bounds one transaction of mutations (a batch, or one
+// mutation alone) once it has begun; see outcome.go.
 const batchTimeout = 30 * time.Second
 
 // runBatch applies the jobs and closes their done channels.
@@ -132,7 +157,8 @@ const batchTimeout = 30 * time.Second
 // it. Then nothing of the batch was applied, and every mutation runs again
 // on its own, so that the failure stays with the one that caused it. A
 // savepoint per mutation would cost a round trip each, on every batch, for
-// a case that almost never happens.
+// a case that almost never happens (submit refuses what the database
+// would).
 func (s *Service) runBatch(batch []*job) {
 	s.batches.mutations.Add(int64(len(batch)))
 	s.batches.transactions.Add(1)
@@ -148,14 +174,16 @@ func (s *Service) runBatch(batch []*job) {
 	// them; one user's mutations keep their arrival order.
 	slices.SortStableFunc(batch, func(a, b *job) int { return strings.Compare(a.userID, b.userID) })
 
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	// The batch's own context: once a mutation has run in it, its caller
+	// giving up must not cut the transaction short.
+	ctx, cancel := context.WithTimeout(context.Background(), s.txTimeout)
 	defer cancel()
 	statementsDone := false
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		for i := 0; i < len(batch); {
 			j := batch[i]
-			if err := j.ctx.Err(); err != nil {
-				j.err = err // given up on before its turn: not applied
+			if j.ctx.Err() != nil {
+				j.err = notStarted(j.ctx) // given up on before its turn: not applied
 				i++
 				continue
 			}
@@ -178,8 +206,10 @@ func (s *Service) runBatch(batch []*job) {
 	})
 	switch {
 	case err == nil:
-	case !statementsDone:
-		// Rolled back before the commit: run each on its own.
+	case !statementsDone || surelyNotCommitted(err):
+		// Rolled back (COMMIT was never sent, or the server refused it):
+		// run each on its own. A caller that gave up meanwhile is told
+		// that nothing was applied.
 		s.batches.reruns.Add(int64(len(batch)))
 		for _, j := range batch {
 			j.res, j.err = s.mutateAlone(j)
@@ -187,11 +217,16 @@ func (s *Service) runBatch(batch []*job) {
 		}
 		return
 	default:
-		// The commit itself failed: its outcome is unknown, as for a
-		// mutation alone; report it rather than risk applying twice.
+		// The connection broke during COMMIT: the outcome is unknown.
+		// Keyed mutations read it back from their record; the others
+		// say so rather than risk a client applying them twice.
 		for _, j := range batch {
-			if j.err == nil {
-				j.res, j.err = Result{}, err
+			switch {
+			case j.err != nil: // refused, or never started: nothing to resolve
+			case j.key != "":
+				j.res, j.err = s.resolveCommit(j, err)
+			default:
+				j.res, j.err = Result{}, outcomeUnknown(false, err)
 			}
 		}
 	}
@@ -212,37 +247,64 @@ func plainCreates(jobs []*job) int {
 
 // insertMany inserts the rows of several creates with one statement: one
 // round trip, and Postgres prepares the table's constraints and triggers
-// once instead of once per row. Identity values are assigned in VALUES
-// order, so the rows, sorted by id, match the jobs in order.
+// once instead of once per row. Each row carries its job's index: the ids
+// are drawn from the identity sequence next to the index, before the
+// INSERT, and the inserted rows are joined back to their index by id, so
+// that every job gets its own row by construction (Postgres promises no
+// order for RETURNING, nor that identity values follow VALUES order).
 func insertMany(ctx context.Context, tx querier, jobs []*job) error {
 	var sql strings.Builder
-	sql.WriteString("INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_at) VALUES ")
-	args := make([]any, 0, 7*len(jobs))
+	sql.WriteString("WITH v (i, user_id, title, description, completed, priority, tags, due_at) AS (VALUES ")
+	args := make([]any, 0, 8*len(jobs))
 	for i, j := range jobs {
 		if i > 0 {
 			sql.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&sql, "($%d, $%d, $%d, $%d, $%d, $%d::text[], $%d::timestamptz)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+		fmt.Fprintf(&sql, "($%d::int, $%d::text, $%d::text, $%d::text, $%d::bool, $%d::text, $%d::text[], $%d::timestamptz)",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
 		t := j.insert
-		args = append(args, t.UserID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt)
+		args = append(args, i, t.UserID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt)
 	}
-	sql.WriteString(" RETURNING " + columns)
+	sql.WriteString(`),
+		n AS (SELECT nextval(pg_get_serial_sequence('tasks', 'id')) AS id, v.* FROM v),
+		ins AS (
+			INSERT INTO tasks (id, user_id, title, description, completed, priority, tags, due_at) OVERRIDING SYSTEM VALUE
+			SELECT id, user_id, title, description, completed, priority, tags, due_at FROM n
+			RETURNING ` + columns + `)
+		SELECT n.i, ins.* FROM ins JOIN n ON n.id = ins.id`)
 	rows, err := tx.Query(ctx, sql.String(), args...)
 	if err != nil {
 		return fmt.Errorf("insert tasks: %w", err)
 	}
-	created, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Task, error) { return scanTask(r) })
-	if err != nil {
+	defer rows.Close()
+	created := make([]*Task, len(jobs))
+	for rows.Next() {
+		var (
+			i int
+			t Task
+		)
+		if err := rows.Scan(append([]any{&i}, scanDest(&t)...)...); err != nil {
+			return fmt.Errorf("insert tasks: %w", err)
+		}
+		if i < 0 || i >= len(jobs) || created[i] != nil {
+			return fmt.Errorf("insert tasks: row for job %d of %d twice or out of range", i, len(jobs))
+		}
+		if t.Tags == nil {
+			t.Tags = []string{}
+		}
+		created[i] = &t
+	}
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("insert tasks: %w", err)
 	}
-	if len(created) != len(jobs) {
-		return fmt.Errorf("insert tasks: %d rows for %d creates", len(created), len(jobs))
+	for i := range jobs {
+		if created[i] == nil {
+			return fmt.Errorf("insert tasks: no row for job %d of %d", i, len(jobs))
+		}
 	}
-	slices.SortFunc(created, func(a, b Task) int { return cmp.Compare(a.ID, b.ID) })
 	for i, j := range jobs {
-		t := created[i]
-		j.res, j.err = Result{Op: OpCreated, TaskID: t.ID, Task: &t}, nil
+		j.res, j.err = Result{Op: OpCreated, TaskID: created[i].ID, Task: created[i]}, nil
 	}
 	return nil
 }
@@ -262,21 +324,67 @@ func (s *Service) mutateAlone(j *job) (Result, error) {
 	var res Result
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if j.single && j.key == "" {
-			res, err = j.fn(j.ctx, s.db)
-		} else {
-			err = pgx.BeginFunc(j.ctx, s.db, func(tx pgx.Tx) error {
-				var err error
-				res, err = runMutation(j.ctx, tx, j.userID, j.key, j.fp, j.fn, false)
-				return err
-			})
-		}
+		res, err = s.runAlone(j)
 		if !retryable(err) {
 			break
 		}
 	}
 	if err != nil {
 		return Result{}, err
+	}
+	return res, nil
+}
+
+// runAlone makes one attempt of mutateAlone. The caller's context bounds
+// only the wait for a connection; the statements run on their own context
+// (see outcome.go).
+func (s *Service) runAlone(j *job) (Result, error) {
+	conn, err := s.db.Acquire(j.ctx)
+	if err != nil {
+		if j.ctx.Err() != nil {
+			return Result{}, notStarted(j.ctx)
+		}
+		return Result{}, notApplied(fmt.Errorf("acquire connection: %w", err))
+	}
+	defer conn.Release()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), s.txTimeout)
+	defer cancel()
+
+	if j.single && j.key == "" {
+		res, err := j.fn(ctx, conn)
+		if err != nil && !refusal(err) && !surelyNotCommitted(err) {
+			// The statement may have committed although its answer
+			// was lost: the cancel request pgx sends when it gives
+			// up can arrive after the commit.
+			return Result{}, outcomeUnknown(false, err)
+		}
+		return res, err
+	}
+
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return Result{}, notApplied(fmt.Errorf("begin: %w", err))
+	}
+	res, err := runMutation(ctx, tx, j.userID, j.key, j.fp, j.fn, false)
+	if err != nil {
+		_ = tx.Rollback(ctx) // on failure pgx closes the connection: nothing is committed
+		if refusal(err) || serverRefused(err) {
+			return Result{}, err
+		}
+		// COMMIT was never sent, so nothing is committed.
+		return Result{}, notApplied(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		switch {
+		case serverRefused(err):
+			return Result{}, fmt.Errorf("commit: %w", err) // e.g. a serialization failure: retried
+		case surelyNotCommitted(err):
+			return Result{}, notApplied(fmt.Errorf("commit: %w", err))
+		case j.key != "":
+			return s.resolveCommit(j, err)
+		default:
+			return Result{}, outcomeUnknown(false, err)
+		}
 	}
 	return res, nil
 }

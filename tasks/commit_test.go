@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -309,4 +310,228 @@ func holdLeader(t *testing.T, svc *Service) (release chan struct{}, done chan er
 	}()
 	<-entered
 	return release, done
+}
+
+// poisonMutations are mutations the database would refuse (SQLSTATE 22021
+// for a NUL, 22P05 in jsonb, CHECK violations): each must be refused before
+// it joins a batch, with a client error, so that it cannot roll back the
+// other mutations of its batch.
+var poisonMutations = []struct {
+	name string
+	user string
+	f    Fields
+	opts MutationOptions
+	code tasksync.Code
+}{
+	{"NUL in key", "mallory", Fields{Title: ptr("t")}, MutationOptions{IdempotencyKey: "a\x00b"}, tasksync.CodeBadRequest},
+	{"invalid UTF-8 key", "mallory", Fields{Title: ptr("t")}, MutationOptions{IdempotencyKey: "bad\xff\xfe"}, tasksync.CodeBadRequest},
+	{"U+FFFD key", "mallory", Fields{Title: ptr("t")}, MutationOptions{IdempotencyKey: "a\uFFFDb"}, tasksync.CodeBadRequest},
+	{"over-long key", "mallory", Fields{Title: ptr("t")}, MutationOptions{IdempotencyKey: strings.Repeat("k", MaxIdempotencyKey+1)}, tasksync.CodeBadRequest},
+	{"space in key", "mallory", Fields{Title: ptr("t")}, MutationOptions{IdempotencyKey: "a b"}, tasksync.CodeBadRequest},
+	{"NUL in user", "mal\x00lory", Fields{Title: ptr("t")}, MutationOptions{}, tasksync.CodeBadRequest},
+	{"NUL in user, keyed", "mal\x00lory", Fields{Title: ptr("t")}, MutationOptions{IdempotencyKey: "ok"}, tasksync.CodeBadRequest},
+	{"over-long user", strings.Repeat("u", 257), Fields{Title: ptr("t")}, MutationOptions{}, tasksync.CodeBadRequest},
+	{"NUL in title", "mallory", Fields{Title: ptr("a\x00b")}, MutationOptions{}, tasksync.CodeInvalid},
+	{"invalid UTF-8 title", "mallory", Fields{Title: ptr("bad\xff\xfe")}, MutationOptions{}, tasksync.CodeInvalid},
+	{"NUL in tag", "mallory", Fields{Title: ptr("t"), Tags: &[]string{"x\x00"}}, MutationOptions{IdempotencyKey: "k2"}, tasksync.CodeInvalid},
+	{"NUL in description", "mallory", Fields{Title: ptr("t"), Description: ptr("\x00")}, MutationOptions{}, tasksync.CodeInvalid},
+}
+
+// TestPoisonMutationsNeverFailABatch: poison mutations submitted amid other
+// users' writes, both queued into the same batch (behind a held leader) and
+// freely concurrent, are each refused with a client error; no batch is
+// rolled back (reruns stays 0) and every valid write is applied once.
+func TestPoisonMutationsNeverFailABatch(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	svc := NewServiceWith(db.Pool, BatchOptions{MaxBatches: 1, MaxBatch: 64})
+	ctx := t.Context()
+
+	type outcome struct {
+		poison int // index into poisonMutations, or -1
+		title  string
+		user   string
+		res    Result
+		err    error
+	}
+	results := make(chan outcome, 512)
+	submit := func(i int, poison bool) {
+		if poison {
+			p := poisonMutations[i%len(poisonMutations)]
+			res, err := svc.Create(ctx, p.user, p.f, p.opts)
+			results <- outcome{poison: i % len(poisonMutations), res: res, err: err}
+			return
+		}
+		user := fmt.Sprintf("user-%d", i%4)
+		title := fmt.Sprint("valid ", i)
+		opts := MutationOptions{}
+		if i%2 == 0 {
+			opts.IdempotencyKey = fmt.Sprint("key-", i)
+		}
+		res, err := svc.Create(ctx, user, Fields{Title: &title}, opts)
+		results <- outcome{poison: -1, title: title, user: user, res: res, err: err}
+	}
+
+	// Round 1: everything queued behind a held leader forms one batch.
+	release, blockerDone := holdLeader(t, svc)
+	queued := 0
+	for i := range 2 * len(poisonMutations) {
+		go submit(i, false)
+		queued++
+		waitQueued(t, svc, queued)
+		go submit(i, true)
+	}
+	close(release)
+	if err := <-blockerDone; err != nil {
+		t.Fatal(err)
+	}
+	var got []outcome
+	for range 2 * queued {
+		got = append(got, <-results)
+	}
+
+	// Round 2: free-for-all, poison and valid writes at once.
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() { submit(1000+i, i%3 == 0) })
+	}
+	wg.Wait()
+	for len(results) > 0 {
+		got = append(got, <-results)
+	}
+
+	valid := 0
+	for _, o := range got {
+		if o.poison >= 0 {
+			p := poisonMutations[o.poison]
+			if code := tasksync.ErrorCode(o.err); code != p.code {
+				t.Errorf("%s: code %q (%v), want %q", p.name, code, o.err, p.code)
+			}
+			continue
+		}
+		valid++
+		if o.err != nil || o.res.Task == nil || o.res.Task.Title != o.title || o.res.Task.UserID != o.user {
+			t.Errorf("valid write %q of %s: %+v, %v", o.title, o.user, o.res.Task, o.err)
+		}
+	}
+	if r := svc.batches.reruns.Load(); r != 0 {
+		t.Errorf("%d mutations rerun after a batch failed, want 0", r)
+	}
+	if svc.batches.batched.Load() < int64(queued) {
+		t.Errorf("batched %d, want at least the %d queued together", svc.batches.batched.Load(), queued)
+	}
+	if n := countRows(t, db, `SELECT count(*) FROM tasks WHERE title LIKE 'valid %'`); n != valid {
+		t.Errorf("%d valid rows for %d valid writes", n, valid)
+	}
+	if n := countRows(t, db, `SELECT count(*) FROM tasks WHERE user_id NOT LIKE 'user-%'`); n != 0 {
+		t.Errorf("%d poison rows stored", n)
+	}
+}
+
+// TestPoisonRequestsNeverFailABatch is TestPoisonMutationsNeverFailABatch
+// from outside: REST requests the database would refuse, sent amid other
+// users' creates, are answered with client errors and roll nothing back.
+func TestPoisonRequestsNeverFailABatch(t *testing.T) {
+	t.Parallel()
+	e := newAPI(t, nil)
+	type poison struct{ body, key string }
+	poisons := []poison{
+		{`{"title":"t"}`, "bad\xff\xfe"},
+		{`{"title":"t"}`, strings.Repeat("k", MaxIdempotencyKey+1)},
+		{`{"title":"t"}`, "a b"},
+		{`{"title":"a\u0000b"}`, "nul-title"},
+		{`{"title":"t","tags":["x\u0000"]}`, ""},
+		{`{"title":"t","description":"\u0000"}`, ""},
+		{"{\"title\":\"bad\xff\xfe\"}", "utf8-title"},
+		{`{"title":"\ud800"}`, ""},
+	}
+	var wg sync.WaitGroup
+	var bad sync.Map
+	for i := range 120 {
+		wg.Go(func() {
+			if i%3 == 0 {
+				p := poisons[i/3%len(poisons)]
+				var headers []string
+				if p.key != "" {
+					headers = []string{"Idempotency-Key", p.key}
+				}
+				res, err := e.as(t, "mallory").send(t.Context(), "POST", "/api/mallory/tasks", p.body, headers...)
+				if err != nil || (res.status != 400 && res.status != 422) {
+					bad.Store(i, fmt.Sprintf("poison %q key %q: %d %s %v", p.body, p.key, res.status, res.body, err))
+				}
+				return
+			}
+			user := fmt.Sprintf("user-%d", i%4)
+			res, err := e.as(t, user).send(t.Context(), "POST", "/api/"+user+"/tasks", fmt.Sprintf(`{"title":"valid %d"}`, i), "Idempotency-Key", fmt.Sprint("k", i))
+			if err != nil || res.status != 201 {
+				bad.Store(i, fmt.Sprintf("valid %d: %d %s %v", i, res.status, res.body, err))
+			}
+		})
+	}
+	wg.Wait()
+	bad.Range(func(_, v any) bool { t.Error(v); return true })
+	if r := e.svc.batches.reruns.Load(); r != 0 {
+		t.Errorf("%d mutations rerun after a batch failed, want 0", r)
+	}
+	if n := countRows(t, e.db, `SELECT count(*) FROM tasks WHERE title LIKE 'valid %'`); n != 80 {
+		t.Errorf("%d valid rows, want 80", n)
+	}
+	if n := countRows(t, e.db, `SELECT count(*) FROM tasks WHERE user_id = 'mallory'`); n != 0 {
+		t.Errorf("%d poison rows stored", n)
+	}
+}
+
+// TestMultiRowInsertGivesEachCallerItsRow: creates queued together are
+// inserted by one multi-row INSERT, and every caller gets back its own row
+// (title, tags, due date and user), which is the row stored under that id.
+func TestMultiRowInsertGivesEachCallerItsRow(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	svc := NewServiceWith(db.Pool, BatchOptions{MaxBatches: 1, MaxBatch: 64})
+	release, blockerDone := holdLeader(t, svc)
+
+	const n = 40
+	type out struct {
+		i   int
+		res Result
+		err error
+	}
+	results := make(chan out, n)
+	for i := range n {
+		go func() {
+			due := time.Date(2026, 1, 1+i, 0, 0, 0, 0, time.UTC)
+			f := Fields{Title: ptr(fmt.Sprint("title ", i)), Tags: &[]string{fmt.Sprint("tag", i)}, DueSet: true, DueAt: &due}
+			if i%5 == 0 {
+				f.Tags = &[]string{} // rows of different shapes in one statement
+				f.DueAt = nil
+			}
+			r, err := svc.Create(t.Context(), fmt.Sprintf("user-%d", i%7), f, MutationOptions{})
+			results <- out{i, r, err}
+		}()
+		waitQueued(t, svc, i+1)
+	}
+	close(release)
+	if err := <-blockerDone; err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		o := <-results
+		if o.err != nil {
+			t.Fatalf("create %d: %v", o.i, o.err)
+		}
+		got := o.res.Task
+		if got.Title != fmt.Sprint("title ", o.i) || got.UserID != fmt.Sprintf("user-%d", o.i%7) || o.res.TaskID != got.ID {
+			t.Errorf("create %d got %+v", o.i, got)
+		}
+		if o.i%5 != 0 && (len(got.Tags) != 1 || got.Tags[0] != fmt.Sprint("tag", o.i) || got.DueAt == nil || got.DueAt.Day() != 1+o.i%31) {
+			t.Errorf("create %d: tags %v due %v", o.i, got.Tags, got.DueAt)
+		}
+		stored, err := svc.Get(t.Context(), got.UserID, got.ID)
+		if err != nil || stored.Title != got.Title || !sameEditable(stored, *got) || stored.Version != got.Version {
+			t.Errorf("create %d: replied %+v, stored %+v (%v)", o.i, got, stored, err)
+		}
+	}
+	if m := svc.batches.multiInsert.Load(); m < n-1 {
+		t.Errorf("%d creates went through the multi-row INSERT, want at least %d", m, n-1)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"tasksync"
+	"tasksync/internal/utf8json"
 )
 
 var listParams = []string{"status", "priority", "tag", "q", "due_before", "due_after", "sort", "order", "limit", "cursor"}
@@ -173,6 +174,8 @@ func FuzzDecodeFields(f *testing.F) {
 		`{"tags":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q","r","s","t","u"]}`,
 		`{"due_date":"2026-12-01"}`, `{"due_date":"0000-01-01"}`, `{"due_date":"9999-12-31T23:30:00-01:00"}`, `{"due_date":"2026-12-01T17:00:00.1234567Z"}`,
 		`{"priority":" Low "}`, `{"priority":"urgent"}`, `{"unknown":{"nested":[1,2,3]}}`, `{}`,
+		"{\"title\":\"bad\xff\xfe\"}", "{\"tags\":[\"a\",\"\xc3\"]}", `{"title":"\ud800"}`, `{"title":"\ud83d\ude00"}`,
+		`{"description":"\udc00\ud800"}`, `{"tags":["\ud800"],"title":"\\ud800"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -193,11 +196,17 @@ func FuzzDecodeFields(f *testing.F) {
 				t.Fatalf("DecodeFields error %#v: want invalid with fields", err)
 			}
 			for name := range e.Fields {
-				if !slices.Contains(editableKeys, name) {
+				if !slices.Contains(editableKeys, name) && !strings.HasPrefix(name, "tags[") {
 					t.Errorf("unexpected field %q", name)
 				}
 			}
 			return
+		}
+		// Text that decoding would have altered is never accepted.
+		for _, k := range []string{"title", "description", "tags"} {
+			if v, ok := raw[k]; ok && !utf8json.Valid(v) {
+				t.Fatalf("%s %s accepted", k, v)
+			}
 		}
 		for _, base := range bases {
 			task := base

@@ -38,12 +38,13 @@ func (h *Handler) Register(mux *http.ServeMux, mw func(http.Handler) http.Handle
 	}
 }
 
-// taskID reads {id}; anything that is not a positive integer cannot name a
-// task, so it is a 404 like any other task that is not the caller's.
+// taskID reads {id}; anything that is not an id in its canonical spelling
+// ([ParseID]) cannot name a task, so it is a 404 like any other task that
+// is not the caller's.
 func taskID(r *http.Request) (int64, error) {
 	s := r.PathValue("id")
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
+	id, ok := ParseID(s)
+	if !ok {
 		return 0, tasksync.Errorf(tasksync.CodeNotFound, "task %q not found", s)
 	}
 	return id, nil
@@ -107,9 +108,8 @@ func etagListHas(list string, version int) bool {
 // idempotencyKey reads the optional Idempotency-Key header.
 func idempotencyKey(r *http.Request) (string, error) {
 	key := r.Header.Get("Idempotency-Key")
-	if key != "" && !validKey(key) {
-		return "", tasksync.Errorf(tasksync.CodeBadRequest,
-			"Idempotency-Key must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
+	if err := ValidateIdempotencyKey(key); err != nil {
+		return "", err
 	}
 	return key, nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -326,6 +327,8 @@ func TestHTTPBadListParameters(t *testing.T) {
 		{"limit=501", map[string]string{"limit": "must be a whole number from 1 to 500"}},
 		{"limit=ten", map[string]string{"limit": "must be a whole number from 1 to 500"}},
 		{"limit=-1", map[string]string{"limit": "must be a whole number from 1 to 500"}},
+		{"limit=%2B5", map[string]string{"limit": "must be a whole number from 1 to 500"}},
+		{"limit=05", map[string]string{"limit": "must be a whole number from 1 to 500"}},
 		{"tag=" + strings.Repeat("t", MaxTag+1), map[string]string{"tag": "must be at most 50 characters"}},
 		{strings.Repeat("tag=x&", MaxTags+1), map[string]string{"tag": "at most 20 tags"}},
 		{"q=" + strings.Repeat("q", MaxQuery+1), map[string]string{"q": "must be at most 200 characters"}},
@@ -425,8 +428,9 @@ func TestHTTPNotFound(t *testing.T) {
 	alice := e.as(t, "alice")
 	alice.create(t, `{"title":"exists"}`)
 
-	for _, id := range []string{"999999", "abc", "0", "-1", "1.5", "99999999999999999999", "1e3"} {
-		one := alice.tasksPath("/" + id)
+	// Task 1 exists: other spellings of 1 do not name it.
+	for _, id := range []string{"999999", "abc", "0", "-1", "1.5", "99999999999999999999", "1e3", "+1", "01", "1e0", " 1", "1 ", "\t1", "١"} {
+		one := alice.tasksPath("/" + url.PathEscape(id))
 		for _, ep := range []struct{ method, path, body string }{
 			{http.MethodGet, one, ""},
 			{http.MethodPut, one, `{"title":"x"}`},
@@ -633,6 +637,15 @@ func TestHTTPValidation(t *testing.T) {
 			"title": "must be UTF-8 text without NUL characters", "description": "must be UTF-8 text without NUL characters",
 			"tags[1]": "must be UTF-8 text without NUL characters",
 		}},
+		// Invalid UTF-8 and lone surrogates are refused, not stored as U+FFFD.
+		{"invalid UTF-8 bytes", "{\"title\":\"bad\xff\xfe\",\"description\":\"\xc3\",\"tags\":[\"ok\",\"\xed\xa0\x80\"]}", map[string]string{
+			"title": "must be UTF-8 text without NUL characters", "description": "must be UTF-8 text without NUL characters",
+			"tags[1]": "must be UTF-8 text without NUL characters",
+		}},
+		{"lone surrogates", `{"title":"\ud800","description":"a\udc00b","tags":["\ud83d\ud83d"]}`, map[string]string{
+			"title": "must be UTF-8 text without NUL characters", "description": "must be UTF-8 text without NUL characters",
+			"tags[0]": "must be UTF-8 text without NUL characters",
+		}},
 		// Years are checked in UTC, the zone the date is stored in.
 		{"year 0 date", `{"title":"t","due_date":"0000-06-01"}`, map[string]string{"due_date": "must be between years 1 and 9999"}},
 		{"year 0 in UTC", `{"title":"t","due_date":"0001-01-01T00:30:00+01:00"}`, map[string]string{"due_date": "must be between years 1 and 9999"}},
@@ -656,6 +669,7 @@ func TestHTTPValidation(t *testing.T) {
 		{"200 chars after trimming", `{"title":"  ` + strings.Repeat("a", 200) + `  "}`, strings.Repeat("a", 200)},
 		{"limits", `{"title":"t","description":"` + strings.Repeat("ж", 1000) + `","tags":` + tags(20) + `}`, "t"},
 		{"50-char tag", `{"title":"t","tags":["` + strings.Repeat("ü", 50) + `"]}`, "t"},
+		{"a surrogate pair", `{"title":"\ud83d\ude00 ok"}`, "😀 ok"},
 		{"21 tags, 20 after dropping repeats", `{"title":"t","tags":["A"," a ",` + tags(19)[1:] + `}`, "t"},
 	}
 	for _, c := range valid {

@@ -12,6 +12,7 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"tasksync"
+	"tasksync/internal/utf8json"
 )
 
 // Limits on task fields, enforced by [validate] and by CHECK constraints.
@@ -59,6 +60,10 @@ func DecodeFields(raw map[string]json.RawMessage) (Fields, error) {
 			bad[key] = "must be a string"
 			return
 		}
+		if !utf8json.Valid(v) {
+			bad[key] = notText // before decoding replaced the bad part with U+FFFD
+			return
+		}
 		*dst = &s
 	}
 	str("title", &f.Title, false)
@@ -84,6 +89,14 @@ func DecodeFields(raw map[string]json.RawMessage) (Fields, error) {
 		var tags []string
 		if !isNull(v) && json.Unmarshal(v, &tags) != nil {
 			bad["tags"] = "must be an array of strings"
+		} else if !utf8json.Valid(v) {
+			var each []json.RawMessage
+			_ = json.Unmarshal(v, &each)
+			for i, tag := range each {
+				if !utf8json.Valid(tag) {
+					bad[fmt.Sprintf("tags[%d]", i)] = notText
+				}
+			}
 		} else {
 			if tags == nil {
 				tags = []string{}
@@ -132,7 +145,8 @@ func ParseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-// notText is the message for strings that Postgres cannot store as text.
+// notText is the message for strings that Postgres cannot store as text,
+// or that arrived as invalid UTF-8 or lone surrogate escapes in JSON.
 const notText = "must be UTF-8 text without NUL characters"
 
 // storableText reports whether s fits a Postgres text value: valid UTF-8
@@ -181,12 +195,14 @@ func normaliseTags(in []string) []string {
 	return out
 }
 
-// editable is the validated view of a task's client-editable fields.
+// editable is the validated view of a task's client-editable fields. Its
+// rules are made from the limits above in newValidator, not written in
+// struct tags, so that each limit is stated once.
 type editable struct {
-	Title       string   `json:"title" validate:"required,max=200"`
-	Description string   `json:"description" validate:"max=1000"`
-	Priority    Priority `json:"priority" validate:"oneof=low medium high"`
-	Tags        []string `json:"tags" validate:"max=20,dive,required,max=50"`
+	Title       string   `json:"title"`
+	Description string   `json:"description"`
+	Priority    Priority `json:"priority"`
+	Tags        []string `json:"tags"`
 }
 
 var validate = newValidator()
@@ -197,6 +213,12 @@ func newValidator() *validator.Validate {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		return name
 	})
+	v.RegisterStructValidationMapRules(map[string]string{
+		"Title":       fmt.Sprintf("required,max=%d", MaxTitle),
+		"Description": fmt.Sprintf("max=%d", MaxDescription),
+		"Priority":    "oneof=" + strings.Join([]string{string(PriorityLow), string(PriorityMedium), string(PriorityHigh)}, " "),
+		"Tags":        fmt.Sprintf("max=%d,dive,required,max=%d", MaxTags, MaxTag),
+	}, editable{})
 	return v
 }
 

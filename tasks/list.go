@@ -140,11 +140,11 @@ func ParseListQuery(v url.Values) (ListQuery, error) {
 		bad["order"] = "must be asc or desc"
 	}
 	if s := one("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxLimit {
+		n, ok := ParseID(s) // digits only, like every number read from text
+		if !ok || n > MaxLimit {
 			bad["limit"] = fmt.Sprintf("must be a whole number from 1 to %d", MaxLimit)
 		} else {
-			q.Limit = n
+			q.Limit = int(n)
 		}
 	}
 	q.Cursor = one("cursor")

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"tasksync"
+	"tasksync/auth"
 )
 
 // Op names what a mutation did; the same words name change events.
@@ -62,6 +63,20 @@ type mutation func(ctx context.Context, q querier) (Result, error)
 // MaxIdempotencyKey is the longest accepted idempotency key or mutation id.
 const MaxIdempotencyKey = 200
 
+// ValidateIdempotencyKey checks an idempotency key (REST Idempotency-Key,
+// socket mutation_id): 1 to MaxIdempotencyKey printable ASCII characters,
+// or empty for none. Every mutation is checked by the Service itself
+// before it can join a group-commit batch, so callers need not call it;
+// it is exported for transports that want to refuse a frame early with the
+// same rule and the same error (CodeBadRequest).
+func ValidateIdempotencyKey(key string) error {
+	if key == "" || validKey(key) {
+		return nil
+	}
+	return tasksync.Errorf(tasksync.CodeBadRequest,
+		"the idempotency key (Idempotency-Key header or mutation_id) must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
+}
+
 // Service is the one way tasks are read and written. Every write goes
 // through [Service.mutate], a single transaction; the change-log triggers
 // add the event row and the notification to that transaction.
@@ -70,6 +85,9 @@ const MaxIdempotencyKey = 200
 type Service struct {
 	db      *pgxpool.Pool
 	batches batcher
+	// txTimeout bounds a transaction of mutations once it has begun
+	// (batchTimeout; tests shorten it).
+	txTimeout time.Duration
 }
 
 // NewService returns a Service over db with default group-commit options.
@@ -79,20 +97,25 @@ func NewService(db *pgxpool.Pool) *Service { return NewServiceWith(db, BatchOpti
 // options.
 func NewServiceWith(db *pgxpool.Pool, opts BatchOptions) *Service {
 	if opts.MaxBatches <= 0 {
-		opts.MaxBatches = 4
+		opts.MaxBatches = DefaultMaxBatches
 	}
 	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 64
+		opts.MaxBatch = DefaultMaxBatch
 	}
-	return &Service{db: db, batches: batcher{opts: opts}}
+	return &Service{db: db, batches: batcher{opts: opts}, txTimeout: batchTimeout}
 }
 
 const columns = `id, user_id, title, description, completed, priority, tags, due_at, created_at, updated_at, version`
 
+// scanDest returns where the values of columns go in t.
+func scanDest(t *Task) []any {
+	return []any{&t.ID, &t.UserID, &t.Title, &t.Description, &t.Completed, &t.Priority, &t.Tags,
+		&t.DueAt, &t.CreatedAt, &t.UpdatedAt, &t.Version}
+}
+
 func scanTask(row pgx.Row) (Task, error) {
 	var t Task
-	err := row.Scan(&t.ID, &t.UserID, &t.Title, &t.Description, &t.Completed, &t.Priority, &t.Tags,
-		&t.DueAt, &t.CreatedAt, &t.UpdatedAt, &t.Version)
+	err := row.Scan(scanDest(&t)...)
 	if t.Tags == nil {
 		t.Tags = []string{}
 	}
@@ -246,9 +269,10 @@ func lockTask(ctx context.Context, tx querier, userID string, id int64, ifVersio
 // mutate is the single write path: one transaction holding the idempotency
 // record (if any), the change itself and, through the triggers, the change
 // log row and its notification. Concurrent mutations share transactions
-// (group commit, see commit.go), each isolated by a savepoint. A deadlock
-// or serialization failure is retried a few times; any other error rolls
-// the mutation back.
+// (group commit, see commit.go); a refused mutation leaves no trace in its
+// batch. A deadlock or serialization failure is retried a few times; any
+// other error rolls the mutation back. What the caller is told is what the
+// database did (see outcome.go).
 func (s *Service) mutate(ctx context.Context, userID string, opts MutationOptions, fp string, fn mutation) (Result, error) {
 	return s.submit(ctx, userID, opts, fp, fn, false, nil)
 }
@@ -257,12 +281,19 @@ func (s *Service) mutate(ctx context.Context, userID string, opts MutationOption
 // single says fn is one statement (alone and without an idempotency key it
 // may run in autocommit); insert, for a create, is the row fn inserts, so
 // that a batch can insert several creates with one statement.
+//
+// Everything the database could refuse about the caller's input is refused
+// here, before the mutation can share a transaction with anyone else's: an
+// SQL error inside a batch rolls back every mutation in it (see runBatch).
 func (s *Service) submit(ctx context.Context, userID string, opts MutationOptions, fp string, fn mutation, single bool, insert *Task) (Result, error) {
-	if n := len(opts.IdempotencyKey); n > MaxIdempotencyKey {
-		return Result{}, tasksync.Errorf(tasksync.CodeBadRequest, "idempotency key longer than %d bytes", MaxIdempotencyKey)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := ValidateIdempotencyKey(opts.IdempotencyKey); err != nil {
 		return Result{}, err
+	}
+	if err := validUser(userID); err != nil {
+		return Result{}, err
+	}
+	if ctx.Err() != nil {
+		return Result{}, notStarted(ctx)
 	}
 	j := &job{ctx: ctx, userID: userID, key: opts.IdempotencyKey, fp: fp, fn: fn, single: single, insert: insert, done: make(chan struct{})}
 	s.batches.run(s, j)
@@ -344,22 +375,13 @@ func fingerprint(opts MutationOptions, op string, id int64, input any) string {
 
 // Snapshot returns all tasks of userID and the user's change sequence number
 // at the same instant: applying later events (seq > the returned seq) to the
-// snapshot gives the current state.
+// snapshot gives the current state. It is [Service.SnapshotPages] collected
+// into one slice, for callers that hold the whole list anyway.
 func (s *Service) Snapshot(ctx context.Context, userID string) ([]Task, int64, error) {
-	var (
-		list []Task
-		seq  int64
-	)
-	err := pgx.BeginTxFunc(ctx, s.db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM user_seqs WHERE user_id = $1`, userID).Scan(&seq); err != nil {
-			return fmt.Errorf("read sequence: %w", err)
-		}
-		rows, err := tx.Query(ctx, `SELECT `+columns+` FROM tasks WHERE user_id = $1 ORDER BY id`, userID)
-		if err != nil {
-			return fmt.Errorf("read tasks: %w", err)
-		}
-		list, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Task, error) { return scanTask(r) })
-		return err
+	var list []Task
+	seq, err := s.SnapshotPages(ctx, userID, 1000, func(_ int64, page []Task) error {
+		list = append(list, page...)
+		return nil
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("snapshot: %w", err)
@@ -374,6 +396,16 @@ func (s *Service) PruneIdempotencyKeys(ctx context.Context, maxAge time.Duration
 		return 0, fmt.Errorf("prune idempotency keys: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// validUser refuses a user id that the tasks table would refuse. Ids come
+// from verified tokens (auth refuses the same ones), so this is a guard
+// for the batch rather than a message users see.
+func validUser(id string) error {
+	if id == "" || len(id) > auth.MaxUserIDBytes || !storableText(id) {
+		return tasksync.Errorf(tasksync.CodeBadRequest, "the user id must be 1 to %d bytes of UTF-8 text without NUL", auth.MaxUserIDBytes)
+	}
+	return nil
 }
 
 // validKey reports whether an idempotency key is printable ASCII of a sane length.

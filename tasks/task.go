@@ -40,6 +40,25 @@ type Task struct {
 	Version int
 }
 
+// ParseID reads an id (of a task, a conversation, ...) as text: a path
+// segment, a query parameter, a string a client sent. Only the canonical
+// spelling is accepted, plain decimal digits without sign, spaces or
+// leading zeros, from 1 to MaxInt64, so that one id has one spelling (in
+// URLs, caches, logs and rate limits alike) and "+1", " 1", "01" or "1e0"
+// do not name task 1. strconv.ParseInt alone accepts a sign.
+func ParseID(s string) (int64, bool) {
+	if s == "" || len(s) > 19 || s[0] == '0' {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil
+}
+
 // ETag returns the task's version as a strong HTTP entity tag.
 func (t Task) ETag() string { return `"` + strconv.Itoa(t.Version) + `"` }
 

@@ -94,8 +94,12 @@ type chatCancelReply struct {
 func (c *chatServer) Chat(ctx context.Context, userID string, req realtime.ChatRequest) (any, error) {
 	switch req.Type {
 	case realtime.TypeChatSend:
+		msg, err := chat.DecodeMessage(req.Message)
+		if err != nil {
+			return nil, err
+		}
 		turn, err := c.svc.Start(ctx, chat.StartRequest{
-			UserID: userID, ConversationID: req.ConversationID, Message: req.Message,
+			UserID: userID, ConversationID: req.ConversationID, Message: msg,
 			RequestID: req.ID, SessionID: req.SessionID,
 		})
 		if err != nil {

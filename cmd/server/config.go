@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"tasksync/chat"
 	"tasksync/internal/reqlog"
 	"tasksync/realtime"
+	"tasksync/tasks"
 )
 
 // Config is everything the server reads from the environment. Each field
@@ -273,11 +275,11 @@ func loadChat(e *env) ChatConfig {
 		OpenAIBaseURL:   e.str("OPENAI_BASE_URL", ""),
 		OpenAIModel:     e.str("OPENAI_MODEL", "gpt-4o-mini"),
 		ModelRetries:    int(e.integer("CHAT_MODEL_RETRIES", 1, 0, 5)),
-		MaxRounds:       int(e.integer("CHAT_MAX_ROUNDS", 5, 1, 20)),
-		ModelTimeout:    e.duration("CHAT_MODEL_TIMEOUT", time.Minute, 100*time.Millisecond, 10*time.Minute),
-		HistoryMessages: int(e.integer("CHAT_HISTORY_MESSAGES", 30, 1, 500)),
-		MaxTurnsPerUser: int(e.integer("CHAT_MAX_TURNS_PER_USER", 3, 1, 100)),
-		MaxTurns:        int(e.integer("CHAT_MAX_TURNS", 64, 1, 100_000)),
+		MaxRounds:       int(e.integer("CHAT_MAX_ROUNDS", chat.DefaultMaxRounds, 1, 20)),
+		ModelTimeout:    e.duration("CHAT_MODEL_TIMEOUT", chat.DefaultModelTimeout, 100*time.Millisecond, 10*time.Minute),
+		HistoryMessages: int(e.integer("CHAT_HISTORY_MESSAGES", chat.DefaultHistoryMessages, 1, 500)),
+		MaxTurnsPerUser: int(e.integer("CHAT_MAX_TURNS_PER_USER", chat.DefaultMaxTurnsPerUser, 1, 100)),
+		MaxTurns:        int(e.integer("CHAT_MAX_TURNS", chat.DefaultMaxTurns, 1, 100_000)),
 	}
 	if c.OpenAIBaseURL != "" {
 		if u, err := url.Parse(c.OpenAIBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -300,8 +302,8 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 	c := Config{
 		DatabaseURL:          e.postgresURL("DATABASE_URL", "", true),
 		DatabaseMaxConns:     int(e.integer("DATABASE_MAX_CONNS", 16, 1, 1000)),
-		WriteBatches:         int(e.integer("DATABASE_WRITE_BATCHES", 4, 1, 1000)),
-		WriteBatchSize:       int(e.integer("DATABASE_WRITE_BATCH_SIZE", 64, 1, 10000)),
+		WriteBatches:         int(e.integer("DATABASE_WRITE_BATCHES", tasks.DefaultMaxBatches, 1, 1000)),
+		WriteBatchSize:       int(e.integer("DATABASE_WRITE_BATCH_SIZE", tasks.DefaultMaxBatch, 1, 10000)),
 		RedisURL:             e.str("REDIS_URL", ""),
 		ListenAddr:           e.str("LISTEN_ADDR", ":8080"),
 		AutoMigrate:          e.boolean("AUTO_MIGRATE", true),
