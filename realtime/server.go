@@ -380,8 +380,8 @@ func (srv *Server) handle(s *session, f inFrame) {
 	defer cancel()
 	reply, err := srv.dispatch(ctx, s, f)
 	if err != nil {
-		if tasksync.ErrorCode(err) == tasksync.CodeInternal {
-			srv.logger.Error("socket request failed", "session", s.id, "type", f.Type, "err", err)
+		if level, ok := tasksync.LogLevel(err); ok {
+			srv.logger.Log(ctx, level, "socket request failed", "session", s.id, "type", f.Type, "err", err)
 		}
 		s.send(encodeError(f.ID, f.Type, err))
 		return

@@ -88,10 +88,20 @@ func (e *testEnv) config(overrides map[string]string) Config {
 // start runs serve() with cfg until the test ends (or Stop).
 func (e *testEnv) start(cfg Config) *instance {
 	e.t.Helper()
+	return e.startLogging(cfg, nil)
+}
+
+// startLogging is start with the server's log also written to logs.
+func (e *testEnv) startLogging(cfg Config, logs io.Writer) *instance {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrCh := make(chan net.Addr, 1)
 	inst := &instance{t: e.t, Cfg: cfg, cancel: cancel, done: make(chan error, 1)}
-	logger := slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	var out io.Writer = testWriter{e.t}
+	if logs != nil {
+		out = io.MultiWriter(out, logs)
+	}
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	go func() { inst.done <- serve(ctx, cfg, logger, func(a net.Addr) { addrCh <- a }) }()
 	select {
 	case a := <-addrCh:
