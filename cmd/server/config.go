@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"tasksync/internal/httpjson"
 	"tasksync/internal/reqlog"
 )
 
@@ -57,6 +58,11 @@ type Config struct {
 
 	// HTTP_MAX_BODY_BYTES (default 65536): request body limit.
 	MaxBodyBytes int64
+	// HTTP_BODY_TIMEOUT (default 30s): how long a request body may take to
+	// arrive after its headers; slower bodies are cut off and their
+	// connection closed (httpjson.BodyDeadline). Headers themselves have
+	// 10s. Responses are not bounded: chat answers stream for longer.
+	BodyTimeout time.Duration
 	// API_RATE_LIMIT (default 600) requests per API_RATE_WINDOW (default 1m)
 	// per user on the REST API.
 	APIRateLimit  int
@@ -302,6 +308,7 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 		CORSAllowedOrigins:   e.list("CORS_ALLOWED_ORIGINS"),
 		WSAllowedOrigins:     e.list("WS_ALLOWED_ORIGINS"),
 		MaxBodyBytes:         e.integer("HTTP_MAX_BODY_BYTES", 64<<10, 1<<10, 16<<20),
+		BodyTimeout:          e.duration("HTTP_BODY_TIMEOUT", httpjson.DefaultBodyTimeout, 10*time.Millisecond, time.Hour),
 		APIRateLimit:         int(e.integer("API_RATE_LIMIT", 600, 1, 1_000_000)),
 		APIRateWindow:        e.duration("API_RATE_WINDOW", time.Minute, time.Second, time.Hour),
 		RedisPrefix:          e.str("REDIS_PREFIX", "tasksync"),

@@ -208,6 +208,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 		bg.Wait()
 		return fmt.Errorf("LISTEN_ADDR: %w", err)
 	}
+	// Bodies are bounded per request by httpjson.BodyDeadline (routes), not
+	// by ReadTimeout: a request refused before its body is read must also
+	// have its connection closed at once, or net/http waits for the body
+	// before it even sends the refusal. Responses have no deadline: chat
+	// answers stream for as long as the model takes.
 	httpSrv := &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -314,6 +319,7 @@ func (s *server) routes() http.Handler {
 		AllowCredentials: true,
 		MaxAge:           600,
 	}).Handler(h)
+	h = httpjson.BodyDeadline(s.cfg.BodyTimeout)(h)
 	h = recoverer(h)
 	h = reqlog.Middleware(s.log)(h)
 	return h

@@ -28,6 +28,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"AUTO_MIGRATE", "perhaps", "AUTO_MIGRATE: must be true or false"},
 		{"PPROF_ADDR", "0.0.0.0:6060", "PPROF_ADDR: must be a loopback address"},
 		{"DATABASE_MAX_CONNS", "0", "DATABASE_MAX_CONNS: must be a whole number"},
+		{"HTTP_BODY_TIMEOUT", "0s", "HTTP_BODY_TIMEOUT: must be a duration"},
 	}
 	for _, c := range cases {
 		env := map[string]string{}

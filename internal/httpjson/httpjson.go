@@ -2,6 +2,8 @@
 // writes JSON responses, including the one error body shape:
 //
 //	{"error":{"code":"...","message":"...","fields":{...}}}
+//
+// It also bounds how long a request body may take to arrive ([BodyDeadline]).
 package httpjson
 
 import (
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,6 +44,10 @@ func Read(w http.ResponseWriter, r *http.Request, dst any, maxBytes int64) error
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return tooLarge(maxBytes)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return tasksync.Errorf(tasksync.CodeBadRequest, "the body did not arrive in time")
 		}
 		return tasksync.Errorf(tasksync.CodeBadRequest, "the body could not be read")
 	}
