@@ -48,7 +48,8 @@ type Config struct {
 
 	// CORS_ALLOWED_ORIGINS: comma-separated origins (scheme://host[:port])
 	// allowed to call the REST API from a browser with credentials, e.g. the
-	// seed's Next.js app at http://localhost:3000. Empty: same origin only.
+	// seed's Next.js app at http://localhost:3000. Empty: same origin only
+	// (no CORS headers at all: browsers refuse every other origin).
 	CORSAllowedOrigins []string
 	// WS_ALLOWED_ORIGINS: comma-separated host patterns (path.Match syntax,
 	// e.g. "localhost:3000", "*.example.com") allowed to open sockets in

@@ -218,3 +218,46 @@ func TestBodyDeadlineSparesTimelyBodiesAndLongAnswers(t *testing.T) {
 		t.Fatalf("SSE events %v (err %v), want the turn to finish with chat.done", events, sc.Err())
 	}
 }
+
+// Defect 8: without CORS_ALLOWED_ORIGINS only the server's own origin may
+// call from a browser: another origin's preflight and simple request get
+// no CORS headers (rs/cors alone would answer "*").
+func TestCORSUnsetMeansSameOriginOnly(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := env.start(env.config(nil))
+	corsHeaders := func(h http.Header) []string {
+		var out []string
+		for k := range h {
+			if strings.HasPrefix(k, "Access-Control-") {
+				out = append(out, k+": "+h.Get(k))
+			}
+		}
+		return out
+	}
+
+	req, _ := http.NewRequest(http.MethodOptions, a.URL+"/api/alice/tasks", nil)
+	req.Header.Set("Origin", "http://evil.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if h := corsHeaders(res.Header); len(h) > 0 {
+		t.Errorf("foreign preflight got %v", h)
+	}
+
+	req, _ = http.NewRequest(http.MethodGet, a.URL+"/api/alice/tasks", nil)
+	req.Header.Set("Origin", "http://evil.example")
+	req.Header.Set("Authorization", "Bearer "+tok(t, "alice", time.Hour))
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if h := corsHeaders(res.Header); res.StatusCode != 200 || len(h) > 0 {
+		t.Errorf("foreign simple request: %d, %v", res.StatusCode, h)
+	}
+}

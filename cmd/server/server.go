@@ -309,7 +309,21 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET "+web.AssetsPrefix, webClient)
 
 	var h http.Handler = httpjson.Routes(mux)
-	h = cors.New(cors.Options{
+	// Without CORS_ALLOWED_ORIGINS no CORS handler at all: same origin
+	// only. (rs/cors would take an empty list for "every origin".)
+	if len(s.cfg.CORSAllowedOrigins) > 0 {
+		h = s.cors(h)
+	}
+	h = httpjson.BodyDeadline(s.cfg.BodyTimeout)(h)
+	h = recoverer(h)
+	h = reqlog.Middleware(s.log)(h)
+	return h
+}
+
+// cors lets the browser origins of CORS_ALLOWED_ORIGINS call the API with
+// credentials.
+func (s *server) cors(h http.Handler) http.Handler {
+	return cors.New(cors.Options{
 		AllowedOrigins: s.cfg.CORSAllowedOrigins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "Idempotency-Key", "If-Match", "If-None-Match", "X-Request-Id",
@@ -319,10 +333,6 @@ func (s *server) routes() http.Handler {
 		AllowCredentials: true,
 		MaxAge:           600,
 	}).Handler(h)
-	h = httpjson.BodyDeadline(s.cfg.BodyTimeout)(h)
-	h = recoverer(h)
-	h = reqlog.Middleware(s.log)(h)
-	return h
 }
 
 // apiMiddleware authenticates, checks the path user, then rate limits by
