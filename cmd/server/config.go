@@ -294,6 +294,33 @@ func defaultInstanceID() string {
 	return host + "-" + strings.ToLower(reqlog.NewID()[:6])
 }
 
+// loadLog reads LOG_FORMAT and LOG_LEVEL.
+func loadLog(e *env) (format string, level slog.Level) {
+	format = e.str("LOG_FORMAT", "text")
+	switch format {
+	case "text", "json":
+	default:
+		e.fail("LOG_FORMAT", "must be text or json, got %q", format)
+	}
+	if err := level.UnmarshalText([]byte(e.str("LOG_LEVEL", "info"))); err != nil {
+		e.fail("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	return format, level
+}
+
+// loadMigrateConfig reads what `server migrate` needs: the database and
+// the log settings. Migrations verify no token, so they need no auth
+// secret, and the rest of the service's settings do not concern them.
+func loadMigrateConfig(lookup func(string) (string, bool)) (Config, error) {
+	e := &env{lookup: lookup}
+	c := Config{DatabaseURL: e.postgresURL("DATABASE_URL", "", true)}
+	c.LogFormat, c.LogLevel = loadLog(e)
+	if e.err != nil {
+		return Config{}, fmt.Errorf("config: %w", e.err)
+	}
+	return c, nil
+}
+
 func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 	e := &env{lookup: lookup}
 	c := Config{
@@ -325,7 +352,6 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 		EventRetention:       e.duration("EVENT_RETENTION", 7*24*time.Hour, time.Minute, 365*24*time.Hour),
 		IdempotencyRetention: e.duration("IDEMPOTENCY_RETENTION", 24*time.Hour, time.Minute, 30*24*time.Hour),
 		PruneInterval:        e.duration("PRUNE_INTERVAL", 10*time.Minute, time.Second, 24*time.Hour),
-		LogFormat:            e.str("LOG_FORMAT", "text"),
 		ShutdownTimeout:      e.duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
 	}
 	c.DatabaseListenURL = e.postgresURL("DATABASE_LISTEN_URL", c.DatabaseURL, false)
@@ -359,14 +385,7 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 			}
 		}
 	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		e.fail("LOG_FORMAT", "must be text or json, got %q", c.LogFormat)
-	}
-	if err := c.LogLevel.UnmarshalText([]byte(e.str("LOG_LEVEL", "info"))); err != nil {
-		e.fail("LOG_LEVEL", "must be debug, info, warn or error")
-	}
+	c.LogFormat, c.LogLevel = loadLog(e)
 	if e.err != nil {
 		return Config{}, fmt.Errorf("config: %w", e.err)
 	}

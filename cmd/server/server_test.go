@@ -4,8 +4,15 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"tasksync/internal/reqlog"
+	"tasksync/internal/testdb"
 )
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
@@ -130,5 +137,58 @@ func TestOperationsEndpointsAndCORS(t *testing.T) {
 	var body map[string]map[string]any
 	if code := a.api(t, "alice", "GET", "/api/alice/nothing-here", nil, &body); code != 404 || body["error"]["code"] != "not_found" {
 		t.Errorf("unknown route: %d %v", code, body)
+	}
+}
+
+// `server migrate` needs the database only: no auth secret, nothing else.
+func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, testdb.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	name := "tasksync_t_" + strings.ToLower(reqlog.NewID())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	u, err := url.Parse(testdb.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	dbURL := u.String()
+
+	var out, errOut bytes.Buffer
+	lookup := func(k string) (string, bool) {
+		if k == "DATABASE_URL" {
+			return dbURL, true
+		}
+		return "", false
+	}
+	if err := run(ctx, []string{"migrate"}, lookup, &out, &errOut); err != nil {
+		t.Fatalf("migrate with DATABASE_URL only: %v\n%s", err, errOut.String())
+	}
+	if !strings.HasPrefix(out.String(), "schema at version ") || strings.HasPrefix(out.String(), "schema at version 0\n") {
+		t.Fatalf("migrate printed %q", out.String())
+	}
+	db, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	var tasksTable bool
+	if err := db.QueryRow(ctx, "SELECT to_regclass('tasks') IS NOT NULL").Scan(&tasksTable); err != nil || !tasksTable {
+		t.Fatalf("no tasks table after migrate (%v)", err)
+	}
+	// Still refused without a database, naming the variable.
+	err = run(ctx, []string{"migrate"}, func(string) (string, bool) { return "", false }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("migrate without DATABASE_URL: %v", err)
 	}
 }
