@@ -103,6 +103,12 @@ type Config struct {
 	// PPROF_ADDR: a loopback host:port serving net/http/pprof on its own
 	// listener, for profiling (docs/BENCHMARKS.md). Empty: off.
 	PprofAddr string
+	// METRICS_ADDR: a host:port serving /metrics on its own listener, and
+	// then only there, e.g. 127.0.0.1:9090 or a private network address
+	// that Prometheus reaches and the internet does not. Empty: /metrics is
+	// served on LISTEN_ADDR with the API, to anyone who can reach it (no
+	// user data, but socket, request and process figures).
+	MetricsAddr string
 
 	// LOG_FORMAT text|json (default text), LOG_LEVEL debug|info|warn|error.
 	LogFormat string
@@ -368,6 +374,12 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
 			e.fail("PPROF_ADDR", "must be a loopback address such as 127.0.0.1:6060, got %q", c.PprofAddr)
+		}
+	}
+	c.MetricsAddr = e.str("METRICS_ADDR", "")
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			e.fail("METRICS_ADDR", "must be host:port such as 127.0.0.1:9090, got %q", c.MetricsAddr)
 		}
 	}
 	if c.Auth.Secret == "" && c.Auth.JWKSURL == "" {

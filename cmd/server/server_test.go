@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -36,6 +37,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"PPROF_ADDR", "0.0.0.0:6060", "PPROF_ADDR: must be a loopback address"},
 		{"DATABASE_MAX_CONNS", "0", "DATABASE_MAX_CONNS: must be a whole number"},
 		{"HTTP_BODY_TIMEOUT", "0s", "HTTP_BODY_TIMEOUT: must be a duration"},
+		{"METRICS_ADDR", "9090", "METRICS_ADDR: must be host:port"},
 	}
 	for _, c := range cases {
 		env := map[string]string{}
@@ -190,5 +192,41 @@ func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
 	err = run(ctx, []string{"migrate"}, func(string) (string, bool) { return "", false }, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
 		t.Fatalf("migrate without DATABASE_URL: %v", err)
+	}
+}
+
+// With METRICS_ADDR, /metrics is served on that listener and not on the
+// API's; without it, on the API's as before.
+func TestMetricsAddr(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	get := func(url string) (int, string) {
+		t.Helper()
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+
+	pub := env.start(env.config(nil))
+	if code, body := get(pub.URL + "/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("default /metrics on the API port: %d", code)
+	}
+
+	priv := env.start(env.config(map[string]string{"METRICS_ADDR": "127.0.0.1:0"}))
+	if priv.Metrics == priv.URL+"/metrics" {
+		t.Fatalf("METRICS_ADDR not used: %s", priv.Metrics)
+	}
+	if code, body := get(priv.Metrics); code != 200 || !strings.Contains(body, "tasksync_mutations_total") {
+		t.Errorf("/metrics on METRICS_ADDR: %d", code)
+	}
+	if code, body := get(priv.URL + "/metrics"); code != 404 || !strings.Contains(body, "not_found") {
+		t.Errorf("/metrics on the API port with METRICS_ADDR set: %d %s", code, body)
+	}
+	if code, _ := get(priv.URL + "/healthz"); code != 200 {
+		t.Errorf("healthz: %d", code)
 	}
 }
