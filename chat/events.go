@@ -37,8 +37,9 @@ const (
 	// ErrRoundLimit: the model kept calling tools past CHAT_MAX_ROUNDS.
 	// Ask again in smaller steps.
 	ErrRoundLimit ErrorCode = "round_limit"
-	// ErrShuttingDown: the instance stopped while answering. Send the
-	// message again (another instance will answer).
+	// ErrShuttingDown: the instance stopped while answering, or the
+	// database was unreachable. Send the message again (another instance
+	// will answer).
 	ErrShuttingDown ErrorCode = "unavailable"
 	// ErrInternal: a bug or an unexpected failure; details are only in the
 	// server log.

@@ -180,6 +180,19 @@ func (t *Turn) Take() (events []Event, more bool) { return t.follow.take() }
 // Ready receives a value when events may be waiting for [Turn.Take].
 func (t *Turn) Ready() <-chan struct{} { return t.follow.wake }
 
+// storeFailure logs a turn's failed store call at the level
+// tasksync.LogLevel gives err and returns the turn's error: unavailable
+// (send the message again) when the database was unreachable or timed out,
+// internal with bugMsg otherwise.
+func (s *Service) storeFailure(ctx context.Context, t *turn, what string, err error, bugMsg string) *MessageError {
+	level, _ := tasksync.LogLevel(err)
+	s.logger.Log(ctx, level, what, "conversation", t.conv, "turn", t.id, "err", err)
+	if e := tasksync.AsError(err); e.Code == tasksync.CodeUnavailable {
+		return &MessageError{Code: ErrShuttingDown, Message: e.Message}
+	}
+	return &MessageError{Code: ErrInternal, Message: bugMsg}
+}
+
 // turn is a running turn.
 type turn struct {
 	id      string
@@ -355,8 +368,7 @@ func (s *Service) run(ctx context.Context, t *turn) {
 			status, e := s.agent.interrupted(ctx)
 			out = TurnOutcome{Status: status, Error: e}
 		} else {
-			s.logger.Error("chat: read history", "conversation", t.conv, "turn", t.id, "err", err)
-			out = TurnOutcome{Status: StatusError, Error: &MessageError{Code: ErrInternal, Message: "internal error"}}
+			out = TurnOutcome{Status: StatusError, Error: s.storeFailure(ctx, t, "chat: read history", err, "internal error")}
 		}
 	} else {
 		out = s.agent.Run(ctx, TurnInput{UserID: t.userID, ConversationID: t.conv, TurnID: t.id, History: history}, t.emit)
@@ -372,9 +384,8 @@ func (s *Service) run(ctx context.Context, t *turn) {
 		Role: RoleAssistant, Content: out.Text, ToolCalls: out.ToolCalls, Status: out.Status, Error: out.Error,
 	})
 	if err != nil {
-		s.logger.Error("chat: store assistant message", "conversation", t.conv, "turn", t.id, "err", err)
+		out.Status, out.Error = StatusError, s.storeFailure(ctx, t, "chat: store assistant message", err, "the answer could not be saved")
 		_ = s.store.ReleaseTurn(sctx, t.userID, t.conv, t.id)
-		out.Status, out.Error = StatusError, &MessageError{Code: ErrInternal, Message: "the answer could not be saved"}
 	}
 	scancel()
 	// The turn is over once its message is stored: free its slot before

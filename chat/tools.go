@@ -166,7 +166,9 @@ func (t *Tools) Specs() []ToolSpec { return append([]ToolSpec(nil), toolSpecs...
 // an MCP client) sent. It never fails: unknown tools, bad arguments and
 // domain errors (a task that does not exist, an invalid title) come back
 // as {"error": "..."} with isError set, a result the model can read and
-// react to. Internal failures are logged and reported as "internal error".
+// react to. Internal failures are logged and reported as "internal error";
+// an outage (the database unreachable) as the retry advice of
+// tasksync.AsError, logged as a warning.
 func (t *Tools) Call(ctx context.Context, userID, name string, args json.RawMessage) (result json.RawMessage, isError bool) {
 	ctx, cancel := context.WithTimeout(ctx, toolTimeout)
 	defer cancel()
@@ -184,8 +186,10 @@ func (t *Tools) Call(ctx context.Context, userID, name string, args json.RawMess
 func toolError(ctx context.Context, logger *slog.Logger, name string, err error) json.RawMessage {
 	e := tasksync.AsError(err)
 	msg := e.Message
+	if level, ok := tasksync.LogLevel(err); ok {
+		logger.Log(ctx, level, "chat tool failed", "tool", name, "code", e.Code, "err", err)
+	}
 	if e.Code == tasksync.CodeInternal {
-		logger.ErrorContext(ctx, "chat tool failed", "tool", name, "err", err)
 		msg = "internal error"
 	}
 	if len(e.Fields) > 0 {

@@ -78,11 +78,8 @@ func (srv *Server) answer(s *session, f inFrame, h handler) {
 	reply, err := h.serve(ctx, s, f)
 	if err != nil {
 		err = requestError(ctx, err)
-		switch tasksync.ErrorCode(err) {
-		case tasksync.CodeInternal:
-			srv.logger.Error("socket request failed", "session", s.id, "type", f.Type, "err", err)
-		case tasksync.CodeUnavailable:
-			srv.logger.Warn("socket request: dependency unavailable", "session", s.id, "type", f.Type, "err", err)
+		if level, ok := tasksync.LogLevel(err); ok {
+			srv.logger.Log(ctx, level, "socket request failed", "session", s.id, "type", f.Type, "err", err)
 		}
 		s.send(encodeError(f.ID, f.Type, err))
 		return

@@ -200,7 +200,9 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := srv.verifier.Verify(r.Context(), raw)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tasksync", error="invalid_token"`)
+		if tasksync.ErrorCode(err) == tasksync.CodeUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tasksync", error="invalid_token"`)
+		}
 		httpjson.WriteError(w, r, err)
 		return
 	}

@@ -237,7 +237,8 @@ func (s *session) fill() {
 		default:
 			failures++
 			if failures >= fillAttempts {
-				s.srv.logger.Error("socket: catch-up from the change log failed; closing", "session", s.id, "err", err)
+				level, _ := tasksync.LogLevel(err)
+				s.srv.logger.Log(s.ctx, level, "socket: catch-up from the change log failed; closing", "session", s.id, "err", err)
 				s.close(DisconnectInternal)
 				return
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tasksync/chat"
+	"tasksync/internal/httpjson"
 	"tasksync/internal/reqlog"
 	"tasksync/realtime"
 	"tasksync/tasks"
@@ -50,7 +51,8 @@ type Config struct {
 
 	// CORS_ALLOWED_ORIGINS: comma-separated origins (scheme://host[:port])
 	// allowed to call the REST API from a browser with credentials, e.g. the
-	// seed's Next.js app at http://localhost:3000. Empty: same origin only.
+	// seed's Next.js app at http://localhost:3000. Empty: same origin only
+	// (no CORS headers at all: browsers refuse every other origin).
 	CORSAllowedOrigins []string
 	// WS_ALLOWED_ORIGINS: comma-separated host patterns (path.Match syntax,
 	// e.g. "localhost:3000", "*.example.com") allowed to open sockets in
@@ -60,6 +62,11 @@ type Config struct {
 
 	// HTTP_MAX_BODY_BYTES (default 65536): request body limit.
 	MaxBodyBytes int64
+	// HTTP_BODY_TIMEOUT (default 30s): how long a request body may take to
+	// arrive after its headers; slower bodies are cut off and their
+	// connection closed (httpjson.BodyDeadline). Headers themselves have
+	// 10s. Responses are not bounded: chat answers stream for longer.
+	BodyTimeout time.Duration
 	// API_RATE_LIMIT (default 600) requests per API_RATE_WINDOW (default 1m)
 	// per user on the REST API.
 	APIRateLimit  int
@@ -106,6 +113,12 @@ type Config struct {
 	// PPROF_ADDR: a loopback host:port serving net/http/pprof on its own
 	// listener, for profiling (docs/BENCHMARKS.md). Empty: off.
 	PprofAddr string
+	// METRICS_ADDR: a host:port serving /metrics on its own listener, and
+	// then only there, e.g. 127.0.0.1:9090 or a private network address
+	// that Prometheus reaches and the internet does not. Empty: /metrics is
+	// served on LISTEN_ADDR with the API, to anyone who can reach it (no
+	// user data, but socket, request and process figures).
+	MetricsAddr string
 
 	// LOG_FORMAT text|json (default text), LOG_LEVEL debug|info|warn|error.
 	LogFormat string
@@ -297,6 +310,33 @@ func defaultInstanceID() string {
 	return host + "-" + strings.ToLower(reqlog.NewID()[:6])
 }
 
+// loadLog reads LOG_FORMAT and LOG_LEVEL.
+func loadLog(e *env) (format string, level slog.Level) {
+	format = e.str("LOG_FORMAT", "text")
+	switch format {
+	case "text", "json":
+	default:
+		e.fail("LOG_FORMAT", "must be text or json, got %q", format)
+	}
+	if err := level.UnmarshalText([]byte(e.str("LOG_LEVEL", "info"))); err != nil {
+		e.fail("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	return format, level
+}
+
+// loadMigrateConfig reads what `server migrate` needs: the database and
+// the log settings. Migrations verify no token, so they need no auth
+// secret, and the rest of the service's settings do not concern them.
+func loadMigrateConfig(lookup func(string) (string, bool)) (Config, error) {
+	e := &env{lookup: lookup}
+	c := Config{DatabaseURL: e.postgresURL("DATABASE_URL", "", true)}
+	c.LogFormat, c.LogLevel = loadLog(e)
+	if e.err != nil {
+		return Config{}, fmt.Errorf("config: %w", e.err)
+	}
+	return c, nil
+}
+
 func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 	e := &env{lookup: lookup}
 	c := Config{
@@ -312,6 +352,7 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 		CORSAllowedOrigins:   e.list("CORS_ALLOWED_ORIGINS"),
 		WSAllowedOrigins:     e.list("WS_ALLOWED_ORIGINS"),
 		MaxBodyBytes:         e.integer("HTTP_MAX_BODY_BYTES", 64<<10, 1<<10, 16<<20),
+		BodyTimeout:          e.duration("HTTP_BODY_TIMEOUT", httpjson.DefaultBodyTimeout, 10*time.Millisecond, time.Hour),
 		APIRateLimit:         int(e.integer("API_RATE_LIMIT", 600, 1, 1_000_000)),
 		APIRateWindow:        e.duration("API_RATE_WINDOW", time.Minute, time.Second, time.Hour),
 		RedisPrefix:          e.str("REDIS_PREFIX", "tasksync"),
@@ -331,7 +372,6 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 		EventRetention:       e.duration("EVENT_RETENTION", 7*24*time.Hour, time.Minute, 365*24*time.Hour),
 		IdempotencyRetention: e.duration("IDEMPOTENCY_RETENTION", 24*time.Hour, time.Minute, 30*24*time.Hour),
 		PruneInterval:        e.duration("PRUNE_INTERVAL", 10*time.Minute, time.Second, 24*time.Hour),
-		LogFormat:            e.str("LOG_FORMAT", "text"),
 		ShutdownTimeout:      e.duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
 	}
 	c.DatabaseListenURL = e.postgresURL("DATABASE_LISTEN_URL", c.DatabaseURL, false)
@@ -350,6 +390,12 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 			e.fail("PPROF_ADDR", "must be a loopback address such as 127.0.0.1:6060, got %q", c.PprofAddr)
 		}
 	}
+	c.MetricsAddr = e.str("METRICS_ADDR", "")
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			e.fail("METRICS_ADDR", "must be host:port such as 127.0.0.1:9090, got %q", c.MetricsAddr)
+		}
+	}
 	if c.Auth.Secret == "" && c.Auth.JWKSURL == "" {
 		e.fail("AUTH_JWT_SECRET", "or AUTH_JWKS_URL (or BETTER_AUTH_SECRET) must be set: without one no token can be verified")
 	}
@@ -365,14 +411,7 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 			}
 		}
 	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		e.fail("LOG_FORMAT", "must be text or json, got %q", c.LogFormat)
-	}
-	if err := c.LogLevel.UnmarshalText([]byte(e.str("LOG_LEVEL", "info"))); err != nil {
-		e.fail("LOG_LEVEL", "must be debug, info, warn or error")
-	}
+	c.LogFormat, c.LogLevel = loadLog(e)
 	if e.err != nil {
 		return Config{}, fmt.Errorf("config: %w", e.err)
 	}

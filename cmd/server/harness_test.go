@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -41,6 +40,7 @@ type instance struct {
 	t       *testing.T
 	URL     string // http://127.0.0.1:port
 	WS      string // ws://127.0.0.1:port/ws
+	Metrics string // http://host:port/metrics: on URL, or on METRICS_ADDR when set
 	Cfg     Config
 	cancel  context.CancelFunc
 	done    chan error
@@ -88,15 +88,29 @@ func (e *testEnv) config(overrides map[string]string) Config {
 // start runs serve() with cfg until the test ends (or Stop).
 func (e *testEnv) start(cfg Config) *instance {
 	e.t.Helper()
+	return e.startLogging(cfg, nil)
+}
+
+// startLogging is start with the server's log also written to logs.
+func (e *testEnv) startLogging(cfg Config, logs io.Writer) *instance {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	addrCh := make(chan net.Addr, 1)
+	addrCh := make(chan listening, 1)
 	inst := &instance{t: e.t, Cfg: cfg, cancel: cancel, done: make(chan error, 1)}
-	logger := slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	go func() { inst.done <- serve(ctx, cfg, logger, func(a net.Addr) { addrCh <- a }) }()
+	var out io.Writer = testWriter{e.t}
+	if logs != nil {
+		out = io.MultiWriter(out, logs)
+	}
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	go func() { inst.done <- serve(ctx, cfg, logger, func(l listening) { addrCh <- l }) }()
 	select {
-	case a := <-addrCh:
-		inst.URL = "http://" + a.String()
-		inst.WS = "ws://" + a.String() + "/ws"
+	case l := <-addrCh:
+		inst.URL = "http://" + l.API.String()
+		inst.WS = "ws://" + l.API.String() + "/ws"
+		inst.Metrics = inst.URL + "/metrics"
+		if l.Metrics != nil {
+			inst.Metrics = "http://" + l.Metrics.String() + "/metrics"
+		}
 	case err := <-inst.done:
 		cancel()
 		e.t.Fatalf("serve: %v", err)
@@ -411,7 +425,7 @@ func eventually(t testing.TB, what string, cond func() bool) {
 // metric returns the value of an unlabelled metric scraped from /metrics.
 func (i *instance) metric(t testing.TB, name string) float64 {
 	t.Helper()
-	res, err := http.Get(i.URL + "/metrics")
+	res, err := http.Get(i.Metrics)
 	if err != nil {
 		t.Fatal(err)
 	}

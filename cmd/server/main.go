@@ -2,7 +2,7 @@
 // chat assistant and MCP endpoint in one binary.
 //
 //	server [serve]                 run the service (the default)
-//	server migrate                 apply database migrations and exit
+//	server migrate                 apply database migrations and exit (needs only DATABASE_URL)
 //	server token USER_ID [--ttl D] print a signed dev token (needs AUTH_JWT_SECRET)
 //
 // Configuration comes from the environment; see Config in config.go and
@@ -34,7 +34,7 @@ func main() {
 
 const usage = `usage:
   server [serve]                  run the service
-  server migrate                  apply database migrations and exit
+  server migrate                  apply database migrations and exit (needs only DATABASE_URL)
   server token USER_ID [--ttl 1h] print a signed HS256 dev token (needs AUTH_JWT_SECRET)
 `
 
@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		}
 		return serve(ctx, cfg, newLogger(cfg, stderr), nil)
 	case "migrate":
-		cfg, err := loadConfig(lookup)
+		cfg, err := loadMigrateConfig(lookup)
 		if err != nil {
 			return err
 		}

@@ -94,13 +94,20 @@ type server struct {
 	schemaCurrent atomic.Bool
 }
 
+// listening is what serve tells its caller once it accepts connections:
+// the bound addresses (tests listen on port 0).
+type listening struct {
+	API     net.Addr
+	Metrics net.Addr // nil without METRICS_ADDR: /metrics is on API
+}
+
 // serve runs the service until ctx is cancelled, then shuts down in a fixed
 // order: stop accepting and close every socket with 1001 (clients reconnect
 // to another instance), let in-flight requests finish (both bounded by
 // SHUTDOWN_TIMEOUT), stop the background loops (listener, hub, broker,
-// pruner), then close Redis and the database pool. onListen, if not nil,
-// is told the bound address (tests listen on port 0).
-func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.Addr)) error {
+// pruner, the metrics and pprof listeners), then close Redis and the
+// database pool. onListen, if not nil, is told the bound addresses.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(listening)) error {
 	db, err := connect(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return err
@@ -203,6 +210,18 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 	if cfg.PprofAddr != "" {
 		runLoop("pprof", func(ctx context.Context) error { return servePprof(ctx, cfg.PprofAddr, log) })
 	}
+	var bound listening
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			stopBackground()
+			bg.Wait()
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		bound.Metrics = mln.Addr()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		runLoop("metrics", func(ctx context.Context) error { return servePrivate(ctx, "metrics", mln, s.metricsRoutes()) })
+	}
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -210,6 +229,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 		bg.Wait()
 		return fmt.Errorf("LISTEN_ADDR: %w", err)
 	}
+	bound.API = ln.Addr()
+	// Bodies are bounded per request by httpjson.BodyDeadline (routes), not
+	// by ReadTimeout: a request refused before its body is read must also
+	// have its connection closed at once, or net/http waits for the body
+	// before it even sends the refusal. Responses have no deadline: chat
+	// answers stream for as long as the model takes.
 	httpSrv := &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -219,7 +244,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(net.
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "instance", cfg.InstanceID)
 	if onListen != nil {
-		onListen(ln.Addr())
+		onListen(bound)
 	}
 
 	serveErr := make(chan error, 1)
@@ -291,7 +316,9 @@ func (s *server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	if s.cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", s.metricsHandler())
+	}
 	mux.Handle("GET /ws", s.sockets)
 
 	api := s.apiMiddleware()
@@ -306,7 +333,21 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET "+web.AssetsPrefix, webClient)
 
 	var h http.Handler = httpjson.Routes(mux)
-	h = cors.New(cors.Options{
+	// Without CORS_ALLOWED_ORIGINS no CORS handler at all: same origin
+	// only. (rs/cors would take an empty list for "every origin".)
+	if len(s.cfg.CORSAllowedOrigins) > 0 {
+		h = s.cors(h)
+	}
+	h = httpjson.BodyDeadline(s.cfg.BodyTimeout)(h)
+	h = recoverer(h)
+	h = reqlog.Middleware(s.log)(h)
+	return h
+}
+
+// cors lets the browser origins of CORS_ALLOWED_ORIGINS call the API with
+// credentials.
+func (s *server) cors(h http.Handler) http.Handler {
+	return cors.New(cors.Options{
 		AllowedOrigins: s.cfg.CORSAllowedOrigins,
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "Accept", "Idempotency-Key", "If-Match", "If-None-Match", "X-Request-Id",
@@ -316,9 +357,17 @@ func (s *server) routes() http.Handler {
 		AllowCredentials: true,
 		MaxAge:           600,
 	}).Handler(h)
-	h = recoverer(h)
-	h = reqlog.Middleware(s.log)(h)
-	return h
+}
+
+func (s *server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
+}
+
+// metricsRoutes is the handler of the METRICS_ADDR listener.
+func (s *server) metricsRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHandler())
+	return mux
 }
 
 // apiMiddleware authenticates, checks the path user, then rate limits by
@@ -398,14 +447,22 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	log.Info("pprof listening", "addr", addr)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
 		return fmt.Errorf("pprof: %w", err)
+	}
+	log.Info("pprof listening", "addr", addr)
+	return servePrivate(ctx, "pprof", ln, mux)
+}
+
+// servePrivate serves h on ln, a listener of its own beside the API's, until
+// ctx ends.
+func servePrivate(ctx context.Context, name string, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	stop := context.AfterFunc(ctx, func() { _ = srv.Close() })
+	defer stop()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }

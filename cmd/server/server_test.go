@@ -3,9 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"tasksync/internal/reqlog"
+	"tasksync/internal/testdb"
 )
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
@@ -28,6 +36,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"AUTO_MIGRATE", "perhaps", "AUTO_MIGRATE: must be true or false"},
 		{"PPROF_ADDR", "0.0.0.0:6060", "PPROF_ADDR: must be a loopback address"},
 		{"DATABASE_MAX_CONNS", "0", "DATABASE_MAX_CONNS: must be a whole number"},
+		{"HTTP_BODY_TIMEOUT", "0s", "HTTP_BODY_TIMEOUT: must be a duration"},
+		{"METRICS_ADDR", "9090", "METRICS_ADDR: must be host:port"},
 	}
 	for _, c := range cases {
 		env := map[string]string{}
@@ -129,5 +139,94 @@ func TestOperationsEndpointsAndCORS(t *testing.T) {
 	var body map[string]map[string]any
 	if code := a.api(t, "alice", "GET", "/api/alice/nothing-here", nil, &body); code != 404 || body["error"]["code"] != "not_found" {
 		t.Errorf("unknown route: %d %v", code, body)
+	}
+}
+
+// `server migrate` needs the database only: no auth secret, nothing else.
+func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, testdb.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	name := "tasksync_t_" + strings.ToLower(reqlog.NewID())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	u, err := url.Parse(testdb.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	dbURL := u.String()
+
+	var out, errOut bytes.Buffer
+	lookup := func(k string) (string, bool) {
+		if k == "DATABASE_URL" {
+			return dbURL, true
+		}
+		return "", false
+	}
+	if err := run(ctx, []string{"migrate"}, lookup, &out, &errOut); err != nil {
+		t.Fatalf("migrate with DATABASE_URL only: %v\n%s", err, errOut.String())
+	}
+	if !strings.HasPrefix(out.String(), "schema at version ") || strings.HasPrefix(out.String(), "schema at version 0\n") {
+		t.Fatalf("migrate printed %q", out.String())
+	}
+	db, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	var tasksTable bool
+	if err := db.QueryRow(ctx, "SELECT to_regclass('tasks') IS NOT NULL").Scan(&tasksTable); err != nil || !tasksTable {
+		t.Fatalf("no tasks table after migrate (%v)", err)
+	}
+	// Still refused without a database, naming the variable.
+	err = run(ctx, []string{"migrate"}, func(string) (string, bool) { return "", false }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("migrate without DATABASE_URL: %v", err)
+	}
+}
+
+// With METRICS_ADDR, /metrics is served on that listener and not on the
+// API's; without it, on the API's as before.
+func TestMetricsAddr(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	get := func(url string) (int, string) {
+		t.Helper()
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+
+	pub := env.start(env.config(nil))
+	if code, body := get(pub.URL + "/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("default /metrics on the API port: %d", code)
+	}
+
+	priv := env.start(env.config(map[string]string{"METRICS_ADDR": "127.0.0.1:0"}))
+	if priv.Metrics == priv.URL+"/metrics" {
+		t.Fatalf("METRICS_ADDR not used: %s", priv.Metrics)
+	}
+	if code, body := get(priv.Metrics); code != 200 || !strings.Contains(body, "tasksync_mutations_total") {
+		t.Errorf("/metrics on METRICS_ADDR: %d", code)
+	}
+	if code, body := get(priv.URL + "/metrics"); code != 404 || !strings.Contains(body, "not_found") {
+		t.Errorf("/metrics on the API port with METRICS_ADDR set: %d %s", code, body)
+	}
+	if code, _ := get(priv.URL + "/healthz"); code != 200 {
+		t.Errorf("healthz: %d", code)
 	}
 }

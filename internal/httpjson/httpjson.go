@@ -2,6 +2,8 @@
 // writes JSON responses, including the one error body shape:
 //
 //	{"error":{"code":"...","message":"...","fields":{...}}}
+//
+// It also bounds how long a request body may take to arrive ([BodyDeadline]).
 package httpjson
 
 import (
@@ -11,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"tasksync"
@@ -40,6 +44,10 @@ func Read(w http.ResponseWriter, r *http.Request, dst any, maxBytes int64) error
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return tooLarge(maxBytes)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return tasksync.Errorf(tasksync.CodeBadRequest, "the body did not arrive in time")
 		}
 		return tasksync.Errorf(tasksync.CodeBadRequest, "the body could not be read")
 	}
@@ -131,13 +139,23 @@ type ErrorDetail struct {
 	Current any               `json:"current,omitempty"`
 }
 
-// WriteError writes err in the one error shape with the status of its code.
-// Errors that are not *tasksync.Error are logged with the request's logger
-// and shown to the client only as "internal error".
+// RetryAfterUnavailable is the Retry-After (in seconds) of a 503 that does
+// not set its own: long enough for a restarting Postgres or a failover to
+// answer again, short enough that clients do not idle.
+const RetryAfterUnavailable = 2
+
+// WriteError writes err in the one error shape with the status of its code,
+// classified by [tasksync.AsError]. Errors that are not *tasksync.Error are
+// logged with the request's logger at the level of [tasksync.LogLevel]
+// (ERROR for a bug, shown as "internal error"; WARN for a dependency
+// outage, shown as unavailable). A 503 carries Retry-After.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	e := tasksync.AsError(err)
-	if e.Code == tasksync.CodeInternal {
-		reqlog.Logger(r.Context()).ErrorContext(r.Context(), "request failed", "err", err)
+	if level, ok := tasksync.LogLevel(err); ok {
+		reqlog.Logger(r.Context()).Log(r.Context(), level, "request failed", "code", e.Code, "err", err)
+	}
+	if e.Code == tasksync.CodeUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterUnavailable))
 	}
 	Write(w, tasksync.HTTPStatus(e.Code), ErrorBody{Error: ErrorDetail{
 		Code: e.Code, Message: e.Message, Fields: e.Fields, Current: e.Current,
