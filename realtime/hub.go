@@ -357,6 +357,13 @@ func (h *Hub) sendUser(user string, frame []byte) {
 	}
 }
 
+// CloseLocal closes every session of user on this instance only, for
+// signals that reach every instance by themselves (a revocation's NOTIFY);
+// CloseUser goes through the broker. It never blocks.
+func (h *Hub) CloseLocal(user string, code websocket.StatusCode, reason string) {
+	h.closeUser(user, code, reason)
+}
+
 // closeUser closes every session of user on this instance.
 func (h *Hub) closeUser(user string, code websocket.StatusCode, reason string) {
 	list, _ := h.userSessions(user)
