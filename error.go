@@ -129,12 +129,16 @@ func AsError(err error) *Error {
 // slog.LevelError when [AsError] makes it CodeInternal (a bug: someone must
 // look), at slog.LevelWarn when it is a dependency failure that AsError
 // turned into CodeUnavailable (an outage shows as many of these, and it is
-// the dependency's alarm that should ring). ok is false for an *Error: the
-// client's mistake or a refusal the code chose, which is not logged.
+// the dependency's alarm that should ring; also when an unavailable *Error
+// wraps such a failure). ok is false for other *Error values: the client's
+// mistake or a refusal the code chose, which is not logged.
 func LogLevel(err error) (level slog.Level, ok bool) {
 	var e *Error
 	switch {
 	case errors.As(err, &e):
+		if e.Code == CodeUnavailable && Transient(err) {
+			return slog.LevelWarn, true // an outage the code turned into a safe answer
+		}
 		return slog.LevelError, e.Code == CodeInternal
 	case Transient(err):
 		return slog.LevelWarn, true

@@ -15,6 +15,9 @@
 //     caller (403 otherwise).
 //   - [IssueHS256]: minting short-lived HS256 tokens for development and
 //     tests.
+//   - [Revocations]: "sign out everywhere". Per user, the time before which
+//     the user's tokens are refused, stored in Postgres and cached on every
+//     instance; [Revocations.Verifier] wraps a TokenVerifier with the check.
 //
 // It knows nothing about tasks, chat or sockets; packages that need the
 // caller call [FromContext], or take a [TokenVerifier] to check tokens that
@@ -29,7 +32,42 @@
 //
 // A *Verifier is safe for concurrent use by any number of goroutines; it is
 // not changed after [NewVerifier] returns, apart from the JWKS cache, which
-// has its own locking. The middlewares hold no state of their own.
+// has its own locking. *Revocations is too (one mutex around its cache; no
+// query runs under it) and starts no goroutine. The middlewares hold no
+// state of their own.
+//
+// # Sign out everywhere
+//
+// [Revocations.Revoke] stores revoked_before = now (the database's clock, in
+// microseconds) in user_revocations; a trigger sends a NOTIFY on
+// [RevocationChannel] in the same transaction. From then on a token of that
+// user is refused (401 "token revoked") when its iat is before
+// revoked_before, and also when it has no iat at all; tokens of users who
+// never signed out everywhere are not affected, with or without iat.
+//
+// iat has whole seconds, so a token issued in the same second as the
+// sign-out cannot be told from one issued just before it: it is refused
+// too. Refusing is the safe side; a client that signs in again right away
+// may see one 401 and gets a working token a second later. The rule
+// assumes that the identity provider's clock and the database's agree to
+// within about a second; no leeway is applied to it.
+//
+// Every instance caches each user's state (including "no revocation", the
+// common case, so a request costs no query) in a bounded LRU
+// ([DefaultRevocationCacheSize] users) whose entries are trusted for
+// [DefaultRevocationCacheTTL]. The LISTEN loop (realtime.Listener in this
+// service) hands notifications to [Revocations.HandleNotification], which
+// updates the cache at once and calls [RevocationConfig].OnRevoke, and
+// calls [Revocations.HandleBacklog] after every (re)LISTEN, which forgets
+// the whole cache because notifications sent while it was disconnected
+// are lost. Cached times only move forward, so a read that started before
+// a notification cannot undo it.
+//
+// When Postgres cannot be reached, a user whose state was cached less than
+// the TTL ago is answered from the cache (no new revocation can be stored
+// meanwhile either); a user whose state is unknown or older than the TTL is
+// refused with CodeUnavailable (503 on REST): a token is never let through
+// unchecked.
 //
 // # Lifetime of the JWKS refresh
 //

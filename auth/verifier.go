@@ -63,6 +63,10 @@ type Identity struct {
 	ExpiresAt time.Time
 	// Issuer is the token's iss claim, possibly empty.
 	Issuer string
+	// IssuedAt is the token's iat, in whole seconds like the claim; zero if
+	// the token has none. [Revocations] compares it with the user's
+	// sign-out-everywhere time.
+	IssuedAt time.Time
 }
 
 // Config configures a [Verifier]. At least one of Secret and JWKSURL must be
@@ -283,6 +287,9 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, error) {
 	id := Identity{UserID: c.userID(), Issuer: c.Issuer}
 	if c.ExpiresAt != nil {
 		id.ExpiresAt = c.ExpiresAt.Time
+	}
+	if c.IssuedAt != nil {
+		id.IssuedAt = c.IssuedAt.Time
 	}
 	return id, nil
 }

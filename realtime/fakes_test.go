@@ -248,8 +248,10 @@ func num(f map[string]any, k string) int64 {
 type fakeLog struct {
 	mu     sync.Mutex
 	events map[string][]*Event // by user, seq = index+1
-	// beforeRead, if set, runs at the start of every Read/ReadAfter.
-	beforeRead func()
+	// beforeHubRead, if set, runs at the start of every read by the hub's
+	// fetch loop (which reads up to math.MaxInt64; sessions read up to the
+	// seq they know of).
+	beforeHubRead func()
 }
 
 func newFakeLog() *fakeLog { return &fakeLog{events: map[string][]*Event{}} }
@@ -273,8 +275,11 @@ func (l *fakeLog) CurrentSeq(_ context.Context, user string) (int64, error) {
 }
 
 func (l *fakeLog) Read(_ context.Context, user string, after, upTo int64, limit int) ([]*Event, error) {
-	if l.beforeRead != nil {
-		l.beforeRead()
+	l.mu.Lock()
+	hook := l.beforeHubRead
+	l.mu.Unlock()
+	if hook != nil && upTo == math.MaxInt64 {
+		hook()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"tasksync"
@@ -98,7 +99,7 @@ func requestError(ctx context.Context, err error) error {
 		return err
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		return tasksync.Errorf(tasksync.CodeUnavailable, "the request timed out; retry it (with the same mutation_id)")
+		return fmt.Errorf("%w: %w", tasksync.Errorf(tasksync.CodeUnavailable, "the request timed out; retry it (with the same mutation_id)"), err)
 	}
 	return err
 }

@@ -26,6 +26,10 @@ type Listener struct {
 	URL    string
 	Hub    *Hub
 	Logger *slog.Logger
+	// Handlers are more channels to LISTEN on over the same connection
+	// (auth's revocations); one that is a pgxlisten.BacklogHandler is
+	// called after every (re)LISTEN too.
+	Handlers map[string]pgxlisten.Handler
 
 	connects   int
 	listenedAt time.Time
@@ -49,6 +53,9 @@ func (l *Listener) Run(ctx context.Context) error {
 		ReconnectDelay: -1, // connect applies the backoff
 	}
 	pl.Handle(NotifyChannel, l)
+	for ch, h := range l.Handlers {
+		pl.Handle(ch, h)
+	}
 	return pl.Listen(ctx)
 }
 

@@ -234,6 +234,12 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.presence = newPresenceEntry(PresenceEntry{SessionID: s.id, UserID: s.userID, Device: device(r),
 		Instance: srv.hub.instance, ConnectedAt: time.Now().UTC().Truncate(time.Millisecond)})
 	srv.start(s, since, id)
+	// A sign-out everywhere that landed between the token check and the
+	// registration closed the user's sessions without this one: check the
+	// token again now that a revocation would reach it.
+	if _, err := srv.verifier.Verify(r.Context(), raw); tasksync.ErrorCode(err) == tasksync.CodeUnauthorized {
+		s.close(DisconnectRevoked)
+	}
 }
 
 // parseSeq reads a sequence number in its one plain spelling: 0, or
@@ -324,10 +330,13 @@ func (srv *Server) start(s *session, since *int64, id auth.Identity) {
 		s.close(DisconnectTooManySockets)
 	default:
 		s.registered = true
+		// Once registered: live events only raise known while filling,
+		// and the fill reads the current seq after the registration, so
+		// nothing committed in between is missed.
 		if since != nil {
-			// Before the writer runs, and the registration makes no
-			// difference: live events only raise known while filling.
 			s.requestSync(nil, *since)
+		} else {
+			s.catchUp()
 		}
 		// Shutdown may have listed the sessions just before this one
 		// registered.

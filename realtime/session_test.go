@@ -367,7 +367,7 @@ func TestHubSurvivesAPanic(t *testing.T) {
 	c.must(t)
 	var once sync.Once
 	r.log.mu.Lock()
-	r.log.beforeRead = func() { once.Do(func() { panic("boom") }) }
+	r.log.beforeHubRead = func() { once.Do(func() { panic("boom") }) }
 	r.log.mu.Unlock()
 	r.write("jill", 3)
 	expectEvents(t, c, 0, 3)
@@ -415,5 +415,31 @@ func eventually(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// A session's start seq is read before it is registered: an event
+// dispatched to the user's other sessions in between still reaches it, even
+// when no later event comes to reveal the gap.
+func TestEventBetweenStartSeqAndRegistrationIsDelivered(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, Config{})
+	a := r.connect("lena", nil)
+	a.must(t) // hello
+
+	c := newFakeConn()
+	start, _ := r.log.CurrentSeq(context.Background(), "lena") // as ServeHTTP does
+	r.write("lena", 1)
+	expectEvents(t, a, 0, 1) // dispatched, to a only: b is not registered yet
+	s := newSession(r.srv, c, "lena-late", "lena", start, time.Time{})
+	r.srv.start(s, nil, auth.Identity{UserID: "lena"})
+	if f := c.must(t); typ(f) != TypeHello || num(f, "seq") != 0 {
+		t.Fatalf("first frame %v, want hello with seq 0", f)
+	}
+	expectEvents(t, c, 0, 1)
+	// No synced frame for a check nobody asked for.
+	c.send(t, map[string]any{"type": "ping", "id": 1})
+	if f := c.must(t); typ(f) != TypePong {
+		t.Fatalf("frame %v, want pong", f)
 	}
 }

@@ -30,6 +30,9 @@ type stream struct {
 type syncRequest struct {
 	id    json.RawMessage
 	since int64
+	// silent: nobody asked, nobody is answered (the catch-up check of a
+	// new session).
+	silent bool
 }
 
 // Paging and bounds of catch-up work.
@@ -84,11 +87,27 @@ func (s *session) deliver(ev *Event) {
 }
 
 // requestSync restarts the event stream after since (a client sync frame,
-// or ?since= before the session is registered). The answer (synced or a
+// or ?since= once the session is registered). The answer (synced or a
 // snapshot) carries id.
 func (s *session) requestSync(id json.RawMessage, since int64) {
+	s.restart(&syncRequest{id: id, since: since})
+}
+
+// catchUp checks, once the session is registered, that it has every event
+// up to the user's current seq, and fills what it lacks from the log. A new
+// session's start seq was read before it was registered: events committed
+// in between may have been dispatched to the user's other sessions only.
+// Everything committed after this check's read reaches the session live.
+func (s *session) catchUp() {
 	s.smu.Lock()
-	s.syncReq = &syncRequest{id: id, since: since}
+	since := s.cursor
+	s.smu.Unlock()
+	s.restart(&syncRequest{since: since, silent: true})
+}
+
+func (s *session) restart(req *syncRequest) {
+	s.smu.Lock()
+	s.syncReq = req
 	start := !s.filling
 	s.filling = true
 	s.smu.Unlock()
@@ -125,7 +144,7 @@ func (s *session) fill() {
 	)
 	// answerLater leaves the answer to synced, once caught up.
 	answerLater := func() {
-		if answer != nil {
+		if answer != nil && !answer.silent {
 			s.smu.Lock()
 			s.synced = append(s.synced, answer.id)
 			s.smu.Unlock()
@@ -165,7 +184,7 @@ func (s *session) fill() {
 
 		case want == wantSnapshot:
 			var id json.RawMessage
-			if answer != nil {
+			if answer != nil && !answer.silent {
 				id = answer.id
 			}
 			err = s.snapshot(id, reason)
@@ -209,10 +228,10 @@ func (s *session) fill() {
 				s.smu.Unlock()
 				continue
 			}
-			if answer != nil {
+			if answer != nil && !answer.silent {
 				s.synced = append(s.synced, answer.id)
-				answer = nil
 			}
+			answer = nil
 			s.filling = false
 			for _, id := range s.synced {
 				s.send(encode(syncedFrame{Type: TypeSynced, ID: id, Seq: s.cursor}))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-chi/httprate"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgxlisten"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -83,7 +84,8 @@ type server struct {
 	cfg      Config
 	log      *slog.Logger
 	db       *pgxpool.Pool
-	verifier *auth.Verifier
+	verifier auth.TokenVerifier // signature, claims, then revocation
+	revoked  *auth.Revocations
 	tasks    *tasks.Service
 	changes  *realtime.ChangeLog
 	hub      *realtime.Hub
@@ -167,6 +169,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(list
 		Logger: log, Changes: changes, Broker: broker, Metrics: metrics,
 		Instance: cfg.InstanceID, PresenceTTL: cfg.PresenceTTL,
 	})
+	// Sign out everywhere: every path that checks a token (REST, socket
+	// upgrade, auth.refresh, /mcp) gets the revocation check through the
+	// wrapped verifier; the NOTIFY closes the user's sockets here even when
+	// the broker is down.
+	revoked, err := auth.NewRevocations(db, auth.RevocationConfig{
+		OnRevoke: func(user string, _ time.Time) { hub.CloseUserLocal(user, realtime.DisconnectRevoked) },
+	})
+	if err != nil {
+		return err
+	}
+	tokens := revoked.Verifier(verifier)
 	taskService := tasks.NewServiceWith(db, tasks.BatchOptions{MaxBatches: cfg.WriteBatches, MaxBatch: cfg.WriteBatchSize})
 	chatSrv := newChat(ctx, cfg, log, db, hub, taskService)
 	defer chatSrv.Stop() // before Redis and the pool close: turns store what they have
@@ -189,9 +202,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(list
 		MaxInFlight:       cfg.WSMaxInFlight,
 		MaxSnapshots:      cfg.WSMaxSnapshots,
 		OriginPatterns:    cfg.WSAllowedOrigins,
-	}, realtime.ServerDeps{Logger: log, Hub: hub, Tasks: taskService, Verifier: verifier, Chat: chatSrv})
+	}, realtime.ServerDeps{Logger: log, Hub: hub, Tasks: taskService, Verifier: tokens, Chat: chatSrv})
 
-	s := &server{cfg: cfg, log: log, db: db, verifier: verifier, tasks: taskService,
+	s := &server{cfg: cfg, log: log, db: db, verifier: tokens, revoked: revoked, tasks: taskService,
 		changes: changes, hub: hub, sockets: sockets, registry: registry, chat: chatSrv}
 
 	var bg sync.WaitGroup
@@ -205,7 +218,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(list
 		}()
 	}
 	runLoop("hub", hub.Run) // fetch loop, broker delivery, presence heartbeat
-	runLoop("listener", (&realtime.Listener{URL: cfg.DatabaseListenURL, Hub: hub, Logger: log}).Run)
+	runLoop("listener", (&realtime.Listener{URL: cfg.DatabaseListenURL, Hub: hub, Logger: log,
+		Handlers: map[string]pgxlisten.Handler{auth.RevocationChannel: revoked}}).Run)
 	runLoop("pruner", s.prune)
 	if cfg.PprofAddr != "" {
 		runLoop("pprof", func(ctx context.Context) error { return servePprof(ctx, cfg.PprofAddr, log) })
@@ -324,7 +338,8 @@ func (s *server) routes() http.Handler {
 	api := s.apiMiddleware()
 	(&tasks.Handler{Service: s.tasks, MaxBody: s.cfg.MaxBodyBytes}).Register(mux, api)
 	s.chat.register(mux, api, s.verifier) // /api/{user_id}/chat, /conversations, /mcp
-	// Sign out everywhere: close every socket of the caller on every instance.
+	// Sign out everywhere: refuse the caller's current tokens and close
+	// their sockets, on every instance.
 	mux.Handle("DELETE /api/{user_id}/sessions", api(http.HandlerFunc(s.closeSessions)))
 	// The browser client: the page at / and its files. Exact patterns, not
 	// "GET /", so that unknown paths (and other methods) keep their JSON 404/405.
@@ -388,11 +403,23 @@ func (s *server) apiMiddleware() func(http.Handler) http.Handler {
 	}
 }
 
+// closeSessions signs the caller out everywhere. The revocation is stored
+// first (503 when it cannot be: nothing is promised then): from its commit
+// on, every token of the user issued before it is refused on every
+// instance, and its NOTIFY makes every instance close the user's sockets
+// with 4010. The sockets on this instance are closed at once, and the
+// broker message to the others is a second path, so a broker outage does
+// not fail the request.
 func (s *server) closeSessions(w http.ResponseWriter, r *http.Request) {
-	id, _ := auth.FromContext(r.Context())
-	if err := s.hub.CloseUser(r.Context(), id.UserID, realtime.DisconnectRevoked); err != nil {
-		httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeUnavailable, "could not reach the broker; try again"))
+	ctx := r.Context()
+	id, _ := auth.FromContext(ctx)
+	if _, err := s.revoked.Revoke(ctx, id.UserID); err != nil {
+		reqlog.Logger(ctx).WarnContext(ctx, "sign out everywhere: revocation not stored", "err", err)
+		httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeUnavailable, "could not store the sign-out; try again"))
 		return
+	}
+	if err := s.hub.CloseUser(ctx, id.UserID, realtime.DisconnectRevoked); err != nil {
+		reqlog.Logger(ctx).WarnContext(ctx, "sign out everywhere: broker unreachable; other instances close the sockets on the revocation's notification", "err", err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
