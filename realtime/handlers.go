@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"tasksync"
 	"tasksync/tasks"
 )
@@ -19,6 +21,55 @@ type handler struct {
 	// inline handlers are cheap and never block: they run on the reader.
 	// The others run on a request goroutine, at most MaxInFlight at once.
 	inline bool
+}
+
+// readLoop reads client frames until the socket fails or closes. Cheap
+// frames are answered here; the others run on request goroutines, so that
+// reading (and with it pongs and close frames) never waits for a request.
+func (s *session) readLoop() {
+	violations := 0
+	for {
+		typ, data, err := s.conn.Read(s.ctx)
+		if err != nil {
+			code := websocket.CloseStatus(err)
+			if code == -1 {
+				code = websocket.StatusAbnormalClosure
+			}
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				code = CloseTooBig
+			}
+			s.ended(code)
+			return
+		}
+		if !s.limiter.Allow() {
+			violations++
+			s.srv.metrics.framesIn.WithLabelValues("rate_limited").Inc()
+			if violations > s.srv.cfg.FrameBurst {
+				s.close(DisconnectRateLimited)
+				continue // keep reading until the writer closes the socket
+			}
+			f, _ := decodeFrame(data)
+			r := s.limiter.Reserve()
+			wait := r.Delay()
+			r.Cancel()
+			s.send(encode(errorFrame{Type: TypeError, ID: f.ID, Re: f.Type, Code: tasksync.CodeRateLimited,
+				Message: "too many frames; wait retry_after_ms", RetryAfterMS: max(wait.Milliseconds(), 1)}))
+			continue
+		}
+		violations = 0
+		if typ != websocket.MessageText {
+			s.srv.metrics.framesIn.WithLabelValues("invalid").Inc()
+			s.send(encodeError(nil, "", tasksync.Errorf(tasksync.CodeBadRequest, "frames must be JSON text, not binary")))
+			continue
+		}
+		f, err := decodeFrame(data)
+		if err != nil {
+			s.srv.metrics.framesIn.WithLabelValues("invalid").Inc()
+			s.send(encodeError(f.ID, f.Type, err))
+			continue
+		}
+		s.srv.serveFrame(s, f)
+	}
 }
 
 // handlerTable maps every client frame type to its handler; a type not in
