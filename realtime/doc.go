@@ -6,13 +6,14 @@
 // # A map of the package
 //
 //   - server.go: [Server], the GET /ws handler: authentication (header,
-//     subprotocol or query), upgrade, session start, read loop, shutdown.
-//   - handlers.go: the frame-type -> handler table and the handlers.
+//     subprotocol or query), upgrade, session start, shutdown.
+//   - handlers.go: the read loop, the frame-type -> handler table and the
+//     handlers.
 //   - session.go: one socket: its bounded send queue, the writer, pings,
 //     and its teardown. stream.go: its event stream: live delivery,
 //     catch-up from the change log, sync requests and paged snapshots.
-//   - hub.go: [Hub]: the registry of local sessions by user, the fetch loop
-//     that turns change-log notifications into log reads and dispatch.
+//   - hub.go: [Hub]: the fetch loop that turns change-log notifications into
+//     log reads and dispatches events; registry.go: its sessions by user.
 //   - relay.go: broker messages (chat streams, sign-out, signals).
 //     presence.go: the user's devices listed in the broker, with its
 //     throttling and heartbeat. broker.go, redisbroker.go: the [Broker]
@@ -62,9 +63,12 @@
 //     rate_limited), so pongs and close frames are always read. Replies
 //     may therefore come in another order than the requests.
 //   - hello is queued before the session is registered with the hub, so it
-//     is always the first frame; a resume (?since=) starts before
-//     registration, so its replay comes before any live event; nothing
-//     waits for the broker before hello.
+//     is always the first frame. From its registration the session is in
+//     catch-up mode (live events only tell it how far the log goes) until it
+//     has read the log up to the seq current after the registration: a
+//     resume (?since=) replays before any live event, and an event
+//     dispatched between the start seq and the registration is not missed.
+//     Nothing waits for the broker before hello.
 //   - Pings are single-flight; every write has WriteTimeout; every read of
 //     the change log and every broker call has a timeout.
 //   - Snapshots are built at most Config.MaxSnapshots at a time per
