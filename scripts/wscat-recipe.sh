@@ -47,7 +47,7 @@ curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || die "the server did not 
 TOKEN=$("$work/server" token alice --ttl 10m)
 WS="ws://127.0.0.1:$port/ws"
 # Terminal 1 listens. (wscat leaves at once when stdin is at EOF: keep it open.)
-"${WSCAT[@]}" -c "$WS" -H "Authorization: Bearer $TOKEN" -w 15 < <(sleep 17) >"$work/t1.out" 2>"$work/t1.err" &
+"${WSCAT[@]}" -c "$WS" -H "Authorization: Bearer $TOKEN" -w 40 < <(sleep 42) >"$work/t1.out" 2>"$work/t1.err" &
 t1=$!
 for _ in $(seq 1 600); do
 	grep -q '"type":"hello"' "$work/t1.out" 2>/dev/null && break
@@ -55,9 +55,10 @@ for _ in $(seq 1 600); do
 	sleep 0.1
 done
 grep -q '"type":"hello"' "$work/t1.out" || die "terminal 1 never got its hello frame: $(cat "$work/t1.err")"
-# Terminal 2 creates a task.
+# Terminal 2 creates a task. (-w: how long wscat stays after sending; generous, since npx
+# itself can take seconds to start on a busy machine.)
 "${WSCAT[@]}" -c "$WS" -H "Authorization: Bearer $TOKEN" \
-	-x '{"type":"task.create","id":1,"task":{"title":"Hello from terminal 2"}}' -w 3 < <(sleep 5) >"$work/t2.out" 2>"$work/t2.err"
+	-x '{"type":"task.create","id":1,"task":{"title":"Hello from terminal 2"}}' -w 8 < <(sleep 10) >"$work/t2.out" 2>"$work/t2.err"
 # ------------------------------------------------------------------------------------
 
 grep -q '"type":"reply","id":1,"re":"task.create"' "$work/t2.out" || die "terminal 2 got no reply to task.create: $(cat "$work/t2.out" "$work/t2.err")"
