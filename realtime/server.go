@@ -322,6 +322,17 @@ func (srv *Server) start(s *session, since *int64, id auth.Identity) {
 	}
 	s.send(encode(hello))
 
+	// The session starts in catch-up mode, before it is registered: live
+	// events only tell it how far the log goes, until its fill goroutine,
+	// started once it is registered, has read the log up to the seq current
+	// after the registration. So a ?since= replay comes before any live
+	// event, and an event dispatched to the user's other sessions between
+	// reading the start seq and the registration is not missed.
+	if since != nil {
+		s.prepare(&syncRequest{since: *since})
+	} else {
+		s.prepare(&syncRequest{since: s.cursor, silent: true})
+	}
 	closing := srv.acquire()
 	switch {
 	case closing:
@@ -330,14 +341,10 @@ func (srv *Server) start(s *session, since *int64, id auth.Identity) {
 		s.close(DisconnectTooManySockets)
 	default:
 		s.registered = true
-		// Once registered: live events only raise known while filling,
-		// and the fill reads the current seq after the registration, so
-		// nothing committed in between is missed.
-		if since != nil {
-			s.requestSync(nil, *since)
-		} else {
-			s.catchUp()
+		if testHookRegistered != nil {
+			testHookRegistered(s)
 		}
+		s.startFill()
 		// Shutdown may have listed the sessions just before this one
 		// registered.
 		if srv.isClosing() {
@@ -347,6 +354,10 @@ func (srv *Server) start(s *session, since *int64, id auth.Identity) {
 	go s.writeLoop()
 	go s.run()
 }
+
+// testHookRegistered, when set by a test, runs right after a session is
+// registered: where the hub may deliver to it first.
+var testHookRegistered func(*session)
 
 // acquire counts a session in; it reports whether the server is closing.
 func (srv *Server) acquire() (closing bool) {

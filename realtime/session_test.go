@@ -443,3 +443,29 @@ func TestEventBetweenStartSeqAndRegistrationIsDelivered(t *testing.T) {
 		t.Fatalf("frame %v, want pong", f)
 	}
 }
+
+// An event the hub delivers right after the registration, before the
+// replay of ?since= has started, does not jump ahead of the replay.
+func TestEventAtRegistrationWaitsForTheReplay(t *testing.T) {
+	// Not parallel: it sets a package test hook.
+	r := newRig(t, Config{})
+	r.write("mona", 10)
+	var next *Event
+	testHookRegistered = func(s *session) {
+		if s.userID == "mona" && next != nil {
+			s.deliver(next) // as the hub would, in the window
+		}
+	}
+	t.Cleanup(func() { testHookRegistered = nil })
+	r.log.add("mona") // seq 11, committed but not yet notified
+	evs, _ := r.log.Read(context.Background(), "mona", 10, 11, 1)
+	next = evs[0]
+	c := newFakeConn()
+	s := newSession(r.srv, c, "mona-1", "mona", 10, time.Time{})
+	since := int64(2)
+	r.srv.start(s, &since, auth.Identity{UserID: "mona"})
+	if f := c.must(t); typ(f) != TypeHello {
+		t.Fatalf("first frame %v", f)
+	}
+	expectEvents(t, c, 2, 11)
+}

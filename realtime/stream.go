@@ -86,24 +86,24 @@ func (s *session) deliver(ev *Event) {
 	}
 }
 
-// requestSync restarts the event stream after since (a client sync frame,
-// or ?since= once the session is registered). The answer (synced or a
-// snapshot) carries id.
+// requestSync restarts the event stream after since (a client sync
+// frame). The answer (synced or a snapshot) carries id.
 func (s *session) requestSync(id json.RawMessage, since int64) {
 	s.restart(&syncRequest{id: id, since: since})
 }
 
-// catchUp checks, once the session is registered, that it has every event
-// up to the user's current seq, and fills what it lacks from the log. A new
-// session's start seq was read before it was registered: events committed
-// in between may have been dispatched to the user's other sessions only.
-// Everything committed after this check's read reaches the session live.
-func (s *session) catchUp() {
+// prepare sets the session up to answer req from its first delivery on,
+// before it is registered: live events only raise known until the fill
+// goroutine, started by [session.startFill] once registered, is done.
+func (s *session) prepare(req *syncRequest) {
 	s.smu.Lock()
-	since := s.cursor
+	s.syncReq = req
+	s.filling = true
 	s.smu.Unlock()
-	s.restart(&syncRequest{since: since, silent: true})
 }
+
+// startFill starts the fill goroutine that prepare set up.
+func (s *session) startFill() { s.wg.Go(s.fill) }
 
 func (s *session) restart(req *syncRequest) {
 	s.smu.Lock()
