@@ -19,7 +19,7 @@ help: ## list the targets
 dev: ## run the server locally (services, database, migrations, a 24 h token, then serve)
 	@scripts/dev.sh
 
-test: ## go vet + go test -race against real PostgreSQL/Redis (+ browser tests when present)
+test: ## go vet + go test -race against real PostgreSQL/Redis, the short chaos run (+ browser tests when present)
 	@scripts/test.sh
 
 screenshots: ## re-take docs/screenshots/*.png with the browser tests

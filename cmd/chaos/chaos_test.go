@@ -259,7 +259,7 @@ func fakeServer(t *testing.T, answer string) *instance {
 			return
 		}
 		if code, ok := strings.CutPrefix(answer, "close "); ok {
-			n := map[string]websocket.StatusCode{"1009": websocket.StatusMessageTooBig, "1011": websocket.StatusInternalError}[code]
+			n := map[string]websocket.StatusCode{"1001": websocket.StatusGoingAway, "1009": websocket.StatusMessageTooBig, "1011": websocket.StatusInternalError}[code]
 			_ = c.Close(n, "")
 			return
 		}
@@ -299,6 +299,7 @@ func TestPoisonVerdicts(t *testing.T) {
 		{"unknown type", `{"type":"pong","id":"after-poison"}`, false, false},
 		{"huge frame", "close 1009", true, false},
 		{"huge frame", "close 1011", false, false},
+		{"unknown type", "close 1001", false, true},
 		{"binary frame", `{"type":"error","re":"","code":"bad_request"}`, true, false},
 	} {
 		h := testHarness()

@@ -163,12 +163,16 @@ func (h *harness) poisonOnce(ctx context.Context, in *instance, user string, c *
 	for {
 		f, code, err := read()
 		if err != nil {
+			// An instance going away (1001) or killed (1006) by a fault
+			// says nothing of the poison.
+			outage := code == "1001" || code == "1006"
 			if answer == "" {
 				answer = "close " + code
-				return answer, slices.Contains(c.closes, code), false
+				good := slices.Contains(c.closes, code)
+				return answer, good, !good && outage
 			}
-			// Refused, then closed before the ping was answered.
-			return answer + ", then close " + code, false, false
+			// Refused as promised, then closed before the ping was answered.
+			return answer + ", then close " + code, outage, false
 		}
 		switch f.Type {
 		case "error":
