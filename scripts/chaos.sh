@@ -11,6 +11,8 @@
 #   CHAOS_FAULTS=kill9,poison make chaos        # only these faults, in this order
 #                                               # (kill9 pg-restart pg-crash redis-kill sigterm poison; none)
 #   CHAOS_FLAGS="--rate 120 --crowd 800" make chaos   # any other flag of cmd/chaos (go run ./cmd/chaos -h)
+#   CHAOS_RACE=1 make chaos                     # server and harness built with -race; a race report fails the run
+#   CHAOS_SERVER_BIN=/path/server make chaos    # test this server binary instead of building ./cmd/server
 #
 # It never touches the shared PostgreSQL or Redis (nor those of scripts/services.sh): it starts its
 # own PostgreSQL (initdb into a new directory under /var/tmp, pg_ctl on a free loopback port; as root
@@ -161,12 +163,21 @@ redis_start
 export CHAOS_STATE CHAOS_PG_BINDIR CHAOS_REDIS_PORT
 
 # ------------------------------------------------------------------ build and run
-log "building the server and cmd/chaos"
-go build -o "$CHAOS_STATE/bin/server" ./cmd/server
-go build -o "$CHAOS_STATE/bin/chaos" ./cmd/chaos
+race=()
+[[ ${CHAOS_RACE:-0} == 1 ]] && race=(-race)
+SERVER_BIN=$CHAOS_STATE/bin/server
+if [[ -n ${CHAOS_SERVER_BIN:-} ]]; then
+	[[ -x $CHAOS_SERVER_BIN ]] || die "CHAOS_SERVER_BIN=$CHAOS_SERVER_BIN is not an executable"
+	SERVER_BIN=$(realpath "$CHAOS_SERVER_BIN")
+	log "testing the server binary $SERVER_BIN; building cmd/chaos"
+else
+	log "building the server and cmd/chaos ${race[*]}"
+	go build "${race[@]}" -o "$SERVER_BIN" ./cmd/server
+fi
+go build "${race[@]}" -o "$CHAOS_STATE/bin/chaos" ./cmd/chaos
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-args=(--server "$CHAOS_STATE/bin/server"
+args=(--server "$SERVER_BIN"
 	--database-admin-url "postgres://postgres@127.0.0.1:$CHAOS_PG_PORT/postgres?sslmode=disable"
 	--redis-url "redis://127.0.0.1:$CHAOS_REDIS_PORT/0"
 	--hook "$TASKSYNC_ROOT/scripts/chaos.sh _hook"

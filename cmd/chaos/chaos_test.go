@@ -243,7 +243,8 @@ func TestParseFlags(t *testing.T) {
 }
 
 // fakeServer answers every socket with hello, then answers the first
-// client frame with answer (a frame, or "close NNNN"), then pongs.
+// client frame with answer (a frame, or "close NNNN") and the second with a
+// pong ("pong first FRAME": the pong before the answer).
 func fakeServer(t *testing.T, answer string) *instance {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -263,11 +264,17 @@ func fakeServer(t *testing.T, answer string) *instance {
 			_ = c.Close(n, "")
 			return
 		}
-		_ = c.Write(ctx, websocket.MessageText, []byte(answer))
-		if _, _, err := c.Read(ctx); err != nil {
+		if _, _, err := c.Read(ctx); err != nil { // the ping
 			return
 		}
-		_ = c.Write(ctx, websocket.MessageText, []byte(`{"type":"pong","id":"after-poison"}`))
+		pong := []byte(`{"type":"pong","id":"after-poison"}`)
+		if after, ok := strings.CutPrefix(answer, "pong first "); ok {
+			_ = c.Write(ctx, websocket.MessageText, pong)
+			_ = c.Write(ctx, websocket.MessageText, []byte(after))
+		} else {
+			_ = c.Write(ctx, websocket.MessageText, []byte(answer))
+			_ = c.Write(ctx, websocket.MessageText, pong)
+		}
 		_ = c.Close(websocket.StatusNormalClosure, "")
 	}))
 	t.Cleanup(srv.Close)
@@ -294,6 +301,8 @@ func TestPoisonVerdicts(t *testing.T) {
 	}{
 		{"NUL in mutation_id", `{"type":"error","id":"poison","re":"task.create","code":"bad_request"}`, true, false},
 		{"NUL in mutation_id", `{"type":"error","id":"poison","re":"task.create","code":"internal"}`, false, false},
+		{"NUL in mutation_id", `pong first {"type":"error","id":"poison","re":"task.create","code":"invalid"}`, true, false},
+		{"lone surrogate in title", `pong first {"type":"reply","id":"poison","re":"task.create","task":{"id":3}}`, false, false},
 		{"NUL in mutation_id", `{"type":"error","id":"poison","re":"task.create","code":"unavailable"}`, false, true},
 		{"lone surrogate in title", `{"type":"reply","id":"poison","re":"task.create","task":{"id":3}}`, false, false},
 		{"unknown type", `{"type":"pong","id":"after-poison"}`, false, false},

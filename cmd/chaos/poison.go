@@ -103,6 +103,10 @@ func (p *poisonStats) record(c *poisonCase, answer string, good, inconclusive bo
 	}
 }
 
+// poisonTimeout bounds the wait for the answers to one poison frame and its
+// ping; the server answers every request within its own request timeout.
+const poisonTimeout = 30 * time.Second
+
 // poison sends one case after the other, each on a new socket of one of
 // the poison users, until ctx ends.
 func (h *harness) poison(ctx context.Context) {
@@ -129,7 +133,8 @@ func (h *harness) poisonOnce(ctx context.Context, in *instance, user string, c *
 		return "no socket", false, true
 	}
 	defer conn.CloseNow()
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, poisonTimeout)
 	defer cancel()
 
 	check := helloCheck{h: h, role: "poison", where: user + " on " + in.name}
@@ -159,10 +164,19 @@ func (h *harness) poisonOnce(ctx context.Context, in *instance, user string, c *
 		_ = conn.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","id":"after-poison"}`))
 	}
 
+	// The answer to the poison and the pong may come in either order:
+	// requests are served off the read loop, and replies are matched by id.
 	answer = ""
+	pong := false
 	for {
 		f, code, err := read()
 		if err != nil {
+			if ctx.Err() != nil && parent.Err() == nil {
+				if pong {
+					return "no answer within the time, only the pong", false, false
+				}
+				return "no answer within the time", false, false
+			}
 			// An instance going away (1001) or killed (1006) by a fault
 			// says nothing of the poison.
 			outage := code == "1001" || code == "1006"
@@ -176,10 +190,7 @@ func (h *harness) poisonOnce(ctx context.Context, in *instance, user string, c *
 		}
 		switch f.Type {
 		case "error":
-			if answer != "" {
-				continue
-			}
-			if f.Re == "ping" || string(f.ID) == `"after-poison"` {
+			if answer != "" || f.Re == "ping" || string(f.ID) == `"after-poison"` {
 				continue // e.g. rate_limited on the ping
 			}
 			answer = "error " + f.Code
@@ -188,6 +199,9 @@ func (h *harness) poisonOnce(ctx context.Context, in *instance, user string, c *
 			}
 			if !slices.Contains(c.codes, f.Code) {
 				return answer, false, false
+			}
+			if pong {
+				return answer, true, false
 			}
 		case "reply":
 			if answer == "" {
@@ -198,10 +212,10 @@ func (h *harness) poisonOnce(ctx context.Context, in *instance, user string, c *
 				return "reply" + op, false, false
 			}
 		case "pong":
-			if answer == "" {
-				return "no answer, only the pong", false, false
+			pong = true
+			if answer != "" {
+				return answer, true, false
 			}
-			return answer, true, false
 		}
 	}
 }

@@ -227,22 +227,25 @@ func (in *instance) stop() {
 	in.mu.Unlock()
 }
 
-// errorLines returns the log lines at level ERROR of every incarnation.
-func (in *instance) errorLines() ([]string, error) {
+// scanLog returns the log lines at level ERROR of every incarnation, and
+// the number of data races reported (a server built with -race).
+func (in *instance) scanLog() (errors []string, races int, err error) {
 	f, err := os.Open(filepath.Join(in.h.cfg.Out, "server-"+in.name+".log"))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
-	var out []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
-		if line := sc.Text(); strings.Contains(line, "level=ERROR") || strings.Contains(line, `"level":"ERROR"`) {
-			out = append(out, line)
+		switch line := sc.Text(); {
+		case strings.Contains(line, "level=ERROR") || strings.Contains(line, `"level":"ERROR"`):
+			errors = append(errors, line)
+		case strings.HasPrefix(line, "WARNING: DATA RACE"):
+			races++
 		}
 	}
-	return out, sc.Err()
+	return errors, races, sc.Err()
 }
 
 // runHook carries out a PostgreSQL or Redis fault through the --hook

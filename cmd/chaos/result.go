@@ -72,6 +72,7 @@ type instanceResult struct {
 	Starts     int      `json:"starts"`
 	MaxRSS     int64    `json:"max_rss_bytes"`
 	ErrorLines int      `json:"error_log_lines"`
+	DataRaces  int      `json:"data_races,omitempty"`
 	Crashes    []string `json:"crashes,omitempty"`
 }
 
@@ -114,12 +115,13 @@ func (h *harness) finish(res *result) {
 	res.Notes = slices.Clone(h.notes)
 	h.notesMu.Unlock()
 	for _, in := range h.instances {
-		lines, err := in.errorLines()
+		lines, races, err := in.scanLog()
 		if err != nil {
 			lines = []string{"could not read the log: " + err.Error()}
 		}
 		in.mu.Lock()
-		res.Instances = append(res.Instances, instanceResult{Name: in.name, Starts: in.incarnation, MaxRSS: in.hwm, ErrorLines: len(lines), Crashes: in.crashes})
+		res.Instances = append(res.Instances, instanceResult{Name: in.name, Starts: in.incarnation, MaxRSS: in.hwm,
+			ErrorLines: len(lines), DataRaces: races, Crashes: in.crashes})
 		in.mu.Unlock()
 		for _, l := range lines {
 			res.ErrorLines = append(res.ErrorLines, in.name+": "+l)
@@ -153,6 +155,7 @@ func (h *harness) finish(res *result) {
 		for _, c := range in.Crashes {
 			fail(true, "%s", c)
 		}
+		fail(in.DataRaces > 0, "instance %s reported %d data races (see its log)", in.Name, in.DataRaces)
 	}
 	for _, f := range res.Faults {
 		fail(f.Failed != "", "%s: %s", f.Name, f.Failed)
@@ -235,7 +238,11 @@ func (res *result) print(out io.Writer) {
 	}
 	row("changes stored from poison", v.PoisonStored, fmt.Sprintf("titles with U+FFFD: %d", v.ReplacementCh))
 	for _, in := range res.Instances {
-		row("instance "+in.Name+" max RSS (VmHWM)", mib(in.MaxRSS), fmt.Sprintf("%d starts", in.Starts))
+		note := fmt.Sprintf("%d starts", in.Starts)
+		if in.DataRaces > 0 {
+			note += fmt.Sprintf("; %d DATA RACES reported", in.DataRaces)
+		}
+		row("instance "+in.Name+" max RSS (VmHWM)", mib(in.MaxRSS), note)
 	}
 	errs := 0
 	var per []string
