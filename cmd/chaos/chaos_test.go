@@ -65,7 +65,7 @@ func TestReaderDetectsHelloOrderDuplicatesAndGaps(t *testing.T) {
 		`{"type":"task.updated","seq":6,"task":{"id":7,"title":"seven!","version":4}}`,
 		`{"type":"task.deleted","seq":8,"task_id":8}`, // seq 7 skipped
 	)
-	code, err := r.session(context.Background(), conn, 0)
+	code, err := r.session(context.Background(), conn, "0")
 	if code != "gap" || err == nil {
 		t.Fatalf("session ended with %q, %v; want a gap", code, err)
 	}
@@ -111,7 +111,7 @@ func TestReaderSnapshots(t *testing.T) {
 		`{"type":"snapshot","seq":6,"page":0,"more":true,"tasks":[]}`,
 		`{"type":"task.created","seq":6,"task":{"id":6}}`,
 	)
-	if code, _ := r.session(context.Background(), conn, 0); code != "1000" {
+	if code, _ := r.session(context.Background(), conn, "0"); code != "1000" {
 		t.Fatalf("session ended with %q, want the script's 1000", code)
 	}
 	if got := h.snapshots.Load(); got != 2 {

@@ -105,13 +105,16 @@ var httpClient = &http.Client{Transport: &http.Transport{
 	MaxIdleConnsPerHost: 16,
 }}
 
-// dial opens a socket of user on in, resuming after since (the last seq
-// the caller applied; negative: no since parameter). The token goes in the
-// Authorization header, as CLI clients send it.
-func (h *harness) dial(ctx context.Context, in *instance, user string, since int64, device string) (*websocket.Conn, error) {
+// noSince dials without a since parameter: the socket starts live.
+const noSince = "none"
+
+// dial opens a socket of user on in with ?since=<since> (the last seq the
+// caller applied, or -1 for a full snapshot; noSince: none). The token goes
+// in the Authorization header, as CLI clients send it.
+func (h *harness) dial(ctx context.Context, in *instance, user, since, device string) (*websocket.Conn, error) {
 	u := in.wsURL() + "?device=" + device
-	if since >= 0 {
-		u += "&since=" + strconv.FormatInt(since, 10)
+	if since != noSince {
+		u += "&since=" + since
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"tasksync/internal/reqlog"
 )
@@ -34,6 +36,7 @@ type harness struct {
 	tokens      map[string]string
 	users       []string // writing users; readers follow them
 	poisonUsers []string
+	start       map[string]userStart
 	writers     []*writer
 	readers     []*reader
 	faults      []faultRecord
@@ -44,7 +47,7 @@ type harness struct {
 	requestTimeouts                       atomic.Int64
 	sockets                               atomic.Int64
 	readerGaps, readerMissing, readerDups atomic.Int64
-	snapshots, churns                     atomic.Int64
+	snapshots, snapshotPages, churns      atomic.Int64
 	retried, refused, anomalies, closes   counters
 	dialErrors, helloNotFirst             counters
 	framesBeforeHello                     counters
@@ -160,6 +163,44 @@ func (h *harness) setup(ctx context.Context) error {
 		}
 		h.tokens[u] = tok
 	}
+	return h.seedTasks(ctx)
+}
+
+// userStart is a user's tasks and seq before the readers connect: what a
+// device that synced earlier would hold.
+type userStart struct {
+	tasks map[int64]taskView
+	seq   int64
+}
+
+// seedTasks gives each writing user --seed-tasks tasks, inserted with plain
+// SQL (the triggers log them like any other change), so that a snapshot
+// takes more than one page; and notes where each user starts.
+func (h *harness) seedTasks(ctx context.Context) error {
+	pool, err := pgxpool.New(ctx, h.dbURL)
+	if err != nil {
+		return fmt.Errorf("connect to seed tasks: %w", err)
+	}
+	defer pool.Close()
+	h.start = map[string]userStart{}
+	for _, u := range h.users {
+		if h.cfg.SeedTasks > 0 {
+			if _, err := pool.Exec(ctx, `INSERT INTO tasks (user_id, title, description, priority, tags)
+				SELECT $1, 'seed ' || g, 'inserted by chaos with plain SQL', 'low', '{seed}'
+				FROM generate_series(1, $2) AS g`, u, h.cfg.SeedTasks); err != nil {
+				return fmt.Errorf("seed the tasks of %s: %w", u, err)
+			}
+		}
+		tasks, err := h.loadTasks(ctx, pool, u)
+		if err != nil {
+			return err
+		}
+		var seq int64
+		if err := pool.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM user_seqs WHERE user_id = $1", u).Scan(&seq); err != nil {
+			return fmt.Errorf("read the seq of %s: %w", u, err)
+		}
+		h.start[u] = userStart{tasks: tasks, seq: seq}
+	}
 	return nil
 }
 
@@ -192,15 +233,21 @@ func (h *harness) run(ctx context.Context) (*result, error) {
 
 	goOwned(func() { h.sampleMemory(loadCtx) })
 
-	// Readers first, from seq 0, so that they see every change; the crowd
-	// sits on instance b, which SIGTERM will close.
+	// Readers first, from where each user starts, so that they see every
+	// change; the crowd sits on instance b, which SIGTERM will close.
+	newReader := func(u string, inst int, crowd bool) *reader {
+		st := h.start[u]
+		r := &reader{h: h, user: u, inst: inst, crowd: crowd, tasks: maps.Clone(st.tasks)}
+		r.lastSeq.Store(st.seq)
+		return r
+	}
 	for i, u := range h.users {
 		for k := range h.cfg.Readers {
-			h.readers = append(h.readers, &reader{h: h, user: u, inst: (i + k) % 2, tasks: map[int64]taskView{}})
+			h.readers = append(h.readers, newReader(u, (i+k)%2, false))
 		}
 	}
 	for i := range h.cfg.Crowd {
-		h.readers = append(h.readers, &reader{h: h, user: h.users[i%len(h.users)], inst: 1, crowd: true, tasks: map[int64]taskView{}})
+		h.readers = append(h.readers, newReader(h.users[i%len(h.users)], 1, true))
 	}
 	for i, r := range h.readers {
 		goOwned(func() { r.run(loadCtx) })

@@ -67,29 +67,31 @@ var allFaults = []string{faultKill9, faultPGRestart, faultPGCrash, faultRedisKil
 
 // config holds the flags.
 type config struct {
-	Server     string `json:"-"`
-	AdminURL   string `json:"-"`
-	RedisURL   string `json:"-"`
-	Hook       []string
-	ServerEnv  []string `json:"server_env,omitempty"`
-	Out        string   `json:"-"`
-	JSONPath   string   `json:"-"`
-	Quick      bool     `json:"quick"`
-	Faults     []string `json:"faults"`
-	Users      int      `json:"users"`
-	Rate       float64  `json:"rate"`
-	Inflight   int      `json:"inflight"`
-	Readers    int      `json:"readers_per_user"`
-	Crowd      int      `json:"crowd"`
-	RESTShare  float64  `json:"rest_share"`
-	Seed       int64    `json:"seed"`
-	PoisonGap  time.Duration
-	Churn      time.Duration
-	Warmup     time.Duration
-	Settle     time.Duration
-	Down       time.Duration
-	Drain      time.Duration
-	ReqTimeout time.Duration
+	Server        string `json:"-"`
+	AdminURL      string `json:"-"`
+	RedisURL      string `json:"-"`
+	Hook          []string
+	ServerEnv     []string `json:"server_env,omitempty"`
+	Out           string   `json:"-"`
+	JSONPath      string   `json:"-"`
+	Quick         bool     `json:"quick"`
+	Faults        []string `json:"faults"`
+	Users         int      `json:"users"`
+	Rate          float64  `json:"rate"`
+	Inflight      int      `json:"inflight"`
+	Readers       int      `json:"readers_per_user"`
+	Crowd         int      `json:"crowd"`
+	RESTShare     float64  `json:"rest_share"`
+	SeedTasks     int      `json:"seed_tasks"`
+	SnapshotShare float64  `json:"snapshot_share"`
+	Seed          int64    `json:"seed"`
+	PoisonGap     time.Duration
+	Churn         time.Duration
+	Warmup        time.Duration
+	Settle        time.Duration
+	Down          time.Duration
+	Drain         time.Duration
+	ReqTimeout    time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -111,6 +113,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.Readers, "readers", 2, "reader sockets per user besides the crowd (spread over both instances)")
 	fs.IntVar(&c.Crowd, "crowd", 0, "further reader sockets, all on instance b, that SIGTERM closes (default 500, quick 200)")
 	fs.Float64Var(&c.RESTShare, "rest-share", 0.1, "share of creates sent as POST /api/{user}/tasks with Idempotency-Key instead of on the socket")
+	fs.IntVar(&c.SeedTasks, "seed-tasks", 600, "tasks each writing user has before the run, inserted with plain SQL (so that snapshots take more than one page)")
+	fs.Float64Var(&c.SnapshotShare, "snapshot-share", 0.25, "share of reader connections (not the crowd) that start over with ?since=-1, a full snapshot, instead of resuming")
 	fs.Int64Var(&c.Seed, "seed", 0, "seed of the choice of mutations (0: from the clock); timing still varies from run to run")
 	fs.DurationVar(&c.PoisonGap, "poison-every", 0, "pause between two poison sockets (default 500ms, quick 300ms)")
 	fs.DurationVar(&c.Churn, "churn", 0, "readers (not the crowd) and writers close their socket after about this long and reconnect to the other instance, resuming (default 10s, quick 5s; negative: never)")
@@ -190,8 +194,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("--hook is required for the pg-restart, pg-crash and redis-kill faults")
 	case c.Users < 1 || c.Readers < 1 || c.Crowd < 0 || c.Inflight < 1:
 		return c, errors.New("--users, --readers and --inflight must be at least 1, --crowd at least 0")
-	case c.Rate <= 0 || c.RESTShare < 0 || c.RESTShare > 1:
-		return c, errors.New("--rate must be positive and --rest-share within [0, 1]")
+	case c.Rate <= 0 || c.RESTShare < 0 || c.RESTShare > 1 || c.SnapshotShare < 0 || c.SnapshotShare > 1 || c.SeedTasks < 0:
+		return c, errors.New("--rate must be positive, --rest-share and --snapshot-share within [0, 1], --seed-tasks not negative")
 	}
 	for _, raw := range []string{c.AdminURL, c.RedisURL} {
 		if err := checkLoopback(raw); err != nil {

@@ -128,7 +128,7 @@ func (h *harness) poison(ctx context.Context) {
 // comes back. answer describes it ("error bad_request", "close 1009",
 // "reply created", ...).
 func (h *harness) poisonOnce(ctx context.Context, in *instance, user string, c *poisonCase, tag string) (answer string, good, inconclusive bool) {
-	conn, err := h.dial(ctx, in, user, -1, "poison")
+	conn, err := h.dial(ctx, in, user, noSince, "poison")
 	if err != nil {
 		return "no socket", false, true
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -45,7 +47,12 @@ func (r *reader) run(ctx context.Context) {
 	b := newBackoff()
 	for ctx.Err() == nil {
 		in := r.h.instances[r.inst]
-		since := r.lastSeq.Load()
+		// Some sockets start over from a full snapshot (paged: the users
+		// have --seed-tasks tasks), the others resume from the last seq.
+		since := strconv.FormatInt(r.lastSeq.Load(), 10)
+		if !r.crowd && rand.Float64() < r.h.cfg.SnapshotShare {
+			since = "-1"
+		}
 		conn, err := r.h.dial(ctx, in, r.user, since, r.role())
 		if err != nil {
 			r.inst = 1 - r.inst
@@ -87,8 +94,8 @@ func (r *reader) run(ctx context.Context) {
 }
 
 // session reads one socket until it ends and returns its close code.
-func (r *reader) session(ctx context.Context, conn *websocket.Conn, since int64) (string, error) {
-	where := fmt.Sprintf("%s on %s (since=%d)", r.user, r.h.instances[r.inst].name, since)
+func (r *reader) session(ctx context.Context, conn *websocket.Conn, since string) (string, error) {
+	where := fmt.Sprintf("%s on %s (since=%s)", r.user, r.h.instances[r.inst].name, since)
 	check := helloCheck{h: r.h, role: r.role(), where: where}
 	defer check.done()
 	dups := 0
@@ -149,6 +156,7 @@ func (r *reader) session(ctx context.Context, conn *websocket.Conn, since int64)
 				continue
 			}
 			snap = append(snap, f.Tasks...)
+			r.h.snapshotPages.Add(1)
 			if !more {
 				r.replace(snap)
 				if f.Seq != nil {

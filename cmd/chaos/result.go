@@ -43,6 +43,7 @@ type result struct {
 		Missing    int64            `json:"seqs_skipped"`
 		Duplicates int64            `json:"duplicates"`
 		Snapshots  int64            `json:"snapshots"`
+		SnapPages  int64            `json:"snapshot_pages"`
 		Churns     int64            `json:"churns"`
 		Closes     map[string]int64 `json:"closes"`
 		DialErrors map[string]int64 `json:"dial_errors,omitempty"`
@@ -103,7 +104,7 @@ func (h *harness) finish(res *result) {
 	r.Readers, r.Crowd = len(h.readers)-h.cfg.Crowd, h.cfg.Crowd
 	r.Sockets = h.sockets.Load()
 	r.Gaps, r.Missing, r.Duplicates = h.readerGaps.Load(), h.readerMissing.Load(), h.readerDups.Load()
-	r.Snapshots, r.Churns = h.snapshots.Load(), h.churns.Load()
+	r.Snapshots, r.SnapPages, r.Churns = h.snapshots.Load(), h.snapshotPages.Load(), h.churns.Load()
 	r.Closes, r.DialErrors = h.closes.snapshot(), h.dialErrors.snapshot()
 	res.Hello.NotFirst, res.Hello.FramesBefore = h.helloNotFirst.snapshot(), h.framesBeforeHello.snapshot()
 	p := &h.poisoned
@@ -222,7 +223,7 @@ func (res *result) print(out io.Writer) {
 	row("valid mutations refused", m.Refused, kv(m.Refusals))
 	row("answers that asked for a retry", sum(m.Retried), kv(m.Retried))
 	row("requests timed out (socket dropped)", m.RequestTimeouts, "")
-	row("reader sockets opened", r.Sockets, fmt.Sprintf("%d readers + %d crowd; %d snapshots", r.Readers, r.Crowd, r.Snapshots))
+	row("reader sockets opened", r.Sockets, fmt.Sprintf("%d readers + %d crowd; %d snapshots in %d pages", r.Readers, r.Crowd, r.Snapshots, r.SnapPages))
 	row("reader gaps", r.Gaps, fmt.Sprintf("%d seqs skipped", r.Missing))
 	row("reader duplicates", r.Duplicates, "")
 	row("readers behind the database", v.ReadersBehind, "")

@@ -105,7 +105,7 @@ func (w *writer) connect(ctx context.Context) {
 	b := newBackoff()
 	gen := 0
 	for ctx.Err() == nil {
-		conn, err := w.h.dial(ctx, w.h.instances[w.inst], w.user, -1, "writer")
+		conn, err := w.h.dial(ctx, w.h.instances[w.inst], w.user, noSince, "writer")
 		if err != nil {
 			w.inst = 1 - w.inst
 			sleepCtx(ctx, b.next())
