@@ -109,8 +109,9 @@ var httpClient = &http.Client{Transport: &http.Transport{
 const noSince = "none"
 
 // dial opens a socket of user on in with ?since=<since> (the last seq the
-// caller applied, or -1 for a full snapshot; noSince: none). The token goes
-// in the Authorization header, as CLI clients send it.
+// caller applied, or -1 for a full snapshot; noSince: none). device names
+// the caller's role (reader, crowd, writer, poison). The token goes in the
+// Authorization header, as CLI clients send it.
 func (h *harness) dial(ctx context.Context, in *instance, user, since, device string) (*websocket.Conn, error) {
 	u := in.wsURL() + "?device=" + device
 	if since != noSince {
@@ -131,7 +132,7 @@ func (h *harness) dial(ctx context.Context, in *instance, user, since, device st
 		return nil, fmt.Errorf("dial %s as %s: %w", in.name, user, err)
 	}
 	conn.SetReadLimit(64 << 20)
-	h.sockets.Add(1)
+	h.sockets.add(device, 1)
 	return conn, nil
 }
 

@@ -45,11 +45,10 @@ type harness struct {
 	sent, acked, replayed, resent         atomic.Int64
 	framesSent, staleAnswers              atomic.Int64
 	requestTimeouts                       atomic.Int64
-	sockets                               atomic.Int64
 	readerGaps, readerMissing, readerDups atomic.Int64
 	snapshots, snapshotPages, churns      atomic.Int64
 	retried, refused, anomalies, closes   counters
-	dialErrors, helloNotFirst             counters
+	dialErrors, helloNotFirst, sockets    counters
 	framesBeforeHello                     counters
 	poisoned                              poisonStats
 

@@ -38,7 +38,7 @@ type result struct {
 	Readers struct {
 		Readers    int              `json:"readers"`
 		Crowd      int              `json:"crowd"`
-		Sockets    int64            `json:"sockets_opened"`
+		Sockets    map[string]int64 `json:"sockets_opened"`
 		Gaps       int64            `json:"gaps"`
 		Missing    int64            `json:"seqs_skipped"`
 		Duplicates int64            `json:"duplicates"`
@@ -102,7 +102,7 @@ func (h *harness) finish(res *result) {
 	}
 	r := &res.Readers
 	r.Readers, r.Crowd = len(h.readers)-h.cfg.Crowd, h.cfg.Crowd
-	r.Sockets = h.sockets.Load()
+	r.Sockets = h.sockets.snapshot()
 	r.Gaps, r.Missing, r.Duplicates = h.readerGaps.Load(), h.readerMissing.Load(), h.readerDups.Load()
 	r.Snapshots, r.SnapPages, r.Churns = h.snapshots.Load(), h.snapshotPages.Load(), h.churns.Load()
 	r.Closes, r.DialErrors = h.closes.snapshot(), h.dialErrors.snapshot()
@@ -223,7 +223,8 @@ func (res *result) print(out io.Writer) {
 	row("valid mutations refused", m.Refused, kv(m.Refusals))
 	row("answers that asked for a retry", sum(m.Retried), kv(m.Retried))
 	row("requests timed out (socket dropped)", m.RequestTimeouts, "")
-	row("reader sockets opened", r.Sockets, fmt.Sprintf("%d readers + %d crowd; %d snapshots in %d pages", r.Readers, r.Crowd, r.Snapshots, r.SnapPages))
+	row("sockets opened", sum(r.Sockets), kv(r.Sockets))
+	row("readers", r.Readers+r.Crowd, fmt.Sprintf("%d + a crowd of %d; %d snapshots in %d pages", r.Readers, r.Crowd, r.Snapshots, r.SnapPages))
 	row("reader gaps", r.Gaps, fmt.Sprintf("%d seqs skipped", r.Missing))
 	row("reader duplicates", r.Duplicates, "")
 	row("readers behind the database", v.ReadersBehind, "")
