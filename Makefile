@@ -9,7 +9,7 @@ SHELL := /bin/bash
 # Go from PATH, else the usual /usr/local/go.
 GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
 
-.PHONY: help dev test services services-stop build fmt vet bench token screenshots
+.PHONY: help dev test services services-stop build fmt vet bench chaos token screenshots
 
 help: ## list the targets
 	@echo "tasksync — make targets:"
@@ -19,7 +19,7 @@ help: ## list the targets
 dev: ## run the server locally (services, database, migrations, a 24 h token, then serve)
 	@scripts/dev.sh
 
-test: ## go vet + go test -race against real PostgreSQL/Redis (+ browser tests when present)
+test: ## go vet + go test -race against real PostgreSQL/Redis, the short chaos run (+ browser tests when present)
 	@scripts/test.sh
 
 screenshots: ## re-take docs/screenshots/*.png with the browser tests
@@ -49,3 +49,6 @@ vet: ## go vet ./...
 
 bench: ## load scenarios vs their baselines + Go micro-benchmarks (~10 min; BENCH_QUICK=1: ~2 min); docs/BENCHMARKS.md
 	@scripts/bench.sh
+
+chaos: ## faults under load: kill -9, Postgres restarts, Redis kill, SIGTERM, poison (~6 min; CHAOS_QUICK=1: ~1 min); docs/RELIABILITY.md
+	@scripts/chaos.sh

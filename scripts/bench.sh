@@ -112,8 +112,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # http_ok PORT PATH: a plain HTTP/1.0 GET answered with 200.
 http_ok() {
 	local status

@@ -92,3 +92,42 @@ shell_quote() {
 	local q="'\\''"
 	printf "'%s'" "${1//\'/$q}"
 }
+
+# wait_for SECONDS CMD...: polls CMD until it succeeds or SECONDS have passed.
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS < end)) || return 1
+		sleep 0.2
+	done
+}
+
+# pg_newest_bindir: the bin directory (initdb, pg_ctl) of the newest PostgreSQL installed under
+# /usr/lib/postgresql (Debian's layout); prints nothing when there is none.
+pg_newest_bindir() {
+	local d
+	# sort -V: 9 < 10 < 15
+	while IFS= read -r d; do
+		if [[ -x $d/initdb && -x $d/pg_ctl ]]; then
+			printf '%s' "$d"
+			return 0
+		fi
+	done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
+}
+
+# port_free PORT: nothing accepts connections on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port: a loopback port that nothing listens on now, from 20000-39999.
+free_port() {
+	local p i
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 20000))
+		if port_free "$p"; then
+			printf '%s' "$p"
+			return 0
+		fi
+	done
+	die "found no free port in 20000-39999 after 100 tries"
+}

@@ -72,16 +72,6 @@ REDIS_PIDFILE=$REDIS_BASE/redis.pid
 REDIS_PORTFILE=$REDIS_BASE/port
 REDIS_LOG=$REDIS_BASE/redis.log
 
-# wait_for SECONDS CMD...: polls CMD until it succeeds or SECONDS have passed.
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		((SECONDS < end)) || return 1
-		sleep 0.2
-	done
-}
-
 # split_hostport HOST:PORT → globals H, P.
 split_hostport() {
 	[[ $1 =~ ^(.+):([0-9]+)$ ]] || die "expected HOST:PORT, got '$1'"
@@ -148,14 +138,7 @@ pg_bindir() {
 		[[ -x /usr/lib/postgresql/$v/bin/pg_ctl ]] && printf '%s' "/usr/lib/postgresql/$v/bin"
 		return 0
 	fi
-	# The newest installed major version (sort -V: 9 < 10 < 15).
-	local d
-	while IFS= read -r d; do
-		if [[ -x $d/initdb && -x $d/pg_ctl ]]; then
-			printf '%s' "$d"
-			return 0
-		fi
-	done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
+	pg_newest_bindir
 }
 
 # as_pg_owner CMD...: run CMD as the owner of the local cluster (postgres when we are root).

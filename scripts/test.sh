@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # `make test` (and CI through .ci/run): PostgreSQL + Redis (scripts/services.sh), go vet,
-# go test -race, then the browser tests if web/test/run.sh exists. Stops at the first failure
-# with a message naming the step; the exit status is non-zero on any failure.
+# go test -race, the wscat recipe, the short chaos run (scripts/chaos.sh), then the browser tests
+# if web/test/run.sh exists. Stops at the first failure with a message naming the step; the exit
+# status is non-zero on any failure.
 #
 # The Go tests get:
 #   TEST_DATABASE_URL  a role that may create databases, on its maintenance database
 #                      (internal/testdb creates and drops one database per test)
 #   TEST_REDIS_URL     a Redis they may write to
-# Knobs: those of scripts/services.sh; GO_TEST_FLAGS adds flags to go test (e.g. -run X -v).
+# Knobs: those of scripts/services.sh; GO_TEST_FLAGS adds flags to go test (e.g. -run X -v);
+# CHAOS_SKIP=1 leaves out the short chaos run.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -43,6 +45,15 @@ step "go test -race ./..." go test -race -count=1 -timeout 12m ${GO_TEST_FLAGS:-
 
 # The README's two-terminal recipe, run with the wscat version it names.
 step "README wscat recipe (scripts/wscat-recipe.sh)" bash scripts/wscat-recipe.sh
+
+# The short fault run (about a minute; docs/RELIABILITY.md): its own PostgreSQL and Redis, never
+# the ones above. It fails on lost, duplicated, skipped or out-of-order changes and on broken
+# answers to poison frames, never on timing. CHAOS_SKIP=1 leaves it out.
+if [[ ${CHAOS_SKIP:-0} != 1 ]]; then
+	step "chaos, short version (CHAOS_QUICK=1 scripts/chaos.sh)" env CHAOS_QUICK=1 bash scripts/chaos.sh
+else
+	log "CHAOS_SKIP=1: the short chaos run is skipped"
+fi
 
 # ------------------------------------------------------------------ browser tests hook
 # When web/test/run.sh exists it is run here, after the Go tests, from the repo root, with

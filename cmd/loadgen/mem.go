@@ -5,10 +5,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"tasksync/internal/procstat"
 )
 
 // memSample is what is known of a server process's memory at one moment.
@@ -19,25 +20,6 @@ type memSample struct {
 	RSS        int64 `json:"rss_bytes"`
 	HeapInuse  int64 `json:"heap_inuse_bytes,omitempty"`
 	Goroutines int64 `json:"goroutines,omitempty"`
-}
-
-func readVmRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			fields := strings.Fields(v) // "12345 kB"
-			if len(fields) == 2 && fields[1] == "kB" {
-				n, err := strconv.ParseInt(fields[0], 10, 64)
-				return n * 1024, err
-			}
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
 // scrapeMetrics reads the named unlabelled metrics from a Prometheus text
@@ -87,11 +69,11 @@ func sampleMemory(ctx context.Context, pid int, metricsURL string) (memSample, e
 		s.Goroutines = int64(m["go_goroutines"])
 	}
 	if pid > 0 {
-		rss, err := readVmRSS(pid)
+		m, err := procstat.Read(pid)
 		if err != nil {
 			return s, err
 		}
-		s.RSS = rss
+		s.RSS = m.RSS
 		return s, nil
 	}
 	if v, ok := m["process_resident_memory_bytes"]; ok {
