@@ -25,15 +25,17 @@ import (
 // out of Read. As with a real socket, a pong is only "read" while the
 // session's reader is in Read: Ping waits until Read is called.
 type fakeConn struct {
-	in     chan []byte
-	closed chan struct{}
-	once   sync.Once
+	in      chan []byte
+	closed  chan struct{}
+	once    sync.Once
+	outOnce sync.Once
 
 	mu        sync.Mutex
 	out       [][]byte
 	outSig    chan struct{} // a frame was written
 	closeCode websocket.StatusCode
 	reading   chan struct{} // closed and replaced each time Read is entered
+	readerOut chan struct{} // closed when Read returns on a closed connection
 	inRead    bool          // the reader waits in Read: a pong would be read at once
 	// holdWrites makes Write block until the connection closes or the
 	// write's context ends: a peer that does not read.
@@ -48,7 +50,8 @@ type fakeConn struct {
 }
 
 func newFakeConn() *fakeConn {
-	return &fakeConn{in: make(chan []byte, 64), closed: make(chan struct{}), outSig: make(chan struct{}, 1), reading: make(chan struct{})}
+	return &fakeConn{in: make(chan []byte, 64), closed: make(chan struct{}), outSig: make(chan struct{}, 1),
+		reading: make(chan struct{}), readerOut: make(chan struct{})}
 }
 
 func (c *fakeConn) Read(ctx context.Context) (websocket.MessageType, []byte, error) {
@@ -69,6 +72,7 @@ func (c *fakeConn) Read(ctx context.Context) (websocket.MessageType, []byte, err
 		c.mu.Lock()
 		code := c.closeCode
 		c.mu.Unlock()
+		c.outOnce.Do(func() { close(c.readerOut) })
 		return 0, nil, websocket.CloseError{Code: code}
 	case <-ctx.Done():
 		c.CloseNow()
@@ -85,6 +89,10 @@ func (c *fakeConn) Write(ctx context.Context, _ websocket.MessageType, p []byte)
 		case <-c.closed:
 			return net_ErrClosed
 		case <-ctx.Done():
+			// As coder/websocket does: a write that times out closes the
+			// connection, and the reader sees that before Write returns.
+			c.CloseNow()
+			<-c.readerOut
 			return ctx.Err()
 		}
 	}

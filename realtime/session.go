@@ -67,6 +67,9 @@ type session struct {
 	// peer) and what the peer sent.
 	endMu   sync.Mutex
 	endCode websocket.StatusCode
+	// stuck: the writer dropped a peer that accepted nothing for
+	// WriteTimeout. Written by the writer only, read after writerDone.
+	stuck bool
 
 	writerDone chan struct{}
 	wg         sync.WaitGroup // request, fill, ping and join goroutines
@@ -243,8 +246,10 @@ func (s *session) writeLoop() {
 					if errors.Is(err, context.DeadlineExceeded) {
 						// The peer stopped reading: the kernel buffers are
 						// full and a close frame could not get through
-						// either. Drop it; it resumes with since.
-						s.ended(CloseSlowConsumer)
+						// either. Drop it; it resumes with since. (The
+						// reader may see the dropped connection first:
+						// this verdict wins over what it records.)
+						s.stuck = true
 					}
 					s.conn.CloseNow()
 					return
@@ -352,6 +357,9 @@ func (s *session) run() {
 	s.endMu.Lock()
 	code := s.endCode
 	s.endMu.Unlock()
+	if s.stuck {
+		code = CloseSlowConsumer
+	}
 	s.srv.metrics.closed(code)
 	s.srv.release()
 }

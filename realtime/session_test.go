@@ -469,3 +469,21 @@ func TestEventAtRegistrationWaitsForTheReplay(t *testing.T) {
 	}
 	expectEvents(t, c, 2, 11)
 }
+
+// A peer that accepts nothing for WriteTimeout is dropped and counted as a
+// slow consumer, even though the reader sees the dropped connection first.
+func TestStuckPeerIsCountedAsSlowConsumer(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, Config{WriteTimeout: 100 * time.Millisecond})
+	c := r.connect("nils", nil)
+	c.must(t) // hello
+	c.mu.Lock()
+	c.holdWrites = true
+	c.mu.Unlock()
+	c.send(t, map[string]any{"type": "ping"})
+	c.waitClosed(t)
+	eventually(t, func() bool { return testutil.ToFloat64(r.hub.metrics.closes.WithLabelValues("4008")) == 1 })
+	if got := testutil.ToFloat64(r.hub.metrics.slowConsumers); got != 1 {
+		t.Fatalf("slow consumers %v, want 1", got)
+	}
+}
