@@ -346,9 +346,11 @@ func (s *session) run() {
 	}
 	<-s.writerDone
 	s.cancel()
-	// No delivery can start a fill once unregistered, and the reader
-	// starts no more requests: wg only shrinks from here.
+	// The reader starts no more requests, and after stop no delivery (the
+	// hub may still hold this session in a list it is dispatching to)
+	// starts a fill: wg only shrinks from here.
 	s.srv.hub.unregister(s)
+	s.stop()
 	s.wg.Wait()
 	s.conn.CloseNow()
 	if s.joined.Load() {

@@ -23,6 +23,7 @@ type stream struct {
 	cursor  int64 // last seq queued to the client
 	known   int64 // highest seq known to exist
 	filling bool  // a fill goroutine owns cursor
+	stopped bool  // the session is being torn down: start no fill
 	syncReq *syncRequest
 	synced  []json.RawMessage // ids of sync requests to answer when caught up
 }
@@ -72,18 +73,45 @@ func (s *session) deliver(ev *Event) {
 			// Behind, but events are durable: stop taking live events and
 			// let the fill goroutine feed this socket from the log at the
 			// pace it reads. Nobody else waits for it.
-			s.filling = true
+			start := s.beginFill()
 			s.smu.Unlock()
 			s.srv.metrics.lagging.Inc()
-			s.wg.Go(s.fill)
+			start()
 		default:
 			s.smu.Unlock()
 		}
 	default:
-		s.filling = true
+		start := s.beginFill()
 		s.smu.Unlock()
-		s.wg.Go(s.fill)
+		start()
 	}
+}
+
+// beginFill, called with smu held and filling false, makes the session
+// filling and returns what starts the fill goroutine, to be called once
+// smu is released. The goroutine is counted in wg under smu, so that it is
+// either counted before the teardown waits for wg, or not started at all
+// (the hub may still deliver to a session it has just unregistered).
+func (s *session) beginFill() (start func()) {
+	s.filling = true
+	if s.stopped {
+		return func() {}
+	}
+	s.wg.Add(1)
+	return func() {
+		go func() {
+			defer s.wg.Done()
+			s.fill()
+		}()
+	}
+}
+
+// stop makes sure no fill starts from now on; the teardown calls it before
+// it waits for the session's goroutines.
+func (s *session) stop() {
+	s.smu.Lock()
+	s.stopped = true
+	s.smu.Unlock()
 }
 
 // requestSync restarts the event stream after since (a client sync
@@ -108,12 +136,13 @@ func (s *session) startFill() { s.wg.Go(s.fill) }
 func (s *session) restart(req *syncRequest) {
 	s.smu.Lock()
 	s.syncReq = req
-	start := !s.filling
-	s.filling = true
-	s.smu.Unlock()
-	if start {
-		s.wg.Go(s.fill)
+	if s.filling {
+		s.smu.Unlock()
+		return
 	}
+	start := s.beginFill()
+	s.smu.Unlock()
+	start()
 }
 
 // superseded reports whether a newer sync request waits.
