@@ -151,13 +151,18 @@ export async function launchBrowser() {
 
 /**
  * A page in its own context (its own sessionStorage: another device),
- * recording console errors and uncaught exceptions.
+ * recording every console line (console), console errors and uncaught
+ * exceptions (errors).
  */
 export async function newPage(browser, { width = 1280, height = 860 } = {}) {
   const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   page.errors = [];
-  page.on('console', (m) => { if (m.type() === 'error') page.errors.push(`console: ${m.text()}`); });
+  page.console = [];
+  page.on('console', (m) => {
+    page.console.push(`${m.type()}: ${m.text()}`);
+    if (m.type() === 'error') page.errors.push(`console: ${m.text()}`);
+  });
   page.on('pageerror', (e) => page.errors.push(`exception: ${e.message}`));
   page.close_ = () => context.close();
   return page;
