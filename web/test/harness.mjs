@@ -135,6 +135,12 @@ export async function rest(inst, tok, method, p, body) {
   return text ? JSON.parse(text) : null;
 }
 
+/** Runs SQL on the tests' database as another program would (psql), outside the server. */
+export function sql(statement) {
+  return execFileSync('psql', ['-X', '-w', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', env.db, '-c', statement],
+    { env: { PATH: process.env.PATH } }).toString().trim();
+}
+
 // Flags from shared/FIELD-NOTES.md: no sandbox (root), no GPU, nothing that
 // phones home; the dead proxy sends Chromium's own outside requests nowhere
 // while loopback pages and sockets bypass it (Chromium never proxies

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Instance, token, launchBrowser, newPage, openBoard, live, waitFor,
+  Instance, token, rest, sql, launchBrowser, newPage, openBoard, live, row, titles, waitFor,
 } from './harness.mjs';
 
 let s; // one instance, stopped and restarted by the first test
@@ -81,4 +81,61 @@ test('the token is never in a socket URL or the console, through failed reconnec
   assertNoToken(q, bad);
   await p.close_();
   await q.close_();
+});
+
+test('a snapshot in pages: the board shows every task once, then live events apply', async () => {
+  // More than two pages of 500, written by another program before the page opens.
+  const user = 'paula';
+  const n = 1234;
+  sql(`INSERT INTO tasks (user_id, title) SELECT '${user}', 'Paged task ' || lpad(g::text, 4, '0') FROM generate_series(1, ${n}) g`);
+  const tok = token(user);
+  const p = await watchedPage();
+  await openBoard(p, s, tok);
+
+  const snapshots = () => p.frames.filter((f) => f.type === 'snapshot');
+  await waitFor(() => snapshots().some((f) => f.more === false), { what: 'the last snapshot page' });
+  const pages = snapshots();
+  assert.ok(pages.length >= 3, `${pages.length} snapshot pages`);
+  assert.deepEqual(pages.map((f) => f.page), pages.map((_, i) => i));
+  assert.equal(pages.reduce((sum, f) => sum + f.tasks.length, 0), n);
+
+  const shown = await titles(p);
+  assert.equal(shown.length, n);
+  assert.equal(new Set(shown).size, n, 'every task once');
+  assert.equal(await p.locator('#counts').textContent(), `${n} open · 0 done`);
+  assert.equal(await p.evaluate(() => window.tasksync.store.seq), pages[0].seq);
+
+  // Live events after the snapshot apply on top of it.
+  const made = await rest(s, tok, 'POST', `/api/${user}/tasks`, { title: 'After the snapshot' });
+  await row(p, 'After the snapshot').waitFor();
+  const first = (await rest(s, tok, 'GET', `/api/${user}/tasks?q=${encodeURIComponent('Paged task 0001')}`))[0];
+  await rest(s, tok, 'PATCH', `/api/${user}/tasks/${first.id}/complete`, { completed: true });
+  await row(p, 'Paged task 0001').and(p.locator('[data-completed="true"]')).waitFor();
+  await rest(s, tok, 'DELETE', `/api/${user}/tasks/${made.id}`);
+  await row(p, 'After the snapshot').waitFor({ state: 'detached' });
+  assert.equal(await p.locator('#counts').textContent(), `${n - 1} open · 1 done`);
+
+  // Two syncs at once: the second stops the first snapshot (its page 0
+  // arrives, maybe before the first one's last page); the board drops the
+  // unfinished one and ends with exactly the second.
+  const mark = p.frames.length;
+  await p.evaluate(() => {
+    const { conn } = window.tasksync;
+    conn.request({ type: 'sync', id: 'again-1', since: -1 }).catch(() => {});
+    conn.request({ type: 'sync', id: 'again-2', since: -1 }).catch(() => {});
+  });
+  await waitFor(() => p.frames.slice(mark).some((f) => f.type === 'snapshot' && f.id === 'again-2' && f.more === false),
+    { what: "the second sync's last page" });
+  await p.waitForFunction((want) => window.tasksync.store.view().tasks.length === want, n);
+  const again = await titles(p);
+  assert.equal(again.length, n);
+  assert.equal(new Set(again).size, n, 'every task once after a snapshot replaced an unfinished one');
+  assert.equal(await p.locator('#counts').textContent(), `${n - 1} open · 1 done`);
+
+  // Still live after it.
+  await rest(s, tok, 'POST', `/api/${user}/tasks`, { title: 'After the second snapshot' });
+  await row(p, 'After the second snapshot').waitFor();
+
+  assert.deepEqual(p.errors, [], 'console errors');
+  await p.close_();
 });
