@@ -17,9 +17,16 @@
 //     breaks a page.
 //   - Anything else it is asked for is a 404 in the API's JSON error shape,
 //     so that mounting it broadly never turns an API typo into HTML.
+//   - The limits the board checks before sending (title, description and
+//     tag lengths, the number of tags, the length of a chat message) and
+//     the chat page sizes it asks for: the page carries them in a JSON
+//     block written into index.html from the constants of package tasks
+//     and package chat, which own them (static/js/limits.js reads it). A
+//     limit is stated once, in Go; no static file repeats one.
 //
 // The client itself (static/js) speaks docs/PROTOCOL.md over one socket
-// and reads history over REST; static/js/main.js describes its parts.
+// (its token in the Sec-WebSocket-Protocol header, never in the URL) and
+// reads history over REST; static/js/main.js describes its parts.
 // web/test holds the browser tests (Node, playwright-core, Debian's
 // Chromium), run by web/test/run.sh.
 //

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"path"
@@ -13,7 +15,9 @@ import (
 	"time"
 
 	"tasksync"
+	"tasksync/chat"
 	"tasksync/internal/httpjson"
+	"tasksync/tasks"
 )
 
 //go:embed static
@@ -26,6 +30,42 @@ const AssetsPrefix = "/assets/"
 // versionPlaceholder is replaced in index.html by AssetsPrefix + version,
 // so that the page names exactly the files of its own build.
 const versionPlaceholder = "/assets/__VERSION__/"
+
+// limitsPlaceholder is replaced in index.html by the JSON of [pageLimits]:
+// the page reads the limits from there (static/js/limits.js), so that each
+// is stated once, in the Go package that enforces it.
+const limitsPlaceholder = "__LIMITS__"
+
+// limits are the server's limits that the board checks before it sends
+// anything (so that a user learns of a too-long title while typing, not
+// from a refused change), and the page sizes it asks for.
+type limits struct {
+	// MaxTitle, MaxDescription: characters (Unicode code points) after
+	// trimming; MaxTags tags of at most MaxTag characters each.
+	MaxTitle       int `json:"max_title"`
+	MaxDescription int `json:"max_description"`
+	MaxTags        int `json:"max_tags"`
+	MaxTag         int `json:"max_tag"`
+	// MaxChatMessage: characters of one message to the assistant.
+	MaxChatMessage int `json:"max_chat_message"`
+	// Conversations and Messages: how many of each the chat panel loads.
+	Conversations int `json:"conversations"`
+	Messages      int `json:"messages"`
+}
+
+// pageLimits returns the limits the page carries, from the packages that
+// own them.
+func pageLimits() limits {
+	return limits{
+		MaxTitle:       tasks.MaxTitle,
+		MaxDescription: tasks.MaxDescription,
+		MaxTags:        tasks.MaxTags,
+		MaxTag:         tasks.MaxTag,
+		MaxChatMessage: chat.MaxMessageRunes,
+		Conversations:  chat.DefaultConversations,
+		Messages:       chat.DefaultMessages,
+	}
+}
 
 // contentTypes are set explicitly: the system's MIME table must not decide
 // what a browser executes (X-Content-Type-Options: nosniff is set too).
@@ -96,7 +136,17 @@ func load(fsys fs.FS) (*site, error) {
 		return nil, fs.ErrNotExist
 	}
 	s.version = hex.EncodeToString(tree.Sum(nil))[:12]
-	s.index = newFile("index.html", bytes.ReplaceAll(indexBody, []byte(versionPlaceholder), []byte(AssetsPrefix+s.version+"/")))
+	// json.Marshal escapes <, > and &: the block cannot end its <script>.
+	lim, err := json.Marshal(pageLimits())
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Contains(indexBody, []byte(limitsPlaceholder)) {
+		return nil, fmt.Errorf("index.html has no %s placeholder", limitsPlaceholder)
+	}
+	indexBody = bytes.ReplaceAll(indexBody, []byte(versionPlaceholder), []byte(AssetsPrefix+s.version+"/"))
+	indexBody = bytes.ReplaceAll(indexBody, []byte(limitsPlaceholder), lim)
+	s.index = newFile("index.html", indexBody)
 	return s, nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"tasksync/chat"
+	"tasksync/tasks"
 	"tasksync/web"
 )
 
@@ -36,6 +38,8 @@ func body(t *testing.T, res *http.Response) string {
 }
 
 var assetRef = regexp.MustCompile(`(?:src|href)="(/assets/[^"]+)"`)
+
+var dataBlock = regexp.MustCompile(`(?s)<script type="application/json" id="[a-z-]+">.*?</script>`)
 
 func TestIndex(t *testing.T) {
 	t.Parallel()
@@ -68,7 +72,10 @@ func TestIndex(t *testing.T) {
 	if strings.Contains(html, "__VERSION__") {
 		t.Error("index.html still holds the version placeholder")
 	}
-	if regexp.MustCompile(`<script(?:\s[^>]*)?>[^<\s]`).MatchString(html) || regexp.MustCompile(`\son[a-z]+="`).MatchString(html) {
+	// JSON data blocks are not run (and not subject to script-src); any
+	// other script with a body is.
+	code := dataBlock.ReplaceAllString(html, "")
+	if regexp.MustCompile(`<script(?:\s[^>]*)?>[^<\s]`).MatchString(code) || regexp.MustCompile(`\son[a-z]+="`).MatchString(html) {
 		t.Error("index.html has inline script or inline event handlers, which the CSP blocks")
 	}
 	refs := assetRef.FindAllStringSubmatch(html, -1)
@@ -172,5 +179,62 @@ func TestCSPIgnoresHostileHost(t *testing.T) {
 	web.Handler().ServeHTTP(rec, req)
 	if csp := rec.Header().Get("Content-Security-Policy"); strings.Contains(csp, "evil") || strings.Contains(csp, "*") {
 		t.Errorf("a Host header reached the CSP: %q", csp)
+	}
+}
+
+// TestPageCarriesLimits checks that the page carries the limits of the Go
+// packages that enforce them (static/js/limits.js reads them from there),
+// and that no static file states a limit of its own.
+func TestPageCarriesLimits(t *testing.T) {
+	t.Parallel()
+	html := body(t, get(t, web.Handler(), "/", nil))
+	m := regexp.MustCompile(`(?s)<script type="application/json" id="limits">(.*?)</script>`).FindStringSubmatch(html)
+	if m == nil {
+		t.Fatal(`the page has no <script type="application/json" id="limits"> block`)
+	}
+	var got map[string]int
+	if err := json.Unmarshal([]byte(m[1]), &got); err != nil {
+		t.Fatalf("the limits block is not a JSON object of numbers: %v\n%s", err, m[1])
+	}
+	want := map[string]int{
+		"max_title":        tasks.MaxTitle,
+		"max_description":  tasks.MaxDescription,
+		"max_tags":         tasks.MaxTags,
+		"max_tag":          tasks.MaxTag,
+		"max_chat_message": chat.MaxMessageRunes,
+		"conversations":    chat.DefaultConversations,
+		"messages":         chat.DefaultMessages,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("limits.%s = %d, want %d", k, got[k], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("limits = %v, want exactly %v", got, want)
+	}
+	if strings.Contains(html, "__LIMITS__") {
+		t.Error("index.html still holds the limits placeholder")
+	}
+
+	// The limits are stated nowhere else in the page's files: no maxlength
+	// attribute, no page size (limit=1, one task to probe the token with,
+	// is no server limit).
+	stated := regexp.MustCompile(`maxlength\s*[=:]|[?&]limit=[0-9]{2,}`)
+	err := fs.WalkDir(os.DirFS("static"), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile("static/" + p)
+		if err != nil {
+			return err
+		}
+		if loc := stated.FindIndex(b); loc != nil {
+			t.Errorf("%s states a limit of its own (%q): take it from limits.js", p, b[loc[0]:loc[1]])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -191,13 +191,16 @@ test('conflicts are shown, not overwritten; refused changes roll back with a mes
     { what: 'the server to have the applied edit' });
   assert.equal(await pa.locator('.conflict:visible').count(), 0);
 
-  // A change the server refuses (a 60-character tag is invalid) is undone, with a message.
+  // A change the server refuses is undone, with a message. (Limits are
+  // checked before sending, see the limits test; a lone surrogate, which
+  // a DOM string can hold, is refused by the server only.)
   const r = row(pa, 'Renew passport');
   await r.locator('.task-edit').click();
-  await pa.locator('#tasks .editor input[id$="-tags"]').fill('personal, ' + 'x'.repeat(60));
-  await pa.locator('#tasks .editor input[id$="-tags"]').press('Enter');
-  await pa.locator('.toast-error', { hasText: 'Could not save “Renew passport”' }).waitFor();
-  await waitFor(async () => (await r.locator('.tag').allTextContents()).join() === 'personal', { what: 'the tags to roll back' });
+  await pa.locator('#tasks .editor input[id$="-title"]').evaluate((el) => { el.value = 'Renew passport \ud800'; });
+  await pa.locator('#tasks .editor input[id$="-title"]').press('Enter');
+  await pa.locator('.toast-error', { hasText: 'Could not save “Renew passport' }).waitFor();
+  await row(pa, 'Renew passport').and(pa.locator(':not(.is-pending)')).waitFor();
+  assert.equal((await rest(b, alice.token, 'GET', '/api/alice/tasks?q=passport'))[0].title, 'Renew passport');
 
   noErrors(pa);
   await close(pa);
@@ -386,6 +389,89 @@ test('a token the server refuses returns to sign-in with a message', async () =>
   // The browser logs the refused upgrade (401) and the REST probe (401) itself.
   const unexpected = p.errors.filter((e) => !/WebSocket connection to .* failed|status of 401/.test(e));
   assert.deepEqual(unexpected, []);
+  await close(p);
+});
+
+test("the server's limits: an over-long title, too many tags, a long tag or message get a message and are not sent", async () => {
+  const lena = { id: 'lena', token: token('lena') };
+  const p = await page(b, lena);
+  // The page carries the limits of the Go packages (web/embed_test.go checks the values).
+  const limits = await p.evaluate(() => JSON.parse(document.getElementById('limits').textContent));
+  assert.equal(limits.max_title, 200);
+  const nothingSent = async () => {
+    assert.equal(await p.evaluate(() => window.tasksync.store.ops.length), 0, 'a change was sent');
+    assert.deepEqual(await rest(b, lena.token, 'GET', '/api/lena/tasks'), []);
+  };
+
+  // A title one character over: the message shows while typing, and Enter sends nothing.
+  const title = p.locator('#new-title');
+  await title.fill('x'.repeat(limits.max_title + 1));
+  const error = p.locator('#new-error');
+  await error.and(p.locator(':visible')).waitFor();
+  assert.equal(await error.textContent(), `The title is too long: at most ${limits.max_title} characters.`);
+  assert.equal(await title.getAttribute('aria-invalid'), 'true');
+  await title.press('Enter');
+  await nothingSent();
+  assert.equal(await p.evaluate(() => document.activeElement.id), 'new-title');
+  assert.equal(await title.inputValue(), 'x'.repeat(limits.max_title + 1), 'what the user typed is kept');
+
+  // Characters are counted as the server counts them: 200 emoji (400
+  // UTF-16 units) fit. The message goes once the text fits.
+  const emoji = '🌱'.repeat(limits.max_title);
+  await title.fill(emoji);
+  await error.waitFor({ state: 'hidden' });
+  assert.equal(await title.getAttribute('aria-invalid'), null);
+
+  // Tags: one too many, then one tag too long; the details open on the field at fault.
+  await p.locator('#new-more').click();
+  const tags = p.locator('#new-tags');
+  await tags.fill(Array.from({ length: limits.max_tags + 1 }, (_, i) => `t${i}`).join(', '));
+  await p.locator('#new-error', { hasText: `Too many tags: at most ${limits.max_tags}.` }).waitFor();
+  await tags.fill(['home', 'y'.repeat(limits.max_tag + 1)].join(', '));
+  await p.locator('#new-error', { hasText: `is too long: at most ${limits.max_tag} characters per tag.` }).waitFor();
+  await p.locator('#new-more').click(); // hide the details: submitting opens them again
+  await title.press('Enter');
+  await nothingSent();
+  assert.equal(await p.evaluate(() => document.activeElement.id), 'new-tags');
+  assert.equal(await p.locator('#new-details').isVisible(), true);
+  await p.locator('#new-description').fill('d'.repeat(limits.max_description + 1));
+  await p.locator('#new-error', { hasText: `The description is too long: at most ${limits.max_description} characters.` }).waitFor();
+
+  // Fixed: all at the limit, sent and stored as typed.
+  await p.locator('#new-description').fill('d'.repeat(limits.max_description));
+  await tags.fill(Array.from({ length: limits.max_tags }, (_, i) => `${i}`.padEnd(limits.max_tag, 'z')).join(', '));
+  await p.locator('#new-error').waitFor({ state: 'hidden' });
+  await title.press('Enter');
+  await row(p, emoji).and(p.locator(':not(.is-pending)')).waitFor();
+  const [stored] = await rest(b, lena.token, 'GET', '/api/lena/tasks');
+  assert.equal(stored.title, emoji);
+  assert.equal(stored.tags.length, limits.max_tags);
+
+  // The editor checks the same limits.
+  await row(p, emoji).locator('.task-edit').click();
+  const editTags = p.locator('#tasks .editor input[id$="-tags"]');
+  await editTags.fill('x'.repeat(limits.max_tag + 1));
+  const editError = p.locator('#tasks .editor .field-error');
+  await editError.and(p.locator(':visible')).waitFor();
+  assert.ok((await editError.textContent()).endsWith(`is too long: at most ${limits.max_tag} characters per tag.`));
+  await editTags.press('Enter');
+  assert.equal(await p.locator('#tasks .editor').count(), 1, 'the editor stays open');
+  assert.equal(await p.evaluate(() => window.tasksync.store.ops.length), 0, 'a change was sent');
+  await p.locator('#tasks .editor input[id$="-title"]').fill('t'.repeat(limits.max_title + 1));
+  await p.locator('#tasks .editor .field-error', { hasText: 'The title is too long' }).waitFor();
+  await p.keyboard.press('Escape');
+  assert.deepEqual((await rest(b, lena.token, 'GET', '/api/lena/tasks')).map((t) => t.version), [1]);
+
+  // A message to the assistant one character over.
+  const input = p.locator('#chat-input');
+  await input.fill('m'.repeat(limits.max_chat_message + 1));
+  await p.locator('#chat-error', { hasText: `The message is too long: at most ${limits.max_chat_message} characters.` }).waitFor();
+  await input.press('Enter');
+  assert.equal(await p.locator('#chat-log .msg-user').count(), 0, 'the message was sent');
+  await input.fill('m'.repeat(limits.max_chat_message));
+  await p.locator('#chat-error').waitFor({ state: 'hidden' });
+
+  noErrors(p);
   await close(p);
 });
 

@@ -135,6 +135,12 @@ export async function rest(inst, tok, method, p, body) {
   return text ? JSON.parse(text) : null;
 }
 
+/** Runs SQL on the tests' database as another program would (psql), outside the server. */
+export function sql(statement) {
+  return execFileSync('psql', ['-X', '-w', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', env.db, '-c', statement],
+    { env: { PATH: process.env.PATH } }).toString().trim();
+}
+
 // Flags from shared/FIELD-NOTES.md: no sandbox (root), no GPU, nothing that
 // phones home; the dead proxy sends Chromium's own outside requests nowhere
 // while loopback pages and sockets bypass it (Chromium never proxies
@@ -151,13 +157,18 @@ export async function launchBrowser() {
 
 /**
  * A page in its own context (its own sessionStorage: another device),
- * recording console errors and uncaught exceptions.
+ * recording every console line (console), console errors and uncaught
+ * exceptions (errors).
  */
 export async function newPage(browser, { width = 1280, height = 860 } = {}) {
   const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   page.errors = [];
-  page.on('console', (m) => { if (m.type() === 'error') page.errors.push(`console: ${m.text()}`); });
+  page.console = [];
+  page.on('console', (m) => {
+    page.console.push(`${m.type()}: ${m.text()}`);
+    if (m.type() === 'error') page.errors.push(`console: ${m.text()}`);
+  });
   page.on('pageerror', (e) => page.errors.push(`exception: ${e.message}`));
   page.close_ = () => context.close();
   return page;

@@ -4,6 +4,7 @@
 // live changes.
 
 import { $, h, toast, formatDue, dueDay, today, parseTags } from './dom.js';
+import { checkTask, showProblems } from './limits.js';
 
 const PRIORITY_RANK = { high: 0, medium: 1, low: 2 };
 const PRIORITY_LABEL = { high: 'High', medium: 'Medium', low: 'Low' };
@@ -97,26 +98,42 @@ export class Board {
         form.requestSubmit();
       }
     });
+    const inputs = { title: $('#new-title'), description: $('#new-description'), tags: $('#new-tags') };
+    const fields = () => ({
+      title: inputs.title.value.trim(),
+      description: inputs.description.value.trim(),
+      tags: parseTags(inputs.tags.value),
+    });
+    // Over a limit is known while typing: say so at once, and stop saying
+    // it once the text fits.
+    form.addEventListener('input', () => showProblems($('#new-error'), inputs, checkTask(fields())));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
-      const title = $('#new-title').value.trim();
-      if (!title) {
-        $('#new-title').focus();
+      const typed = fields();
+      if (!typed.title) {
+        inputs.title.focus();
         return;
       }
-      const fields = { title };
-      const desc = $('#new-description').value.trim();
-      if (desc) fields.description = desc;
-      fields.priority = $('#new-priority').value;
-      const tags = parseTags($('#new-tags').value);
-      if (tags.length) fields.tags = tags;
+      const bad = showProblems($('#new-error'), inputs, checkTask(typed));
+      if (bad) {
+        if (bad !== inputs.title) {
+          details.hidden = false;
+          more.setAttribute('aria-expanded', 'true');
+        }
+        bad.focus();
+        return;
+      }
+      const task = { title: typed.title };
+      if (typed.description) task.description = typed.description;
+      task.priority = $('#new-priority').value;
+      if (typed.tags.length) task.tags = typed.tags;
       const due = $('#new-due').value;
-      if (due) fields.due_date = due;
-      this.create(fields);
+      if (due) task.due_date = due;
+      this.create(task);
       form.reset();
       details.hidden = true;
       more.setAttribute('aria-expanded', 'false');
-      $('#new-title').focus();
+      inputs.title.focus();
     });
   }
 
@@ -347,13 +364,15 @@ class Row {
     const t = this.task;
     const uid = `edit-${t.id}`;
     const field = (label, input, cls = '') => h(`div.field${cls}`, {}, h('label', { for: input.id }, label), input);
-    const title = h('input', { id: `${uid}-title`, type: 'text', maxlength: '200', required: true, value: t.title });
-    const desc = h('textarea', { id: `${uid}-desc`, rows: '2', maxlength: '1000' });
+    const problems = h('p.field-error', { id: `${uid}-error`, role: 'alert', hidden: true });
+    const described = { 'aria-describedby': problems.id };
+    const title = h('input', { id: `${uid}-title`, type: 'text', required: true, value: t.title, ...described });
+    const desc = h('textarea', { id: `${uid}-desc`, rows: '2', ...described });
     desc.value = t.description || '';
     const prio = h('select', { id: `${uid}-prio` },
       ...['low', 'medium', 'high'].map((p) => h('option', { value: p, selected: p === t.priority }, PRIORITY_LABEL[p])));
     const due = h('input', { id: `${uid}-due`, type: 'date', value: dueDay(t.due_date) });
-    const tags = h('input', { id: `${uid}-tags`, type: 'text', value: (t.tags || []).join(', '), placeholder: 'home, errands' });
+    const tags = h('input', { id: `${uid}-tags`, type: 'text', value: (t.tags || []).join(', '), placeholder: 'home, errands', ...described });
     const note = h('p.editor-note', { hidden: true }, 'This task changed elsewhere while you were editing. Saving will ask before overwriting.');
     const cancel = h('button.btn.btn-ghost', { type: 'button', onclick: () => this.closeEditor() }, 'Cancel');
     const form = h('form.editor', { 'aria-label': `Edit “${t.title}”`, autocomplete: 'off' },
@@ -362,6 +381,7 @@ class Row {
       field('Priority', prio),
       field('Due', due),
       field('Tags', tags, '.field-grow'),
+      problems,
       note,
       h('div.editor-actions', {}, cancel, h('button.btn.btn-primary', { type: 'submit' }, 'Save')));
     form.addEventListener('keydown', (e) => {
@@ -373,12 +393,17 @@ class Row {
         form.requestSubmit();
       }
     });
+    const inputs = { title, description: desc, tags };
+    const typed = () => ({ title: title.value.trim(), description: desc.value.trim(), tags: parseTags(tags.value) });
+    form.addEventListener('input', () => showProblems(problems, inputs, checkTask(typed())));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       const patch = {};
       const o = this.editing.original;
       const nt = title.value.trim();
       if (!nt) { title.focus(); return; }
+      const bad = showProblems(problems, inputs, checkTask(typed()));
+      if (bad) { bad.focus(); return; }
       if (nt !== o.title) patch.title = nt;
       if (desc.value.trim() !== (o.description || '')) patch.description = desc.value.trim();
       if (prio.value !== o.priority) patch.priority = prio.value;

@@ -7,6 +7,7 @@
 
 import { $, h, toast, formatTime } from './dom.js';
 import { describeError } from './board.js';
+import { limits, checkMessage, showProblems } from './limits.js';
 
 const TOOL_LABEL = {
   add_task: 'Add task', list_tasks: 'List tasks', complete_task: 'Complete task',
@@ -63,6 +64,7 @@ export class Chat {
         this.send();
       }
     });
+    this.input.addEventListener('input', () => this.checkInput());
     this.stopBtn.addEventListener('click', () => this.stop());
     $('#chat-new').addEventListener('click', () => { this.open(null); this.input.focus(); });
   }
@@ -94,7 +96,7 @@ export class Chat {
     const before = new Map(this.running);
     let list;
     try {
-      list = await this.api('/conversations?limit=50');
+      list = await this.api(`/conversations?limit=${limits.conversations}`);
     } catch (err) {
       if (first) {
         this.loaded = false;
@@ -153,7 +155,7 @@ export class Chat {
     }
     let messages;
     try {
-      messages = await this.api(`/conversations/${id}/messages?limit=100`);
+      messages = await this.api(`/conversations/${id}/messages?limit=${limits.messages}`);
     } catch (err) {
       toast(`Could not load the conversation: ${err.message}`, { kind: 'error' });
       return;
@@ -251,9 +253,19 @@ export class Chat {
 
   // ------------------------------------------------------------ sending
 
+  /** Says at once when the message is over the server's limit; returns whether it fits. */
+  checkInput() {
+    const problem = checkMessage(this.input.value.trim());
+    return !showProblems($('#chat-error'), { message: this.input }, problem ? { message: problem } : {});
+  }
+
   async send() {
     const message = this.input.value.trim();
     if (!message) return;
+    if (!this.checkInput()) {
+      this.input.focus();
+      return;
+    }
     if (this.active !== null && this.running.has(this.active)) {
       toast('The assistant is still answering: wait, or stop it first.');
       return;

@@ -80,12 +80,20 @@ export function randomId(prefix) {
   return prefix + '-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
-/** Tags typed as "home, errands" → ["home","errands"] (trimmed, no duplicates). */
+/**
+ * Tags typed as "home, errands" → ["home","errands"]: trimmed, and repeats
+ * dropped case-insensitively keeping the first spelling, as the server does
+ * (so that the tag count checked here is the one the server checks).
+ */
 export function parseTags(s) {
   const out = [];
+  const seen = new Set();
   for (const t of String(s || '').split(',')) {
     const v = t.trim();
-    if (v && !out.includes(v)) out.push(v);
+    if (v && !seen.has(v.toLowerCase())) {
+      seen.add(v.toLowerCase());
+      out.push(v);
+    }
   }
   return out;
 }

@@ -3,7 +3,7 @@
 //   auth.js    the token: from /#token=... or pasted, kept in sessionStorage
 //   socket.js  the one socket: requests and replies, close codes, reconnect
 //              with backoff and jitter, resume with ?since=<last seq>
-//   store.js   the task set: events applied by seq, snapshots, optimistic
+//   store.js   the task set: events applied by seq, paged snapshots, optimistic
 //              changes with rollback, conflicts
 //   board.js   the board: create, edit, complete, delete, filter, sort
 //   chat.js    the assistant panel: conversations, streaming answers
@@ -139,6 +139,7 @@ function showUser(id) {
 }
 
 function onHello(hello) {
+  store.dropPartial(); // pages of the last socket's snapshot will not be continued on this one
   userId = hello.user_id;
   showUser(userId);
   scheduleExpiry(hello.token_expires_at ? Date.parse(hello.token_expires_at) : Infinity);
@@ -154,6 +155,7 @@ function onFrame(f) {
     case 'snapshot':
       if (store.applyFrame(f) === 'gap') {
         // Cannot happen with a conforming server; recover rather than guess.
+        // (seq is still -1 before the first snapshot: that asks for one.)
         client.request({ type: 'sync', since: store.seq }).catch(() => {});
       }
       return;

@@ -2,10 +2,18 @@
 // their replies, reconnecting with exponential backoff and full jitter,
 // resuming from the last applied seq, and what each close code means.
 //
+// The token goes in the subprotocols, never in the URL: browsers print the
+// URL of every failed socket in the console (and URLs end up in history
+// and proxy logs). The server answers with PROTOCOL alone.
+//
 // States (onState): connecting, live, reconnecting, offline (the browser
 // says it has no network), auth (the token expired or is refused: a new
 // one is needed), signed-out (4003, 4010: sign in again), closed (the
 // server ended the session with 1000, or stop() was called).
+
+/** The subprotocol of docs/PROTOCOL.md; the token is offered next to it as "bearer.<token>". */
+export const PROTOCOL = 'tasksync.v1';
+const BEARER_PREFIX = 'bearer.';
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 20000;
@@ -14,7 +22,7 @@ const PONG_TIMEOUT_MS = 10000;
 
 /** What the close codes of docs/PROTOCOL.md ask of a client. */
 export const CloseCodes = {
-  1000: 'normal', 1001: 'going away', 1006: 'connection lost', 1009: 'message too big',
+  1000: 'normal', 1001: 'going away', 1002: 'not a tasksync.v1 server', 1006: 'connection lost', 1009: 'message too big',
   1011: 'server error', 4001: 'token expired', 4003: 'forbidden', 4008: 'slow consumer',
   4009: 'too many sockets', 4010: 'session revoked', 4029: 'rate limited',
 };
@@ -122,13 +130,27 @@ export class Connection {
       return;
     }
     this.setState({ state: this.hello ? 'reconnecting' : 'connecting', reason: this.hello ? 'connecting' : undefined });
-    const params = new URLSearchParams({
-      access_token: this.tokens.token, since: String(this.since()), device: deviceLabel(),
-    });
+    // since and device are no secrets; the token is.
+    const params = new URLSearchParams({ since: String(this.since()), device: deviceLabel() });
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${proto}//${location.host}/ws?${params}`);
+    let ws;
+    try {
+      ws = new WebSocket(`${proto}//${location.host}/ws?${params}`, [PROTOCOL, BEARER_PREFIX + this.tokens.token]);
+    } catch {
+      // A SyntaxError: the token holds characters a subprotocol cannot
+      // (a JWT never does), so no server could accept it.
+      this.needToken('rejected');
+      return;
+    }
     this.ws = ws;
     let greeted = false;
+    ws.onopen = () => {
+      if (ws.protocol === PROTOCOL) return;
+      // Not a tasksync.v1 server (or a proxy that dropped the header):
+      // nothing it says can be trusted to mean what this client thinks.
+      this.abandon(1000, 'unsupported protocol');
+      this.closed(1002, `the server answered subprotocol "${ws.protocol}", not ${PROTOCOL}`, false);
+    };
     ws.onmessage = (ev) => {
       this.lastFrameAt = Date.now();
       let f;
@@ -292,7 +314,7 @@ export class Connection {
         this.attempt++;
         this.retryIn(Math.max(5000, backoffDelay(this.attempt)), code);
         return;
-      default: // 1006 (dropped, or refused before the upgrade), 1009, 1011, 4008
+      default: // 1006 (dropped, or refused before the upgrade), 1002 (not tasksync.v1), 1009, 1011, 4008
         this.attempt++;
         if (this.tokens.expired(5000)) {
           this.needToken('expired');

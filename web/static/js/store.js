@@ -2,7 +2,11 @@
 // changes this page made that the server has not confirmed yet.
 //
 // The server's state comes from change events applied in seq order, and
-// from snapshots that replace it. Replies to this page's own mutations
+// from snapshots that replace it. A snapshot arrives in pages (page 0, 1,
+// ... until more:false): the pages are collected aside and replace the
+// state only once the last one is in, so that the view never shows part of
+// a snapshot; an unfinished snapshot is dropped when a new page 0 (or an
+// event, or a new socket) shows that it will not be finished. Replies to this page's own mutations
 // carry the task too and are applied at once (so that a confirmed change
 // never flickers back while its event is on its way); a task version
 // decides which of two copies is newer, and deleted ids are remembered so
@@ -27,6 +31,7 @@ export class TaskStore {
     this.conflicts = new Map(); // task id → {kind, patch?, theirs}
     this.tmp = 0;
     this.loaded = false;
+    this.incoming = null; // the snapshot being collected: {seq, page, tasks}
     this.emit?.();
   }
 
@@ -40,18 +45,16 @@ export class TaskStore {
   }
 
   /**
-   * Applies a change event or a snapshot. Returns 'gap' when an event is
-   * not the next one (the caller resyncs), else true when it was applied.
+   * Applies a change event or a snapshot page. Returns 'gap' when an event
+   * is not the next one, or a snapshot page is not the one expected (the
+   * caller resyncs), else true when it was applied (or collected), false
+   * when it was already applied.
    */
   applyFrame(f) {
-    if (f.type === 'snapshot') {
-      this.server = new Map(f.tasks.map((t) => [t.id, t]));
-      for (const id of this.deleted) this.server.delete(id);
-      this.seq = f.seq;
-      this.loaded = true;
-      this.emit();
-      return true;
-    }
+    if (f.type === 'snapshot') return this.snapshotPage(f);
+    // No event comes between the pages of a snapshot: one that does means
+    // the snapshot was abandoned (a new socket, a new sync).
+    this.incoming = null;
     if (typeof f.seq !== 'number' || f.seq <= this.seq) return false; // already applied
     if (this.seq >= 0 && f.seq !== this.seq + 1) return 'gap';
     this.seq = f.seq;
@@ -69,6 +72,35 @@ export class TaskStore {
     }
     this.emit();
     return true;
+  }
+
+  /** Collects one page of a snapshot; the last one (more:false) replaces the state. */
+  snapshotPage(f) {
+    const page = f.page ?? 0; // a server without pages sends one frame without page or more
+    if (page === 0) {
+      this.incoming = { seq: f.seq, page: 0, tasks: [] };
+    } else if (!this.incoming || page !== this.incoming.page + 1 || f.seq !== this.incoming.seq) {
+      // A page of a snapshot whose start was not seen (a conforming server
+      // never sends one): ask again once, at its end.
+      this.incoming = null;
+      return f.more ? false : 'gap';
+    }
+    const snap = this.incoming;
+    snap.page = page;
+    for (const t of f.tasks || []) snap.tasks.push(t);
+    if (f.more) return true;
+    this.incoming = null;
+    this.server = new Map(snap.tasks.map((t) => [t.id, t]));
+    for (const id of this.deleted) this.server.delete(id);
+    this.seq = snap.seq;
+    this.loaded = true;
+    this.emit();
+    return true;
+  }
+
+  /** Forgets a snapshot that a closed socket will never finish. */
+  dropPartial() {
+    this.incoming = null;
   }
 
   put(task) {
