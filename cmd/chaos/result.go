@@ -14,12 +14,14 @@ import (
 
 // result is the report of one run: the table on stdout, and result.json.
 type result struct {
-	Run      string        `json:"run"`
-	Started  time.Time     `json:"started"`
-	Seconds  float64       `json:"seconds"`
-	Config   config        `json:"config"`
-	Faults   []faultRecord `json:"faults"`
-	Failures []string      `json:"failures"`
+	Run     string    `json:"run"`
+	Started time.Time `json:"started"`
+	Seconds float64   `json:"seconds"` // the whole run
+	// FaultRunSeconds is the fault run's part of it.
+	FaultRunSeconds float64       `json:"fault_run_seconds,omitempty"`
+	Config          config        `json:"config"`
+	Faults          []faultRecord `json:"faults"`
+	Failures        []string      `json:"failures"`
 
 	Mutations struct {
 		Sent            int64            `json:"sent"`
@@ -87,7 +89,7 @@ func (h *harness) newResult() *result {
 
 // finish gathers the counts and decides pass or fail.
 func (h *harness) finish(res *result) {
-	res.Seconds = round1(h.since())
+	res.FaultRunSeconds = round1(h.since())
 	res.Faults = h.faults
 	m := &res.Mutations
 	m.Sent, m.Acked, m.FramesSent = h.sent.Load(), h.acked.Load(), h.framesSent.Load()
@@ -262,7 +264,7 @@ func (res *result) printFaultRun(out io.Writer) {
 		mode = "quick"
 	}
 	fmt.Fprintf(out, "\nchaos run %s (%s, %s UTC, %.0f s): 2 instances, %d writers at %.0f/s, faults: %s\n",
-		res.Run, mode, res.Started.Format("2006-01-02 15:04"), res.Seconds, res.Config.Users, res.Config.Rate, strings.Join(res.Config.Faults, " "))
+		res.Run, mode, res.Started.Format("2006-01-02 15:04"), res.FaultRunSeconds, res.Config.Users, res.Config.Rate, strings.Join(res.Config.Faults, " "))
 	for _, f := range res.Faults {
 		fmt.Fprintf(out, "  fault at %6.1fs  %-10s %s\n", f.AtS, f.Name, f.Note)
 	}

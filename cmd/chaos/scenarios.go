@@ -154,7 +154,11 @@ func printScenarios(out io.Writer, res *result) {
 	if res.Config.Quick {
 		mode = "quick"
 	}
-	fmt.Fprintf(out, "\nscenarios of run %s (%s, issue 9 rows 1-5, each on fresh server processes)\n", res.Run, mode)
+	took := 0.0
+	for _, sr := range res.Scenarios {
+		took += sr.Seconds
+	}
+	fmt.Fprintf(out, "\nscenarios of run %s (%s, %.0f s; issue 9 rows 1-5, each on fresh server processes; the whole run %.0f s)\n", res.Run, mode, took, res.Seconds)
 	for _, sr := range res.Scenarios {
 		verdict := "PASS"
 		switch {
