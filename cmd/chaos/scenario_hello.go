@@ -194,7 +194,7 @@ func (h *harness) helloRun(ctx context.Context, sr *scenarioResult, pool *pgxpoo
 	}
 	h.waitFor(ctx, 2*time.Minute, "every hello-first socket at its user's last seq", func() bool {
 		for _, c := range sockets {
-			if !c.ended.Load() && c.last.Load() < final[c.user] {
+			if !c.settled(final[c.user]) {
 				return false
 			}
 		}
@@ -274,6 +274,7 @@ type orderCheck struct {
 	ended    atomic.Bool
 
 	mu      sync.Mutex
+	hello   bool
 	next    int64 // the event seq due next; 0 before hello
 	bad     string
 	badKind string
@@ -326,10 +327,11 @@ func (c *orderCheck) see(f *frame) {
 	case n == 1 && f.Type != "hello":
 		violate("hello", "%s before hello", desc)
 	case f.Type == "hello":
-		if n > 1 {
+		if c.hello {
 			violate("order", "a second hello")
 			return
 		}
+		c.hello = true
 		if f.Seq == nil {
 			violate("order", "hello without seq")
 			return
@@ -355,6 +357,17 @@ func (c *orderCheck) see(f *frame) {
 	case f.Type == "undecodable":
 		violate("order", "an undecodable frame")
 	}
+}
+
+// settled reports whether the socket has nothing more to show: it is at
+// the user's last seq, it ended, or it broke the order already.
+func (c *orderCheck) settled(final int64) bool {
+	if c.ended.Load() || c.last.Load() >= final {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bad != ""
 }
 
 // helloVerdict is what was wrong with a socket: kind "hello", "order",

@@ -158,7 +158,8 @@ func (h *harness) scenarioLock(ctx context.Context, sr *scenarioResult) error {
 
 	// The same creates again, same mutation_ids: each applied once in the
 	// end, and a replay only of what had been answered as done.
-	if !ls.isClosed() {
+	closedBeforeResend := ls.isClosed()
+	if !closedBeforeResend {
 		for i := range lockCreates {
 			if err := send(createFrame(i, fmt.Sprint("again", i))); err != nil {
 				sr.fail("could not resend create %d: %v", i, err)
@@ -177,6 +178,8 @@ func (h *harness) scenarioLock(ctx context.Context, sr *scenarioResult) error {
 			return err
 		}
 		switch {
+		case closedBeforeResend:
+			resent.add("not sent: the socket was closed", 1)
 		case !ok:
 			resent.add("no answer", 1)
 			sr.fail("create %d sent again: no answer (%d rows)", i, n)

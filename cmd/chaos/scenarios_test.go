@@ -37,6 +37,7 @@ func TestOrderCheck(t *testing.T) {
 		{"since replays first", 2, []string{`{"type":"hello","seq":5}`, `{"type":"task.created","seq":3}`, `{"type":"task.created","seq":4}`, `{"type":"task.created","seq":5}`, `{"type":"synced","seq":5}`, `{"type":"task.created","seq":6}`}, 6, ""},
 		{"event before hello", -1, []string{`{"type":"task.created","seq":6}`, `{"type":"hello","seq":6}`, `{"type":"task.created","seq":7}`}, 7, "hello"},
 		{"presence before hello", -1, []string{`{"type":"presence"}`, `{"type":"hello","seq":6}`}, 6, "hello"},
+		{"two hellos", -1, []string{`{"type":"hello","seq":6}`, `{"type":"hello","seq":6}`}, 6, "order"},
 		{"live before the replay", 2, []string{`{"type":"hello","seq":5}`, `{"type":"task.created","seq":6}`, `{"type":"task.created","seq":3}`}, 6, "order"},
 		{"gap", -1, []string{`{"type":"hello","seq":5}`, `{"type":"task.created","seq":7}`}, 7, "order"},
 		{"duplicate", -1, []string{`{"type":"hello","seq":5}`, `{"type":"task.created","seq":6}`, `{"type":"task.created","seq":6}`}, 6, "order"},
@@ -48,6 +49,11 @@ func TestOrderCheck(t *testing.T) {
 		seeFrames(t, oc, c.frames...)
 		if v := oc.verdict(c.final); v.kind != c.want {
 			t.Errorf("%s: verdict %q (%s), want %q", c.name, v.kind, v.text, c.want)
+		}
+		// Nothing to wait for once the order is broken or the socket is
+		// at the last seq; a short socket still open is waited for.
+		if got, want := oc.settled(c.final), c.want != "incomplete"; got != want {
+			t.Errorf("%s: settled %v, want %v", c.name, got, want)
 		}
 	}
 }
