@@ -171,7 +171,7 @@ func TestParseScenarioFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Scenarios) != len(allScenarios) || c.Sizes.FloodTasks != 2000 || c.Sizes.BodyTimeout != 3*time.Second || !c.FaultRun {
+	if len(c.Scenarios) != len(allScenarios) || c.Sizes.FloodTasks != 5000 || c.Sizes.BodyTimeout != 3*time.Second || !c.FaultRun {
 		t.Errorf("quick scenario defaults: %+v", c)
 	}
 	c, err = parseFlags(append(base, "--scenarios", "locked-table,slow-bodies", "--fault-run=false"), nil)
