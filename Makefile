@@ -50,5 +50,5 @@ vet: ## go vet ./...
 bench: ## load scenarios vs their baselines + Go micro-benchmarks (~10 min; BENCH_QUICK=1: ~2 min); docs/BENCHMARKS.md
 	@scripts/bench.sh
 
-chaos: ## faults under load: kill -9, Postgres restarts, Redis kill, SIGTERM, poison (~6 min; CHAOS_QUICK=1: ~1 min); docs/RELIABILITY.md
+chaos: ## faults under load (kill -9, Postgres restarts, Redis kill, SIGTERM, poison), then issue 9's attacks as scenarios (~7 min; CHAOS_QUICK=1: ~1.5 min); docs/RELIABILITY.md
 	@scripts/chaos.sh

@@ -3,13 +3,18 @@
 # one Redis, writers that resend every unanswered mutation under its mutation_id, readers that check
 # every frame, and faults during the load: SIGKILL of an instance, PostgreSQL restarted (fast, then
 # immediate), Redis killed, SIGTERM of an instance holding hundreds of sockets, poison frames. Prints
-# mutations sent, acked, lost, duplicated, reader gaps and the rest (cmd/chaos), and exits non-zero
-# when a promise is broken.
+# mutations sent, acked, lost, duplicated, reader gaps and the rest (cmd/chaos). Then the scenarios,
+# issue 9's repros of rows 1-5, each on fresh server processes: a snapshot flood, 1,000 sockets
+# connecting under writes (Redis up, then down), a locked table, slow request bodies, poison frames
+# amid batched writes. Exits non-zero when a promise is broken.
 #
-#   make chaos                                  # everything, about 5 minutes
-#   CHAOS_QUICK=1 make chaos                    # the short version (about a minute) that make test runs
+#   make chaos                                  # everything, about 8 minutes
+#   CHAOS_QUICK=1 make chaos                    # the short version (about a minute and a half) that make test runs
 #   CHAOS_FAULTS=kill9,poison make chaos        # only these faults, in this order
 #                                               # (kill9 pg-restart pg-crash redis-kill sigterm poison; none)
+#   CHAOS_SCENARIOS=snapshot-flood make chaos   # only these scenarios after the fault run (snapshot-flood
+#                                               # hello-first locked-table slow-bodies poison-batch; none)
+#   CHAOS_FAULT_RUN=0 make chaos                # the scenarios alone, without the fault run
 #   CHAOS_FLAGS="--rate 120 --crowd 800" make chaos   # any other flag of cmd/chaos (go run ./cmd/chaos -h)
 #   CHAOS_RACE=1 make chaos                     # server and harness built with -race; a race report fails the run
 #   CHAOS_SERVER_BIN=/path/server make chaos    # test this server binary instead of building ./cmd/server
@@ -184,6 +189,8 @@ args=(--server "$SERVER_BIN"
 	--out "$OUT")
 [[ $QUICK == 1 ]] && args+=(--quick)
 [[ -n ${CHAOS_FAULTS:-} ]] && args+=(--faults "$CHAOS_FAULTS")
+[[ -n ${CHAOS_SCENARIOS:-} ]] && args+=(--scenarios "$CHAOS_SCENARIOS")
+[[ ${CHAOS_FAULT_RUN:-1} == 0 ]] && args+=(--fault-run=false)
 # shellcheck disable=SC2206 # CHAOS_FLAGS is a list of flags
 [[ -n ${CHAOS_FLAGS:-} ]] && args+=(${CHAOS_FLAGS})
 

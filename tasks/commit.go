@@ -394,3 +394,12 @@ func (s *Service) runAlone(j *job) (Result, error) {
 func (s *Service) BatchStats() (mutations, transactions int64) {
 	return s.batches.mutations.Load(), s.batches.transactions.Load()
 }
+
+// BatchReruns returns how many mutations were run a second time, each in a
+// transaction of its own, because the batch they shared was rolled back:
+// by a database outage, or by a mutation that failed in a way validation
+// did not catch. The second kind means one client's input cost others a
+// rerun; make chaos reads it from /metrics and expects 0 without faults.
+func (s *Service) BatchReruns() int64 {
+	return s.batches.reruns.Load()
+}

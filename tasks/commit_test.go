@@ -223,8 +223,8 @@ func TestGroupCommitRerunsAfterAnSQLError(t *testing.T) {
 	if bad.err == nil || refusal(bad.err) {
 		t.Fatalf("the bad mutation: %v", bad.err)
 	}
-	if svc.batches.reruns.Load() != 3 {
-		t.Fatalf("reruns = %d, want the 3 of the aborted batch", svc.batches.reruns.Load())
+	if svc.BatchReruns() != 3 {
+		t.Fatalf("reruns = %d, want the 3 of the aborted batch", svc.BatchReruns())
 	}
 	var titles []string
 	rows, _ := db.Pool.Query(ctx, `SELECT title FROM tasks WHERE user_id = 'u' ORDER BY id`)

@@ -129,8 +129,8 @@ func (h *harness) recordPID(line string) {
 	_, _ = h.pidFile.WriteString(line)
 }
 
-// setup creates the database, applies the migrations and mints tokens.
-func (h *harness) setup(ctx context.Context) error {
+// createDatabase creates the database and applies the migrations.
+func (h *harness) createDatabase(ctx context.Context) error {
 	conn, err := pgx.Connect(ctx, h.cfg.AdminURL)
 	if err != nil {
 		return fmt.Errorf("connect to the private PostgreSQL: %w", err)
@@ -148,9 +148,12 @@ func (h *harness) setup(ctx context.Context) error {
 	}
 	u.Path = "/" + chaosDB
 	h.dbURL = u.String()
-	if _, err := h.serverCommand(ctx, "migrate"); err != nil {
-		return err
-	}
+	_, err = h.serverCommand(ctx, "migrate")
+	return err
+}
+
+// setup mints the tokens of the fault run's users and seeds their tasks.
+func (h *harness) setup(ctx context.Context) error {
 	for i := range h.cfg.Users {
 		h.users = append(h.users, fmt.Sprintf("chaos-%s-u%d", h.runTag, i))
 	}
@@ -203,9 +206,29 @@ func (h *harness) seedTasks(ctx context.Context) error {
 	return nil
 }
 
-// run is the whole run: set-up, load, faults, drain, verification.
+// run is the whole run: the database, the fault run, then the scenarios.
+// A result comes back with an error when a scenario could not run after
+// the fault run completed, so that the table still shows what was found.
 func (h *harness) run(ctx context.Context) (*result, error) {
 	defer h.pidFile.Close()
+	if err := h.createDatabase(ctx); err != nil {
+		return nil, err
+	}
+	res := h.newResult()
+	if h.cfg.FaultRun {
+		var err error
+		if res, err = h.faultRun(ctx); err != nil {
+			return nil, err
+		}
+	}
+	err := h.runScenarios(ctx, res)
+	res.Seconds = round1(h.since())
+	return res, err
+}
+
+// faultRun is the load with faults: set-up, load, faults, drain,
+// verification.
+func (h *harness) faultRun(ctx context.Context) (*result, error) {
 	h.logf("run %s: instances a :%d and b :%d, %d writers at %.0f/s, %d+%d readers, faults %s; logs in %s",
 		h.runTag, h.instances[0].port, h.instances[1].port, h.cfg.Users, h.cfg.Rate,
 		h.cfg.Users*h.cfg.Readers, h.cfg.Crowd, strings.Join(h.cfg.Faults, " "), h.cfg.Out)
@@ -308,6 +331,7 @@ func (h *harness) run(ctx context.Context) (*result, error) {
 	}
 	for _, in := range h.instances {
 		in.sampleMemory()
+		in.sampleCounters()
 		in.stop()
 	}
 	h.finish(res)

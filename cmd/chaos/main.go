@@ -8,6 +8,16 @@
 // end it compares what was acknowledged and what every socket saw with the
 // database, prints one table, and exits non-zero on any loss.
 //
+// After the fault run come the scenarios (scenarios.go): issue 9's repros
+// of rows 1 to 5, each against fresh server processes of its own, each
+// checking one promise from outside: a snapshot flood from sockets that
+// never read (peak RSS growth, every list exact), 1,000 sockets connecting
+// during writes with Redis up and down (hello first, events contiguous), a
+// locked table (the socket stays open, answers match the database), slow
+// request bodies (cut off in time, goroutines back to baseline) and poison
+// frames amid batched writes (0 batch reruns). --scenarios picks them;
+// --fault-run=false runs them alone.
+//
 // scripts/chaos.sh (`make chaos`; `CHAOS_QUICK=1` for the one-minute
 // version that `make test` runs) starts a private PostgreSQL and Redis,
 // builds the server and this program, and runs it:
@@ -18,7 +28,8 @@
 // script owns those processes: the program runs `CMD pg-restart fast`,
 // `CMD pg-restart immediate`, `CMD redis-kill` and `CMD redis-start`. The
 // server instances are this program's children. `chaos -h` lists the
-// flags; --faults picks which faults run.
+// flags; --faults picks which faults run. The hello-first scenario kills
+// and restarts Redis through the same hook.
 package main
 
 import (
@@ -92,6 +103,10 @@ type config struct {
 	Down          time.Duration
 	Drain         time.Duration
 	ReqTimeout    time.Duration
+	// FaultRun is false when only the scenarios run.
+	FaultRun  bool          `json:"fault_run"`
+	Scenarios []string      `json:"scenarios"`
+	Sizes     scenarioSizes `json:"scenario_sizes"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -123,6 +138,20 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.Down, "down", 0, "how long a killed instance or Redis stays down (default 5s, quick 2s)")
 	fs.DurationVar(&c.Drain, "drain", 2*time.Minute, "after the last fault: longest wait for every mutation to be answered and every reader to catch up")
 	fs.DurationVar(&c.ReqTimeout, "request-timeout", 20*time.Second, "a mutation unanswered this long on an open socket: the writer drops the socket and resends on a new one")
+	fs.BoolVar(&c.FaultRun, "fault-run", true, "run the load with faults; false: only the --scenarios")
+	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run after the fault run, in this order ("+strings.Join(allScenarios, ", ")+"); \"none\" for none")
+	sz := &c.Sizes
+	fs.IntVar(&sz.FloodTasks, "flood-tasks", 0, "snapshot-flood: tasks of the flooding user (default 20000, quick 5000)")
+	fs.IntVar(&sz.FloodSockets, "flood-sockets", 0, "snapshot-flood: sockets that ask for snapshots and never read (default 32, quick 16)")
+	fs.DurationVar(&sz.FloodFor, "flood-for", 0, "snapshot-flood: how long they ask, every 100ms (default 20s, quick 5s)")
+	fs.IntVar(&sz.HelloSockets, "hello-sockets", 0, "hello-first: sockets connecting during the writes, in each of the two runs (default 1000, quick 200)")
+	fs.IntVar(&sz.HelloUsers, "hello-users", 0, "hello-first: users the sockets and writes are spread over (default 20, quick 10)")
+	fs.Float64Var(&sz.HelloRate, "hello-rate", 500, "hello-first: changes written per second (SQL) while the sockets connect")
+	fs.DurationVar(&sz.LockFor, "lock-for", 0, "locked-table: how long the tasks table stays locked (default 40s, quick 8s)")
+	fs.IntVar(&sz.SlowConns, "slow-conns", 0, "slow-bodies: connections trickling a body (default 300, quick 60)")
+	fs.DurationVar(&sz.BodyTimeout, "slow-body-timeout", 0, "slow-bodies: HTTP_BODY_TIMEOUT of the instance (default: the server's own, 30s; quick 3s)")
+	fs.DurationVar(&sz.BatchFor, "batch-for", 0, "poison-batch: how long writers and poison frames run together (default 10s, quick 3s)")
+	fs.IntVar(&sz.BatchWriters, "batch-writers", 0, "poison-batch: users writing at once, 8 mutations in flight each (default 24, quick 8)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -158,6 +187,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	defDur(&c.Warmup, 20*time.Second, 4*time.Second)
 	defDur(&c.Settle, 40*time.Second, 5*time.Second)
 	defDur(&c.Down, 5*time.Second, 2*time.Second)
+	def(&sz.FloodTasks, 20000, 5000)
+	def(&sz.FloodSockets, 32, 16)
+	defDur(&sz.FloodFor, 20*time.Second, 5*time.Second)
+	def(&sz.HelloSockets, 1000, 200)
+	def(&sz.HelloUsers, 20, 10)
+	defDur(&sz.LockFor, 40*time.Second, 8*time.Second)
+	def(&sz.SlowConns, 300, 60)
+	if sz.BodyTimeout == 0 && c.Quick {
+		sz.BodyTimeout = 3 * time.Second
+	}
+	defDur(&sz.BatchFor, 10*time.Second, 3*time.Second)
+	def(&sz.BatchWriters, 24, 8)
 	if c.Seed == 0 {
 		c.Seed = time.Now().UnixNano()
 	}
@@ -173,6 +214,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			}
 		}
 	}
+	if *scen != "none" {
+		for _, name := range strings.Split(*scen, ",") {
+			name = strings.TrimSpace(name)
+			if !slices.Contains(allScenarios, name) {
+				return c, fmt.Errorf("--scenarios: unknown scenario %q (known: %s)", name, strings.Join(allScenarios, ", "))
+			}
+			if !slices.Contains(c.Scenarios, name) {
+				c.Scenarios = append(c.Scenarios, name)
+			}
+		}
+	}
 	c.Hook = strings.Fields(*hook)
 	for _, kv := range strings.Split(*serverEnv, ",") {
 		if kv = strings.TrimSpace(kv); kv != "" {
@@ -182,16 +234,24 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			c.ServerEnv = append(c.ServerEnv, kv)
 		}
 	}
+	if !c.FaultRun {
+		c.Faults = nil
+	}
 	needsHook := slices.ContainsFunc(c.Faults, func(f string) bool {
 		return f == faultPGRestart || f == faultPGCrash || f == faultRedisKill
-	})
+	}) || slices.Contains(c.Scenarios, scenarioHello) // its second run is with Redis killed
 	switch {
 	case c.Server == "":
 		return c, errors.New("--server is required")
 	case c.AdminURL == "" || c.RedisURL == "":
 		return c, errors.New("--database-admin-url and --redis-url are required: a PostgreSQL and a Redis of this run's own (scripts/chaos.sh starts them)")
 	case needsHook && len(c.Hook) == 0:
-		return c, errors.New("--hook is required for the pg-restart, pg-crash and redis-kill faults")
+		return c, errors.New("--hook is required for the pg-restart, pg-crash and redis-kill faults and the hello-first scenario")
+	case !c.FaultRun && len(c.Scenarios) == 0:
+		return c, errors.New("--fault-run=false and --scenarios none: nothing to run")
+	case sz.FloodTasks < 1 || sz.FloodSockets < 1 || sz.HelloSockets < 1 || sz.HelloUsers < 1 || sz.HelloRate <= 0 ||
+		sz.SlowConns < 2 || sz.BatchWriters < 1 || sz.FloodFor <= 0 || sz.LockFor <= 0 || sz.BatchFor <= 0 || sz.BodyTimeout < 0:
+		return c, errors.New("scenario sizes must be positive (--slow-conns at least 2: half of them authenticated)")
 	case c.Users < 1 || c.Readers < 1 || c.Crowd < 0 || c.Inflight < 1:
 		return c, errors.New("--users, --readers and --inflight must be at least 1, --crowd at least 0")
 	case c.Rate <= 0 || c.RESTShare < 0 || c.RESTShare > 1 || c.SnapshotShare < 0 || c.SnapshotShare > 1 || c.SeedTasks < 0:

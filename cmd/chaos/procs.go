@@ -29,6 +29,7 @@ type instance struct {
 	name string
 	port int
 	h    *harness
+	env  []string // settings of this instance only, on top of the run's
 
 	mu          sync.Mutex
 	cmd         *exec.Cmd
@@ -38,6 +39,13 @@ type instance struct {
 	crashes     []string // unexpected exits
 	hwm         int64    // highest VmHWM over every incarnation
 	log         *os.File
+
+	// counters are the tasksync_* counters of /metrics summed over the
+	// incarnations that ended; current is the last scrape of the running
+	// one (read before each signal, since a killed process can no longer
+	// be asked).
+	counters map[string]float64
+	current  map[string]float64
 }
 
 func (in *instance) wsURL() string   { return fmt.Sprintf("ws://127.0.0.1:%d/ws", in.port) }
@@ -103,7 +111,7 @@ func (in *instance) start(ctx context.Context) error {
 	in.incarnation++
 	fmt.Fprintf(in.log, "=== chaos: start #%d of instance %s at +%.1fs ===\n", in.incarnation, in.name, in.h.since())
 	cmd := exec.Command(in.h.cfg.Server, "serve")
-	cmd.Env = in.h.serverEnv(fmt.Sprintf("LISTEN_ADDR=127.0.0.1:%d", in.port), "INSTANCE_ID=chaos-"+in.name)
+	cmd.Env = in.h.serverEnv(append([]string{fmt.Sprintf("LISTEN_ADDR=127.0.0.1:%d", in.port), "INSTANCE_ID=chaos-" + in.name}, in.env...)...)
 	cmd.Stdout, cmd.Stderr = in.log, in.log
 	cmd.SysProcAttr = childProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -111,6 +119,7 @@ func (in *instance) start(ctx context.Context) error {
 		return fmt.Errorf("start instance %s: %w", in.name, err)
 	}
 	in.cmd, in.expectExit = cmd, false
+	in.foldCounters()
 	exited := make(chan struct{})
 	in.exited = exited
 	pidLine := fmt.Sprintf("%d %s\n", cmd.Process.Pid, in.h.cfg.Server)
@@ -172,6 +181,7 @@ func (in *instance) signal(sig syscall.Signal, wait time.Duration) (took time.Du
 	in.expectExit = true
 	in.mu.Unlock()
 	in.sampleMemory()
+	in.sampleCounters()
 	start := time.Now()
 	if err := cmd.Process.Signal(sig); err != nil {
 		return 0, false, "", fmt.Errorf("signal instance %s: %w", in.name, err)
@@ -206,6 +216,46 @@ func (in *instance) sampleMemory() {
 	if m, err := procstat.Read(in.cmd.Process.Pid); err == nil && m.HWM > in.hwm {
 		in.hwm = m.HWM
 	}
+}
+
+// pid is the process id of the running incarnation (0: none).
+func (in *instance) pid() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.cmd == nil || in.cmd.Process == nil {
+		return 0
+	}
+	return in.cmd.Process.Pid
+}
+
+// batchCounters are the counters of /metrics that the run reports per
+// instance: group commit at work, and batches rolled back.
+var batchCounters = []string{"tasksync_mutations_total", "tasksync_write_transactions_total", "tasksync_batch_reruns_total"}
+
+// sampleCounters keeps the running incarnation's batch counters; a server
+// that does not answer (it is going down) keeps the last ones read.
+func (in *instance) sampleCounters() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	m, err := in.metrics(ctx, batchCounters...)
+	if err != nil {
+		return
+	}
+	in.mu.Lock()
+	in.current = m
+	in.mu.Unlock()
+}
+
+// foldCounters adds the last incarnation's counters to the sum, as a new
+// one starts from zero. Called with in.mu held.
+func (in *instance) foldCounters() {
+	if in.counters == nil {
+		in.counters = map[string]float64{}
+	}
+	for k, v := range in.current {
+		in.counters[k] += v
+	}
+	in.current = nil
 }
 
 // stop ends the last incarnation at the end of the run.

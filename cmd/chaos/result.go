@@ -14,12 +14,14 @@ import (
 
 // result is the report of one run: the table on stdout, and result.json.
 type result struct {
-	Run      string        `json:"run"`
-	Started  time.Time     `json:"started"`
-	Seconds  float64       `json:"seconds"`
-	Config   config        `json:"config"`
-	Faults   []faultRecord `json:"faults"`
-	Failures []string      `json:"failures"`
+	Run     string    `json:"run"`
+	Started time.Time `json:"started"`
+	Seconds float64   `json:"seconds"` // the whole run
+	// FaultRunSeconds is the fault run's part of it.
+	FaultRunSeconds float64       `json:"fault_run_seconds,omitempty"`
+	Config          config        `json:"config"`
+	Faults          []faultRecord `json:"faults"`
+	Failures        []string      `json:"failures"`
 
 	Mutations struct {
 		Sent            int64            `json:"sent"`
@@ -61,11 +63,12 @@ type result struct {
 		Inconclusive map[string]int            `json:"inconclusive,omitempty"`
 	} `json:"poison"`
 
-	Verification verification     `json:"verification"`
-	Instances    []instanceResult `json:"instances"`
-	Anomalies    map[string]int64 `json:"anomalies,omitempty"`
-	Notes        []string         `json:"socket_notes,omitempty"`
-	ErrorLines   []string         `json:"-"`
+	Verification verification      `json:"verification"`
+	Instances    []instanceResult  `json:"instances"`
+	Scenarios    []*scenarioResult `json:"scenarios,omitempty"`
+	Anomalies    map[string]int64  `json:"anomalies,omitempty"`
+	Notes        []string          `json:"socket_notes,omitempty"`
+	ErrorLines   []string          `json:"-"`
 }
 
 type instanceResult struct {
@@ -75,6 +78,9 @@ type instanceResult struct {
 	ErrorLines int      `json:"error_log_lines"`
 	DataRaces  int      `json:"data_races,omitempty"`
 	Crashes    []string `json:"crashes,omitempty"`
+	// Counters are tasksync_* counters of /metrics summed over the
+	// starts (read before each signal and at the end).
+	Counters map[string]float64 `json:"counters,omitempty"`
 }
 
 func (h *harness) newResult() *result {
@@ -83,7 +89,7 @@ func (h *harness) newResult() *result {
 
 // finish gathers the counts and decides pass or fail.
 func (h *harness) finish(res *result) {
-	res.Seconds = round1(h.since())
+	res.FaultRunSeconds = round1(h.since())
 	res.Faults = h.faults
 	m := &res.Mutations
 	m.Sent, m.Acked, m.FramesSent = h.sent.Load(), h.acked.Load(), h.framesSent.Load()
@@ -121,8 +127,9 @@ func (h *harness) finish(res *result) {
 			lines = []string{"could not read the log: " + err.Error()}
 		}
 		in.mu.Lock()
+		in.foldCounters()
 		res.Instances = append(res.Instances, instanceResult{Name: in.name, Starts: in.incarnation, MaxRSS: in.hwm,
-			ErrorLines: len(lines), DataRaces: races, Crashes: in.crashes})
+			ErrorLines: len(lines), DataRaces: races, Crashes: in.crashes, Counters: maps.Clone(in.counters)})
 		in.mu.Unlock()
 		for _, l := range lines {
 			res.ErrorLines = append(res.ErrorLines, in.name+": "+l)
@@ -193,22 +200,71 @@ func kvInt(m map[string]int) string {
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// print writes the table.
+// print writes the tables: the fault run's, then each scenario's, then
+// the verdict.
 func (res *result) print(out io.Writer) {
-	m, r, v := &res.Mutations, &res.Readers, &res.Verification
-	row := func(name string, value any, note string) {
-		if note != "" {
-			fmt.Fprintf(out, "  %-34s %10v   %s\n", name, value, note)
-		} else {
-			fmt.Fprintf(out, "  %-34s %10v\n", name, value)
+	if res.Config.FaultRun {
+		res.printFaultRun(out)
+	}
+	printScenarios(out, res)
+	fmt.Fprintln(out)
+	if len(res.Failures) == 0 {
+		var kept []string
+		if res.Config.FaultRun {
+			kept = append(kept, "no acknowledged change lost or duplicated, every socket in order and complete")
+		}
+		if len(res.Scenarios) > 0 {
+			kept = append(kept, "every scenario kept its promise")
+		}
+		fmt.Fprintf(out, "PASS: %s\n", strings.Join(kept, "; "))
+		return
+	}
+	fmt.Fprintf(out, "FAIL (%d):\n", len(res.Failures))
+	for _, f := range res.Failures {
+		fmt.Fprintf(out, "  - %s\n", f)
+	}
+	v := &res.Verification
+	if len(v.Details)+len(res.Notes) > 0 {
+		fmt.Fprintln(out, "examples:")
+		for _, d := range append(slices.Clone(v.Details), res.Notes...) {
+			fmt.Fprintf(out, "  %s\n", d)
 		}
 	}
+	for _, sr := range res.Scenarios {
+		if len(sr.Failures) > 0 && len(sr.Examples) > 0 {
+			fmt.Fprintf(out, "examples (%s):\n", sr.Name)
+			for _, d := range sr.Examples {
+				fmt.Fprintf(out, "  %s\n", d)
+			}
+		}
+	}
+	if len(res.ErrorLines) > 0 {
+		fmt.Fprintf(out, "server ERROR lines (%d, first 30):\n", len(res.ErrorLines))
+		for _, l := range res.ErrorLines[:min(30, len(res.ErrorLines))] {
+			fmt.Fprintf(out, "  %s\n", l)
+		}
+	}
+}
+
+// tableRow prints one row of a table: a name, a value, a note.
+func tableRow(out io.Writer, name string, value any, note string) {
+	if note != "" {
+		fmt.Fprintf(out, "  %-34s %10v   %s\n", name, value, note)
+	} else {
+		fmt.Fprintf(out, "  %-34s %10v\n", name, value)
+	}
+}
+
+// printFaultRun writes the fault run's table.
+func (res *result) printFaultRun(out io.Writer) {
+	m, r, v := &res.Mutations, &res.Readers, &res.Verification
+	row := func(name string, value any, note string) { tableRow(out, name, value, note) }
 	mode := "full"
 	if res.Config.Quick {
 		mode = "quick"
 	}
 	fmt.Fprintf(out, "\nchaos run %s (%s, %s UTC, %.0f s): 2 instances, %d writers at %.0f/s, faults: %s\n",
-		res.Run, mode, res.Started.Format("2006-01-02 15:04"), res.Seconds, res.Config.Users, res.Config.Rate, strings.Join(res.Config.Faults, " "))
+		res.Run, mode, res.Started.Format("2006-01-02 15:04"), res.FaultRunSeconds, res.Config.Users, res.Config.Rate, strings.Join(res.Config.Faults, " "))
 	for _, f := range res.Faults {
 		fmt.Fprintf(out, "  fault at %6.1fs  %-10s %s\n", f.AtS, f.Name, f.Note)
 	}
@@ -254,29 +310,19 @@ func (res *result) print(out io.Writer) {
 	}
 	row("server ERROR log lines", errs, strings.Join(per, ", "))
 	row("socket closes seen", sum(r.Closes), kv(r.Closes)+fmt.Sprintf("; closed by the client to resume elsewhere: %d", r.Churns))
+	muts, txs, reruns, known := 0.0, 0.0, 0.0, true
+	for _, in := range res.Instances {
+		muts += in.Counters["tasksync_mutations_total"]
+		txs += in.Counters["tasksync_write_transactions_total"]
+		n, ok := in.Counters["tasksync_batch_reruns_total"]
+		reruns += n
+		known = known && ok
+	}
+	if known && txs > 0 {
+		row("batch reruns (/metrics)", int64(reruns), fmt.Sprintf("%.0f mutations in %.0f write transactions (%.2f per transaction); reruns after a PostgreSQL restart are expected, poison-batch judges them", muts, txs, muts/txs))
+	}
 	if len(res.Anomalies) > 0 {
 		row("protocol anomalies", sum(res.Anomalies), kv(res.Anomalies))
-	}
-	fmt.Fprintln(out)
-	if len(res.Failures) == 0 {
-		fmt.Fprintln(out, "PASS: no acknowledged change lost or duplicated, every socket in order and complete")
-		return
-	}
-	fmt.Fprintf(out, "FAIL (%d):\n", len(res.Failures))
-	for _, f := range res.Failures {
-		fmt.Fprintf(out, "  - %s\n", f)
-	}
-	if len(v.Details)+len(res.Notes) > 0 {
-		fmt.Fprintln(out, "examples:")
-		for _, d := range append(slices.Clone(v.Details), res.Notes...) {
-			fmt.Fprintf(out, "  %s\n", d)
-		}
-	}
-	if len(res.ErrorLines) > 0 {
-		fmt.Fprintf(out, "server ERROR lines (%d, first 30):\n", len(res.ErrorLines))
-		for _, l := range res.ErrorLines[:min(30, len(res.ErrorLines))] {
-			fmt.Fprintf(out, "  %s\n", l)
-		}
 	}
 }
 

@@ -188,6 +188,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(list
 			func() float64 { m, _ := taskService.BatchStats(); return float64(m) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tasksync_write_transactions_total", Help: "Transactions those mutations ran in (group commit: several mutations per transaction under load)."},
 			func() float64 { _, t := taskService.BatchStats(); return float64(t) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tasksync_batch_reruns_total", Help: "Mutations run again alone because the batch they shared was rolled back (a database outage, or one mutation that failed in a way validation did not catch)."},
+			func() float64 { return float64(taskService.BatchReruns()) }),
 	)
 	sockets := realtime.NewServer(realtime.Config{
 		MaxFrameBytes:     cfg.WSMaxFrameBytes,
