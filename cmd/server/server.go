@@ -25,6 +25,7 @@ import (
 
 	"tasksync"
 	"tasksync/auth"
+	tsclient "tasksync/clients/ts"
 	"tasksync/internal/httpjson"
 	"tasksync/internal/reqlog"
 	"tasksync/migrations"
@@ -348,6 +349,9 @@ func (s *server) routes() http.Handler {
 	webClient := web.Handler()
 	mux.Handle("GET /{$}", webClient)
 	mux.Handle("GET "+web.AssetsPrefix, webClient)
+	// The TypeScript SDK, for pages that import it from this server:
+	// /sdk/tasksync-client.js and the other files of clients/ts/dist.
+	mux.Handle("GET "+tsclient.Prefix, tsclient.Handler())
 
 	var h http.Handler = httpjson.Routes(mux)
 	// Without CORS_ALLOWED_ORIGINS no CORS handler at all: same origin

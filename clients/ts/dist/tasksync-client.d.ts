@@ -1,0 +1,1 @@
+export declare function createClient(options: unknown): never;
