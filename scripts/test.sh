@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test` (and CI through .ci/run): PostgreSQL + Redis (scripts/services.sh), go vet,
 # go test -race, the wscat recipe, the short chaos run (scripts/chaos.sh), then the browser tests
-# if web/test/run.sh exists. Stops at the first failure with a message naming the step; the exit
-# status is non-zero on any failure.
+# if web/test/run.sh exists, then the TypeScript SDK's tests (clients/ts/test/run.sh). Stops at the
+# first failure with a message naming the step; the exit status is non-zero on any failure.
 #
 # The Go tests get:
 #   TEST_DATABASE_URL  a role that may create databases, on its maintenance database
@@ -71,5 +71,16 @@ if [[ -f web/test/run.sh ]]; then
 else
 	log "no web/test/run.sh: browser tests skipped (none exist yet)"
 fi
+
+# ------------------------------------------------------------------ the TypeScript SDK
+# clients/ts/test/run.sh: generated types current, dist built from src, unit tests, integration
+# tests against two real instances and a real Better Auth server, and a browser test importing
+# /sdk/tasksync-client.js (a few minutes, npm ci included). Same environment as the browser tests.
+if [[ ! -x /usr/bin/chromium ]]; then
+	apt_install chromium ||
+		die "FAILED: the SDK's browser test needs Debian's chromium (/usr/bin/chromium), and $(why_cannot_install). Install it (sudo apt-get install chromium), then re-run."
+fi
+export CHROMIUM_PATH=/usr/bin/chromium
+step "SDK tests (clients/ts/test/run.sh)" bash clients/ts/test/run.sh
 
 log "all checks passed"
