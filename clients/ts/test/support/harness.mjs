@@ -176,6 +176,8 @@ export async function serverTasks(inst, tok, user) {
   }
 }
 
+const RECORDER = Symbol('recorder');
+
 // Frame validation against docs/schemas, when the schemas' validators exist
 // (test/support/frames.mjs); every frame either way is recorded.
 let validators = null;
@@ -191,16 +193,33 @@ export const framesValidated = validators !== null;
  * needs) that records every socket it opens and every frame sent and
  * received, and checks each against the frame schemas: anything that does
  * not validate lands in rec.invalid (assert it is empty at the end).
- * rec.refuse = true makes new sockets fail as a dead network would.
+ * rec.refuse = true makes new sockets fail as a dead network would;
+ * rec.mute = true keeps every incoming frame from the client (still
+ * recorded): the server applies what it is sent, but no reply arrives, as
+ * when it dies between the commit and the reply.
  */
 export function recordingWebSocket() {
-  const rec = { opened: [], sockets: [], sent: [], received: [], invalid: [], refuse: false };
+  const rec = { opened: [], sockets: [], sent: [], received: [], invalid: [], refuse: false, mute: false };
   class RecordingWebSocket extends WS {
+    #onmessage = null;
+
+    get onmessage() { return this.#onmessage; }
+
+    set onmessage(fn) {
+      this.#onmessage = fn;
+      super.onmessage = fn ? (ev) => { if (!rec.mute) fn.call(this, ev); } : null;
+    }
+
+    addEventListener(type, fn, opts) {
+      if (type !== 'message' || opts?.[RECORDER]) return super.addEventListener(type, fn, opts);
+      return super.addEventListener(type, (ev) => { if (!rec.mute) fn.call(this, ev); }, opts);
+    }
+
     constructor(url, protocols, options) {
       super(rec.refuse ? 'ws://127.0.0.1:9/refused' : url, protocols, options);
       rec.opened.push(String(url));
       rec.sockets.push(this);
-      this.addEventListener('message', (ev) => {
+      super.addEventListener('message', (ev) => {
         let f;
         try {
           f = JSON.parse(String(ev.data));
@@ -212,7 +231,7 @@ export function recordingWebSocket() {
         if (validators) {
           try { validators.validateServerFrame(f); } catch (e) { rec.invalid.push(`received: ${e.message}`); }
         }
-      });
+      }, { [RECORDER]: true });
     }
 
     send(data) {
