@@ -5,9 +5,11 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
 import { betterAuthToken, tokenFromSetAuthJwt } from '../../dist/better-auth.js';
 import { startBetterAuth } from '../support/better-auth-server.mjs';
-import { Instance, rest, waitFor } from '../support/harness.mjs';
+import { Instance, rest, waitFor, connectionState, recordStates } from '../support/harness.mjs';
+import { testClient, closeAll } from '../support/client.mjs';
 
 let ba;
 let inst;
@@ -16,11 +18,14 @@ before(async () => {
   ba = await startBetterAuth({ expirationTime: '10s' });
   inst = new Instance('ba', {
     AUTH_JWT_SECRET: null, AUTH_JWKS_URL: ba.jwksURL, AUTH_ISSUER: ba.url, AUTH_AUDIENCE: ba.url,
+    // No clock-skew allowance: a socket whose token is not refreshed is closed at its exp.
+    AUTH_LEEWAY: '0s',
   });
   await inst.start();
 });
 
 after(async () => {
+  await closeAll();
   await inst?.stop();
   await ba?.close();
 });
@@ -102,4 +107,38 @@ test('tokenFromSetAuthJwt reads the set-auth-jwt header of getSession, and set()
   assert.equal(await getToken(), tok);
   assert.equal(calls, 0);
   assert.deepEqual(await rest(inst, tok, 'GET', `/api/${userId}/tasks`), []);
+});
+
+test('createClient + betterAuthToken: the socket stays open across several 10-second tokens (auth.refresh), then signing out ends in unauthenticated', async () => {
+  const { cookie, userId } = await ba.signUp(`sdk-${Date.now()}@example.com`);
+  const getToken = betterAuthToken({ baseURL: ba.url, headers: { cookie } });
+  const { client, rec } = testClient({ urls: [inst], getToken });
+  const states = recordStates(client);
+  await client.ready();
+  assert.equal(client.userId, userId);
+  const hello = rec.received.find((f) => f.type === 'hello');
+  const refreshes = () => rec.received.filter((f) => f.type === 'reply' && f.re === 'auth.refresh');
+
+  // Three refreshes take the socket well past two token lifetimes.
+  await waitFor(() => refreshes().length >= 3, { timeout: 40000, interval: 200, what: 'three auth.refresh replies' });
+  assert.ok(Date.now() > Date.parse(hello.token_expires_at) + 10000, 'past two lifetimes of the first token');
+  assert.equal(rec.opened.length, 1, 'one socket all along');
+  assert.ok(states.every((s) => s.status !== 'unauthenticated' && s.status !== 'reconnecting'), states.map((s) => s.status).join(' '));
+  const errors = rec.received.filter((f) => f.type === 'error');
+  assert.deepEqual(errors, [], 'no refresh refused');
+  // The socket still works.
+  const task = await client.tasks().create({ title: 'made on a refreshed socket' });
+  assert.ok(task.id > 0);
+  assert.equal((await rest(inst, await getToken(), 'GET', `/api/${userId}/tasks/${task.id}`)).title, 'made on a refreshed socket');
+
+  // Signed out: no new token; when the last one expires the server closes
+  // the socket (4001) and the client stops, unauthenticated.
+  await ba.signOut(cookie);
+  await connectionState(client, (s) => s.status === 'unauthenticated', { timeout: 20000, what: 'unauthenticated after sign-out' });
+  const tries = rec.opened.length;
+  assert.ok(tries <= 3, `${tries} sockets`);
+  await delay(2000);
+  assert.equal(rec.opened.length, tries, 'no reconnect loop');
+  assert.equal(client.connection.get().status, 'unauthenticated');
+  assert.deepEqual(rec.invalid, [], 'every frame validates against docs/schemas');
 });
