@@ -1,5 +1,21 @@
-// Placeholder of the SDK bundle (branch i10-int only): the real build output
-// from clients/ts/src replaces it when the SDK branch is merged.
-export function createClient() {
-  throw new Error("placeholder: the SDK build is not merged yet");
-}
+/**
+ * @tasksync/client: a live task list over one WebSocket, a durable offline
+ * outbox, in-band token refresh, presence and streaming chat
+ * (docs/PROTOCOL.md). No runtime dependencies; browsers and Node >= 20.
+ *
+ * ```ts
+ * import { createClient } from "@tasksync/client";
+ * const client = createClient({ url: "https://api.example.com", getToken: () => authClient.token() });
+ * const tasks = client.tasks();
+ * await tasks.create({ title: "Buy milk", priority: "high" });
+ * for await (const ev of client.chat.send("what's pending?")) console.log(ev);
+ * ```
+ * @module
+ */
+export { createClient } from "./client.js";
+export { memoryStorage, indexedDBStorage } from "./storage.js";
+export { TaskView } from "./view.js";
+export { Chat, ChatStream } from "./chat.js";
+export { PROTOCOL, CloseCode, backoffDelay, browserOnline, socketURL } from "./connection.js";
+export { RequestError, DisconnectedError } from "./errors.js";
+export { decodeToken, tokenExpiry, tokenUser } from "./token.js";

@@ -1,0 +1,316 @@
+// The outbox: every local change, from the moment it is made until the
+// server acknowledges it.
+//
+// A change is applied to the view at once (optimistically), kept in durable
+// storage, and sent with a mutation_id that stays the same across resends
+// (after a lost reply, a reconnect or a restart): the server's idempotency
+// applies it once and answers a resend with "replayed":true. Changes are sent
+// in order; two changes of one task are never on the wire together (the
+// server may work on concurrent requests in either order), and a change of a
+// task created offline waits for the create's reply that names its real id.
+// The view is the server's state with the pending changes applied over it,
+// recomputed whenever either moves, which rebases them over server events.
+//
+// Updates carry base_version, the version the change was made on; a
+// version_mismatch asks onConflict (default: keep the server's) and is
+// reported. not_found, invalid and other refusals drop the change (and
+// those that depend on it) and report it; unavailable and internal are
+// retried later with backoff.
+import { DisconnectedError, RequestError } from "./errors.js";
+import { backoffDelay } from "./connection.js";
+export class Outbox {
+    #d;
+    #list = [];
+    #idMap = new Map();
+    #sending = new Set(); // mutation_ids on the wire
+    #waiters = new Map();
+    #retryAt = new Map();
+    #timer;
+    #nextTemp = -1;
+    /** Bumped on every change of the list (views recompute when it moved). */
+    version = 0;
+    constructor(deps) {
+        this.#d = deps;
+    }
+    /** The pending changes, oldest first. */
+    get list() {
+        return this.#list;
+    }
+    /** Temporary ids of acknowledged creates and the real ids they became. */
+    get idMap() {
+        return this.#idMap;
+    }
+    /** Restores a stored outbox. */
+    load(list, idMap) {
+        this.#list = list.map((m) => ({ ...m }));
+        for (const [tmp, real] of idMap)
+            this.#idMap.set(tmp, real);
+        let lowest = 0;
+        for (const m of this.#list)
+            lowest = Math.min(lowest, m.temp_id ?? 0, m.task_id ?? 0);
+        for (const tmp of this.#idMap.keys())
+            lowest = Math.min(lowest, tmp);
+        this.#nextTemp = lowest - 1;
+        this.#changed();
+    }
+    /** Drops everything (another user signed in). */
+    clear() {
+        for (const w of this.#waiters.values())
+            w.reject(new Error("the outbox was cleared: another user signed in"));
+        this.#waiters.clear();
+        this.#list = [];
+        this.#idMap.clear();
+        this.#changed();
+    }
+    /** Stops retry timers (client.close). */
+    stop() {
+        clearTimeout(this.#timer);
+    }
+    /** The real id of a task, when id is the temporary id of an acknowledged create. */
+    resolveId(id) {
+        return this.#idMap.get(id) ?? id;
+    }
+    /** Queues a change; resolves with the task the server returns (undefined for a delete). */
+    add(m) {
+        const mutation = { ...m, mutation_id: newMutationId(), attempts: 0, created_at: new Date().toISOString() };
+        if (mutation.type === "task.create")
+            mutation.temp_id = this.#nextTemp--;
+        if (mutation.task_id !== undefined)
+            mutation.task_id = this.resolveId(mutation.task_id);
+        if (mutation.type !== "task.create" && mutation.base_version === undefined && mutation.task_id > 0) {
+            mutation.base_version = this.#d.store.tasks.get(mutation.task_id)?.version;
+        }
+        const done = new Promise((resolve, reject) => this.#waiters.set(mutation.mutation_id, { resolve, reject }));
+        this.#list.push(mutation);
+        this.#changed();
+        this.pump();
+        return { mutation, done };
+    }
+    /** Sends what may be sent now: in order, one change per task on the wire, creates before their dependants. */
+    pump() {
+        if (!this.#d.live())
+            return;
+        clearTimeout(this.#timer);
+        const busy = new Set();
+        let nextRetry = Infinity;
+        for (const m of this.#list) {
+            const key = m.task_id ?? m.temp_id;
+            if (busy.has(key))
+                continue;
+            busy.add(key);
+            if (this.#sending.has(m.mutation_id))
+                continue;
+            if (m.task_id !== undefined && m.task_id < 0)
+                continue; // waits for its create's reply
+            const at = this.#retryAt.get(m.mutation_id) ?? 0;
+            if (at > Date.now()) {
+                nextRetry = Math.min(nextRetry, at);
+                continue;
+            }
+            this.#send(m);
+        }
+        if (nextRetry !== Infinity)
+            this.#timer = setTimeout(() => this.pump(), nextRetry - Date.now());
+    }
+    #send(m) {
+        this.#sending.add(m.mutation_id);
+        m.attempts++;
+        this.#d.request(frameOf(m)).then((reply) => {
+            this.#sending.delete(m.mutation_id);
+            this.#acked(m, reply);
+            this.pump();
+        }, (err) => {
+            this.#sending.delete(m.mutation_id);
+            void this.#refused(m, err).then(() => this.pump());
+        });
+    }
+    #acked(m, reply) {
+        if (!this.#list.includes(m))
+            return;
+        const task = reply.type === "reply" ? reply.task : undefined;
+        const store = this.#d.store;
+        this.#retryAt.delete(m.mutation_id);
+        if (m.type === "task.create" && task) {
+            this.#idMap.set(m.temp_id, task.id);
+            for (const later of this.#list) {
+                if (later.task_id === m.temp_id) {
+                    later.task_id = task.id;
+                    later.base_version ??= task.version;
+                }
+            }
+        }
+        else if (task && m.task_id !== undefined) {
+            // Later changes of this task were made on top of this one: they are based on its result.
+            for (const later of this.#list) {
+                if (later !== m && later.task_id === m.task_id && later.base_version === m.base_version)
+                    later.base_version = task.version;
+            }
+        }
+        this.#remove(m);
+        if (m.type === "task.delete")
+            store.remove(m.task_id);
+        else if (task)
+            store.put(task);
+        this.#settle(m, null, task);
+    }
+    async #refused(m, err) {
+        if (!this.#list.includes(m))
+            return;
+        if (err instanceof DisconnectedError)
+            return; // resent after the reconnect, same mutation_id
+        if (!(err instanceof RequestError))
+            return this.#later(m, String(err?.message ?? err));
+        switch (err.code) {
+            case "version_mismatch":
+                return this.#conflict(m, err);
+            case "unavailable":
+            case "internal":
+            case "rate_limited":
+                return this.#later(m, err.message);
+        }
+        // not_found, invalid, bad_request, conflict (a reused mutation_id), forbidden: this change will never apply.
+        if (err.code === "not_found" && m.task_id !== undefined && m.task_id > 0)
+            this.#d.store.remove(m.task_id);
+        this.#drop(m, err);
+    }
+    #later(m, why) {
+        m.last_error = why;
+        this.#retryAt.set(m.mutation_id, Date.now() + backoffDelay(m.attempts, this.#d.retry.minMs, this.#d.retry.maxMs));
+        this.#changed();
+    }
+    async #conflict(m, err) {
+        const server = err.frame.task;
+        if (!server)
+            return this.#drop(m, err);
+        this.#d.store.put(server);
+        const local = m.type === "task.update" ? { ...m.task } : { completed: m.completed };
+        const c = { local, server, mutation: { ...m } };
+        let decision = "server";
+        try {
+            decision = await this.#d.onConflict(c);
+        }
+        catch {
+            decision = "server";
+        }
+        if (!this.#list.includes(m))
+            return;
+        c.at = new Date().toISOString();
+        if (decision === "server") {
+            c.resolution = "server";
+            this.#d.onConflictReported(c);
+            this.#remove(m);
+            this.#settle(m, err);
+            return;
+        }
+        c.resolution = decision === "local" ? "local" : "merged";
+        this.#d.onConflictReported(c);
+        // Resent over the server's version; a new mutation_id, since the request differs from the refused one.
+        const waiter = this.#waiters.get(m.mutation_id);
+        this.#waiters.delete(m.mutation_id);
+        m.mutation_id = newMutationId();
+        if (waiter)
+            this.#waiters.set(m.mutation_id, waiter);
+        m.base_version = server.version;
+        if (decision !== "local")
+            m.task = decision;
+        this.#changed();
+    }
+    #drop(m, err) {
+        const dropped = [m];
+        // Changes of a task whose create was refused can never be sent.
+        if (m.type === "task.create")
+            dropped.push(...this.#list.filter((x) => x.task_id === m.temp_id));
+        for (const x of dropped) {
+            this.#remove(x);
+            this.#d.onRejected({ mutation: x, code: err.code, message: err.message, fields: err.frame.fields, at: new Date().toISOString() });
+            this.#settle(x, err);
+        }
+    }
+    #remove(m) {
+        this.#list = this.#list.filter((x) => x !== m);
+        this.#retryAt.delete(m.mutation_id);
+        this.#changed();
+    }
+    #settle(m, err, task) {
+        const w = this.#waiters.get(m.mutation_id);
+        if (!w)
+            return;
+        this.#waiters.delete(m.mutation_id);
+        if (err)
+            w.reject(err);
+        else
+            w.resolve(task);
+    }
+    #changed() {
+        this.version++;
+        this.#d.onChange();
+    }
+}
+function frameOf(m) {
+    switch (m.type) {
+        case "task.create":
+            return { type: m.type, mutation_id: m.mutation_id, task: m.task };
+        case "task.update": {
+            const f = { type: m.type, mutation_id: m.mutation_id, task_id: m.task_id, task: m.task };
+            if (m.base_version !== undefined)
+                f.base_version = m.base_version;
+            return f;
+        }
+        case "task.complete":
+            return { type: m.type, mutation_id: m.mutation_id, task_id: m.task_id, completed: m.completed };
+        case "task.delete":
+            return { type: m.type, mutation_id: m.mutation_id, task_id: m.task_id };
+    }
+}
+/** A fresh idempotency key (crypto.randomUUID where it exists). */
+export function newMutationId() {
+    const c = globalThis.crypto;
+    if (c?.randomUUID)
+        return c.randomUUID();
+    return `m-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+}
+/** The server's tasks with the pending changes applied over them, in outbox order. */
+export function overlay(tasks, pending, userId) {
+    const view = new Map(tasks);
+    for (const m of pending) {
+        if (m.type === "task.create") {
+            const f = m.task;
+            view.set(m.temp_id, {
+                id: m.temp_id,
+                user_id: userId,
+                title: f.title,
+                description: f.description ?? "",
+                completed: f.completed ?? false,
+                priority: f.priority ?? "medium",
+                tags: f.tags ?? [],
+                due_date: dueDate(f.due_date),
+                created_at: m.created_at,
+                updated_at: m.created_at,
+                version: 0,
+                pending: true,
+            });
+            continue;
+        }
+        const t = view.get(m.task_id);
+        if (!t)
+            continue;
+        if (m.type === "task.delete")
+            view.delete(t.id);
+        else if (m.type === "task.complete")
+            view.set(t.id, { ...t, completed: m.completed ?? !t.completed, pending: true });
+        else {
+            const p = m.task;
+            const next = { ...t, ...p, pending: true };
+            if ("due_date" in p)
+                next.due_date = dueDate(p.due_date);
+            view.set(t.id, next);
+        }
+    }
+    return view;
+}
+/** A due date as the server stores it: YYYY-MM-DD means midnight UTC. */
+function dueDate(d) {
+    if (!d)
+        return null;
+    return /^\d{4}-\d{2}-\d{2}$/.test(d) ? `${d}T00:00:00Z` : d;
+}

@@ -1,0 +1,120 @@
+// A live, filtered and ordered view of the user's tasks, with the local
+// changes not yet acknowledged applied (tasks carry pending: true).
+// Filters follow GET /api/{user_id}/tasks, applied on the client.
+/**
+ * A live list of tasks. getSnapshot() returns the same array until the list
+ * changes (fit for React's useSyncExternalStore); subscribe(cb) calls cb on
+ * every change. Changes made through it are optimistic: they show at once
+ * (pending: true) and are sent through the durable outbox; their promise
+ * settles when the server acknowledges or refuses them (it stays pending
+ * while offline).
+ */
+export class TaskView {
+    filter;
+    #src;
+    #from = null;
+    #snapshot = [];
+    constructor(src, filter = {}) {
+        this.#src = src;
+        this.filter = filter;
+    }
+    /** The tasks that match the filter, in its order. */
+    getSnapshot = () => {
+        const all = this.#src.all();
+        if (all === this.#from)
+            return this.#snapshot;
+        this.#from = all;
+        const next = select(all.values(), this.filter);
+        if (next.length !== this.#snapshot.length || next.some((t, i) => t !== this.#snapshot[i]))
+            this.#snapshot = next;
+        return this.#snapshot;
+    };
+    /** Calls cb after every change of the list; returns the unsubscribe function. */
+    subscribe = (cb) => {
+        let last = this.getSnapshot();
+        return this.#src.subscribe(() => {
+            const next = this.getSnapshot();
+            if (next !== last) {
+                last = next;
+                cb();
+            }
+        });
+    };
+    /** Creates a task; it shows at once with a negative temporary id; resolves with the server's task. */
+    create(fields) {
+        return this.#src.create(fields);
+    }
+    /** Changes some fields (sent with base_version: a concurrent change elsewhere is a conflict). */
+    update(id, patch) {
+        return this.#src.update(id, patch);
+    }
+    /** Sets completion; toggles the shown value when completed is omitted. */
+    complete(id, completed) {
+        return this.#src.complete(id, completed);
+    }
+    /** Deletes a task. */
+    delete(id) {
+        return this.#src.delete(id);
+    }
+}
+const PRIORITY_RANK = { low: 0, medium: 1, high: 2 };
+function list(v) {
+    if (v === undefined)
+        return [];
+    return (Array.isArray(v) ? v : String(v).split(",")).map((s) => s.trim().toLowerCase()).filter(Boolean);
+}
+/** The tasks that match filter, ordered as the REST list would order them. */
+export function select(tasks, filter) {
+    const priorities = list(filter.priority);
+    const tags = list(filter.tag);
+    const q = typeof filter.q === "string" ? filter.q.trim().toLowerCase() : "";
+    const before = filter.due_before ? Date.parse(String(filter.due_before)) : NaN;
+    const after = filter.due_after ? Date.parse(String(filter.due_after)) : NaN;
+    const out = [];
+    for (const t of tasks) {
+        if (filter.status === "pending" && t.completed)
+            continue;
+        if (filter.status === "completed" && !t.completed)
+            continue;
+        if (priorities.length && !priorities.includes(t.priority))
+            continue;
+        if (tags.length) {
+            const have = new Set(t.tags.map((x) => x.toLowerCase()));
+            if (!tags.every((x) => have.has(x)))
+                continue;
+        }
+        if (q && !`${t.title}\n${t.description}`.toLowerCase().includes(q))
+            continue;
+        const due = t.due_date ? Date.parse(t.due_date) : NaN;
+        if (!Number.isNaN(before) && !(due < before))
+            continue;
+        if (!Number.isNaN(after) && !(due > after))
+            continue;
+        out.push(t);
+    }
+    const sort = filter.sort ?? "created";
+    const dir = filter.order === "desc" ? -1 : 1;
+    const key = (t) => {
+        switch (sort) {
+            case "updated": return t.updated_at;
+            case "title": return t.title.toLowerCase();
+            case "due_date": return t.due_date ? Date.parse(t.due_date) : Infinity;
+            case "priority": return PRIORITY_RANK[t.priority] ?? 1;
+            default: return t.created_at;
+        }
+    };
+    // Pending creates (negative ids) sort after the tasks of the same key.
+    const idKey = (t) => (t.id < 0 ? 1e15 - t.id : t.id);
+    out.sort((a, b) => {
+        const ka = key(a);
+        const kb = key(b);
+        if (ka < kb)
+            return -dir;
+        if (ka > kb)
+            return dir;
+        return (idKey(a) - idKey(b)) * dir;
+    });
+    if (typeof filter.limit === "number" && filter.limit > 0)
+        out.length = Math.min(out.length, filter.limit);
+    return out;
+}

@@ -1,0 +1,259 @@
+// Chat turns as async iterators of typed events (docs/PROTOCOL.md, Chat).
+//
+// chat.send is answered by a reply and, through the broker, by the turn's
+// chat.* frames, in either order: the stream is matched by the request id
+// (chat.started.request_id) or the turn_id of the reply. A chat.started
+// that names no request of this client is a turn started elsewhere (another
+// device, REST): it becomes a stream handed to client.chat.turns listeners.
+
+import { DisconnectedError } from "./errors.js";
+import type {
+  ChatDeltaFrame, ChatDoneFrame, ChatErrorFrame, ChatStartedFrame, ChatToolCallFrame, ChatToolResultFrame,
+  ClientFrame, ServerFrame,
+} from "./protocol.gen.js";
+
+type Event<T extends string, F> = { type: T } & Omit<F, "type">;
+
+/** One event of a chat turn: the chat.* frame with its "chat." prefix dropped from type. */
+export type ChatEvent =
+  | Event<"started", ChatStartedFrame>
+  | Event<"delta", ChatDeltaFrame>
+  | Event<"tool_call", ChatToolCallFrame>
+  | Event<"tool_result", ChatToolResultFrame>
+  | Event<"done", ChatDoneFrame>
+  | Event<"error", ChatErrorFrame>;
+
+type ChatFrame = ChatStartedFrame | ChatDeltaFrame | ChatToolCallFrame | ChatToolResultFrame | ChatDoneFrame | ChatErrorFrame;
+
+function isChatFrame(f: ServerFrame): f is ChatFrame {
+  return typeof f.type === "string" && f.type.startsWith("chat.") && "turn_id" in f;
+}
+
+/** Options of chat.send. */
+export interface ChatSendOptions {
+  /** Continue this conversation (omit to start one). */
+  conversationId?: number;
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // nobody has to look at it
+  return { promise, resolve, reject };
+}
+
+/**
+ * One chat turn: iterate it with for await to get its events, from started
+ * to exactly one done or error (a refused chat.send throws a RequestError; a
+ * socket lost during the turn throws a DisconnectedError: the turn goes on
+ * on the server and is stored).
+ */
+export class ChatStream implements AsyncIterable<ChatEvent> {
+  /** The user message of the turn. */
+  readonly message: string;
+  /** Whether this client started the turn (false: another device or REST did). */
+  readonly local: boolean;
+  readonly #conversation = deferred<number>();
+  readonly #turn = deferred<string>();
+  readonly #buffer: ChatEvent[] = [];
+  #wake: (() => void) | null = null;
+  #ended = false;
+  #error: Error | null = null;
+  #cancel: (s: ChatStream) => Promise<void>;
+  /** The conversation id, once known; the turn id. */
+  conversation: number | undefined;
+  turnId: string | undefined;
+
+  constructor(message: string, local: boolean, cancel: (s: ChatStream) => Promise<void>) {
+    this.message = message;
+    this.local = local;
+    this.#cancel = cancel;
+  }
+
+  /** The conversation this turn belongs to (new when the send started one). */
+  get conversationId(): Promise<number> {
+    return this.#conversation.promise;
+  }
+
+  /** The turn's id. */
+  get turn(): Promise<string> {
+    return this.#turn.promise;
+  }
+
+  /** Whether the turn ended (done, error, or the stream failed). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Asks the server to stop the turn; the stream then ends with a done event whose status is "cancelled". */
+  cancel(): Promise<void> {
+    return this.#cancel(this);
+  }
+
+  /** @internal */
+  identify(conversationId: number, turnId: string): void {
+    this.conversation = conversationId;
+    this.turnId = turnId;
+    this.#conversation.resolve(conversationId);
+    this.#turn.resolve(turnId);
+  }
+
+  /** @internal */
+  push(ev: ChatEvent): void {
+    if (this.#ended) return;
+    this.#buffer.push(ev);
+    if (ev.type === "done" || ev.type === "error") this.#ended = true;
+    this.#notify();
+  }
+
+  /** @internal */
+  fail(err: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = err;
+    this.#conversation.reject(err);
+    this.#turn.reject(err);
+    this.#notify();
+  }
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = null;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<ChatEvent> {
+    for (;;) {
+      if (this.#buffer.length > 0) {
+        yield this.#buffer.shift()!;
+        continue;
+      }
+      if (this.#error) throw this.#error;
+      if (this.#ended) return;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+}
+
+export interface ChatDeps {
+  request(frame: ClientFrame, opts?: { wait?: boolean }): Promise<ServerFrame>;
+  sessionId(): string | undefined;
+}
+
+/** client.chat: send messages, follow turns started elsewhere. */
+export class Chat {
+  readonly #d: ChatDeps;
+  readonly #byRequest = new Map<string, ChatStream>();
+  readonly #byTurn = new Map<string, ChatStream>();
+  readonly #turnListeners = new Set<(s: ChatStream) => void>();
+  readonly #cancelWanted = new Set<ChatStream>();
+  #next = 1;
+
+  constructor(deps: ChatDeps) {
+    this.#d = deps;
+  }
+
+  /** Turns started on another device (or over REST) stream here too: cb gets each one's stream at its start. */
+  readonly turns = {
+    subscribe: (cb: (stream: ChatStream) => void): (() => void) => {
+      this.#turnListeners.add(cb);
+      return () => {
+        this.#turnListeners.delete(cb);
+      };
+    },
+  };
+
+  /** Sends a message (waiting for the socket if it is down); iterate the result for the answer's events. */
+  send(message: string, opts: ChatSendOptions = {}): ChatStream {
+    const id = `chat-${Date.now().toString(36)}-${this.#next++}`;
+    const stream = new ChatStream(message, true, (s) => this.#cancel(s));
+    this.#byRequest.set(id, stream);
+    const frame: ClientFrame = { type: "chat.send", id, message };
+    if (opts.conversationId) frame.conversation_id = opts.conversationId;
+    this.#d.request(frame, { wait: true }).then(
+      (reply) => {
+        this.#byRequest.delete(id);
+        if (reply.type !== "reply" || reply.conversation_id === undefined || reply.turn_id === undefined) return;
+        this.#link(stream, reply.conversation_id, reply.turn_id);
+        if (this.#cancelWanted.delete(stream)) void this.#cancel(stream);
+      },
+      (err: Error) => {
+        this.#byRequest.delete(id);
+        stream.fail(err);
+      },
+    );
+    return stream;
+  }
+
+  #link(stream: ChatStream, conversationId: number, turnId: string): void {
+    if (stream.turnId) return;
+    stream.identify(conversationId, turnId);
+    if (!stream.ended) this.#byTurn.set(turnId, stream);
+  }
+
+  async #cancel(stream: ChatStream): Promise<void> {
+    if (stream.ended) return;
+    if (stream.conversation === undefined) {
+      this.#cancelWanted.add(stream);
+      return;
+    }
+    try {
+      const reply = await this.#d.request({ type: "chat.cancel", conversation_id: stream.conversation });
+      if (reply.type === "reply" && reply.status === "idle") this.#endCancelled(stream);
+    } catch {
+      // The socket is down: the server will not tell us how the turn ended.
+      this.#endCancelled(stream);
+    }
+  }
+
+  #endCancelled(stream: ChatStream): void {
+    if (stream.ended) return;
+    stream.push({
+      type: "done", conversation_id: stream.conversation ?? 0, turn_id: stream.turnId ?? "", message_id: 0,
+      status: "cancelled", text: "", tool_calls: [],
+    });
+    if (stream.turnId) this.#byTurn.delete(stream.turnId);
+  }
+
+  /** Routes a frame; returns whether it was a chat frame. */
+  apply(f: ServerFrame): boolean {
+    if (!isChatFrame(f)) return false;
+    let stream = this.#byTurn.get(f.turn_id);
+    if (!stream && f.type === "chat.started") {
+      const rid = f.request_id !== undefined ? String(f.request_id) : undefined;
+      const mine = rid !== undefined && (!f.session_id || f.session_id === this.#d.sessionId()) ? this.#byRequest.get(rid) : undefined;
+      if (mine) {
+        this.#byRequest.delete(rid!);
+        this.#link(mine, f.conversation_id, f.turn_id);
+        stream = mine;
+      } else {
+        stream = new ChatStream(f.message, false, (s) => this.#cancel(s));
+        stream.identify(f.conversation_id, f.turn_id);
+        this.#byTurn.set(f.turn_id, stream);
+        for (const cb of [...this.#turnListeners]) cb(stream);
+      }
+    }
+    if (!stream) return true; // a turn whose start this socket did not see
+    stream.push({ ...f, type: f.type.slice(5) } as ChatEvent);
+    if (f.type === "chat.done" || f.type === "chat.error") this.#byTurn.delete(f.turn_id);
+    return true;
+  }
+
+  /** The socket went away: turns in progress cannot be followed any more. */
+  down(): void {
+    for (const s of this.#byTurn.values()) s.fail(new DisconnectedError("the socket closed during the chat turn; reload the conversation"));
+    this.#byTurn.clear();
+    // Sends not yet answered: their request fails (or, if unsent, waits for the socket).
+  }
+
+  /** client.close: every stream ends. */
+  close(): void {
+    this.down();
+    for (const s of this.#byRequest.values()) s.fail(new DisconnectedError("the client was closed"));
+    this.#byRequest.clear();
+  }
+}
