@@ -128,8 +128,8 @@ test('outbox replay: changes sent but never acknowledged (the replies lost) are 
   view.update(keep.id, { title: 'kept, renamed' }).catch(() => {});
   view.complete(done.id, true).catch(() => {});
   view.delete(gone.id).catch(() => {});
-  // Optimistic at once: pending in the view and in the outbox.
-  assert.ok(view.getSnapshot().some((t) => t.title === 'new 1' && t.pending));
+  // Optimistic: pending in the view before any reply.
+  await viewSatisfies(view, (l) => l.some((t) => t.title === 'new 1' && t.pending) && !l.some((t) => t.id === gone.id));
   const sentTypes = () => first.rec.sent.filter((f) => f.type.startsWith('task.') && f.type !== 'task.list');
   await waitFor(() => sentTypes().length === 6, { what: 'six mutations on the wire' });
   await waitFor(async () => (await serverTasks(a, tok, user)).length === 5, { what: 'the server to apply them' });
