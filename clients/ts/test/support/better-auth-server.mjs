@@ -6,7 +6,9 @@
 // As a module: `const ba = await startBetterAuth({ expirationTime: "10s" })`
 // gives { url, jwksURL, signUp(email), token(cookie), signOut(cookie), close() }.
 // As a program (for examples/plain): node better-auth-server.mjs [--port 3000]
-// [--expiration 15m] [--origin http://127.0.0.1:8080]... prints its URL.
+// [--expiration 15m] [--origin http://127.0.0.1:8080]... [--static DIR] prints
+// its URL; --static serves DIR's files at / beside /api/auth, as the app's
+// own origin would serve its pages.
 //
 // The tasksync server verifies its tokens with AUTH_JWKS_URL={url}/api/auth/jwks
 // and AUTH_ISSUER = AUTH_AUDIENCE = {url} (the plugin's iss and aud are the base URL).
@@ -14,6 +16,8 @@
 import http from 'node:http';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { betterAuth } from 'better-auth';
@@ -26,7 +30,7 @@ import { toNodeHandler } from 'better-auth/node';
  * expirationTime of the JWTs ("10s", "15m"), trustedOrigins (pages on other
  * origins that may call it with credentials), file (SQLite path; default in memory).
  */
-export async function startBetterAuth({ port = 0, expirationTime = '15m', trustedOrigins = [], file = ':memory:' } = {}) {
+export async function startBetterAuth({ port = 0, expirationTime = '15m', trustedOrigins = [], file = ':memory:', staticDir = '' } = {}) {
   const server = http.createServer();
   server.listen(port, '127.0.0.1');
   await once(server, 'listening');
@@ -62,6 +66,10 @@ export async function startBetterAuth({ port = 0, expirationTime = '15m', truste
         res.writeHead(204).end();
         return;
       }
+    }
+    if (staticDir && req.method === 'GET' && !req.url.startsWith('/api/auth/')) {
+      serveFile(staticDir, req, res);
+      return;
     }
     handler(req, res);
   });
@@ -117,6 +125,23 @@ export async function startBetterAuth({ port = 0, expirationTime = '15m', truste
   };
 }
 
+const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+
+async function serveFile(dir, req, res) {
+  const name = decodeURIComponent(new URL(req.url, 'http://x').pathname).replace(/\/$/, '/index.html');
+  const full = path.join(dir, path.normalize(name));
+  if (!full.startsWith(path.resolve(dir) + path.sep)) {
+    res.writeHead(404).end();
+    return;
+  }
+  try {
+    const body = await readFile(full);
+    res.writeHead(200, { 'content-type': types[path.extname(full)] ?? 'application/octet-stream', 'cache-control': 'no-cache' }).end(body);
+  } catch {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+  }
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
   const opt = (name, def) => {
@@ -129,8 +154,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     expirationTime: opt('--expiration', '15m'),
     trustedOrigins: origins,
     file: opt('--db', ':memory:'),
+    staticDir: opt('--static', '') && path.resolve(opt('--static', '')),
   });
   console.log(`Better Auth at ${ba.url} (JWKS ${ba.jwksURL}); trusted origins: ${origins.join(', ') || 'none'}`);
+  if (opt('--static', '')) console.log(`serving ${opt('--static', '')} at ${ba.url}/`);
   console.log(`tasksync: AUTH_JWKS_URL=${ba.jwksURL} AUTH_ISSUER=${ba.url} AUTH_AUDIENCE=${ba.url}`);
   const stop = async () => { await ba.close(); process.exit(0); };
   process.on('SIGINT', stop);
