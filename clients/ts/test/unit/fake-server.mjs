@@ -230,6 +230,11 @@ export class FakeServer {
     return t;
   }
 
+  /** Answers a frame as the server does (hooks may hold a frame and hand it here later). */
+  handle(sock, f) {
+    this.#handle(sock, f);
+  }
+
   #handle(sock, f) {
     const reply = (extra) => sock.send({ type: "reply", id: f.id, re: f.type, ...extra });
     const error = (code, message, extra = {}) => sock.send({ type: "error", id: f.id, re: f.type, code, message, ...extra });
