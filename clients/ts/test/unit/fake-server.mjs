@@ -341,11 +341,12 @@ export class FakeServer {
     if (sessionId) started.session_id = sessionId;
     emit(started);
     let text = "";
+    const calls = [];
     let timer;
     const done = (status) => {
       clearInterval(timer);
       this.turns.delete(conversationId);
-      emit({ type: "chat.done", message_id: 58, status, text, tool_calls: [] });
+      emit({ type: "chat.done", message_id: 58, status, text, tool_calls: calls });
     };
     this.turns ??= new Map();
     this.turns.set(conversationId, { cancel: () => done("cancelled") });
@@ -358,6 +359,7 @@ export class FakeServer {
     }
     emit({ type: "chat.tool_call", call_id: "call_1", name: "list_tasks", arguments: { status: "pending" } });
     emit({ type: "chat.tool_result", call_id: "call_1", name: "list_tasks", result: [], is_error: false });
+    calls.push({ id: "call_1", name: "list_tasks", arguments: { status: "pending" }, result: [] });
     for (const w of ["Nothing ", "pending."]) {
       text += w;
       emit({ type: "chat.delta", text: w });
