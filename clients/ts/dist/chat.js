@@ -136,7 +136,7 @@ export class Chat {
             frame.conversation_id = opts.conversationId;
         this.#d.request(frame, { wait: true }).then((reply) => {
             this.#byRequest.delete(id);
-            if (reply.type !== "reply" || reply.conversation_id === undefined || reply.turn_id === undefined)
+            if (reply.type !== "reply" || reply.re !== "chat.send")
                 return;
             this.#link(stream, reply.conversation_id, reply.turn_id);
             if (this.#cancelWanted.delete(stream))
@@ -163,7 +163,7 @@ export class Chat {
         }
         try {
             const reply = await this.#d.request({ type: "chat.cancel", conversation_id: stream.conversation });
-            if (reply.type === "reply" && reply.status === "idle")
+            if (reply.type === "reply" && reply.re === "chat.cancel" && reply.status === "idle")
                 this.#endCancelled(stream);
         }
         catch {

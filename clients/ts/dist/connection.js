@@ -550,7 +550,7 @@ export class Connection {
             if (this.#ws !== ws)
                 return;
             this.#token = token;
-            this.#scheduleRefresh(reply.type === "reply" ? reply.expires_at ?? null : null);
+            this.#scheduleRefresh(reply.type === "reply" && reply.re === "auth.refresh" ? reply.expires_at : null);
         }
         catch (err) {
             if (err instanceof RequestError && err.code === "unauthorized")

@@ -44,7 +44,9 @@ export interface RejectedMutation {
     mutation: PendingMutation;
     code: string;
     message: string;
-    fields?: Record<string, string>;
+    fields?: {
+        [field: string]: string | undefined;
+    };
     at: string;
 }
 export interface OutboxDeps {

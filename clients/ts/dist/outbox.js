@@ -127,7 +127,7 @@ export class Outbox {
     #acked(m, reply) {
         if (!this.#list.includes(m))
             return;
-        const task = reply.type === "reply" ? reply.task : undefined;
+        const task = reply.type === "reply" && "task" in reply && !Array.isArray(reply.task) ? reply.task : undefined;
         const store = this.#d.store;
         this.#retryAt.delete(m.mutation_id);
         if (m.type === "task.create" && task) {

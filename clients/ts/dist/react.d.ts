@@ -6,7 +6,7 @@
 import type { TasksyncClient } from "./client.js";
 import type { ConnectionState } from "./connection.js";
 import type { ViewTask } from "./outbox.js";
-import type { TaskFilter, ToolCall } from "./protocol.gen.js";
+import type { TaskFilter } from "./protocol.gen.js";
 /**
  * The tasks that match filter, live: re-renders on every change. The filter
  * is compared by value, so an inline object literal is fine.
@@ -14,6 +14,14 @@ import type { TaskFilter, ToolCall } from "./protocol.gen.js";
 export declare function useTasks(client: TasksyncClient, filter?: TaskFilter): readonly ViewTask[];
 /** The connection state (status, url, instance, seq, error), live. */
 export declare function useConnection(client: TasksyncClient): ConnectionState;
+/** A tool call of a turn: result (and is_error) once it ran. */
+export interface ChatTurnToolCall {
+    id: string;
+    name: string;
+    arguments: unknown;
+    result?: unknown;
+    is_error?: boolean;
+}
 /** One turn of a conversation as useChat shows it. */
 export interface ChatTurn {
     turnId?: string;
@@ -22,7 +30,7 @@ export interface ChatTurn {
     message: string;
     /** The answer so far. */
     text: string;
-    toolCalls: ToolCall[];
+    toolCalls: ChatTurnToolCall[];
     status: "streaming" | "complete" | "cancelled" | "error";
     error?: {
         code: string;

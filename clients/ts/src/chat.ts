@@ -177,7 +177,7 @@ export class Chat {
     this.#d.request(frame, { wait: true }).then(
       (reply) => {
         this.#byRequest.delete(id);
-        if (reply.type !== "reply" || reply.conversation_id === undefined || reply.turn_id === undefined) return;
+        if (reply.type !== "reply" || reply.re !== "chat.send") return;
         this.#link(stream, reply.conversation_id, reply.turn_id);
         if (this.#cancelWanted.delete(stream)) void this.#cancel(stream);
       },
@@ -203,7 +203,7 @@ export class Chat {
     }
     try {
       const reply = await this.#d.request({ type: "chat.cancel", conversation_id: stream.conversation });
-      if (reply.type === "reply" && reply.status === "idle") this.#endCancelled(stream);
+      if (reply.type === "reply" && reply.re === "chat.cancel" && reply.status === "idle") this.#endCancelled(stream);
     } catch {
       // The socket is down: the server will not tell us how the turn ended.
       this.#endCancelled(stream);

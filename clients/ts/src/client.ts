@@ -271,6 +271,11 @@ class Client implements TasksyncClient {
       // Another user's state: never show it, never send its changes.
       this.#store.reset();
       this.#outbox.clear();
+      // The ?since= of this socket was the other user's: start over from a snapshot.
+      this.#syncing = true;
+      this.#conn.request({ type: "sync", since: -1 }, { wait: true }).catch(() => {});
+      this.#storedUser = hello.user_id;
+      return;
     }
     this.#storedUser = hello.user_id;
     this.#syncing = true; // connected with ?since=: a synced or a snapshot comes first

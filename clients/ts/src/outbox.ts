@@ -70,7 +70,7 @@ export interface RejectedMutation {
   mutation: PendingMutation;
   code: string;
   message: string;
-  fields?: Record<string, string>;
+  fields?: { [field: string]: string | undefined };
   at: string;
 }
 
@@ -204,7 +204,7 @@ export class Outbox {
 
   #acked(m: PendingMutation, reply: ServerFrame): void {
     if (!this.#list.includes(m)) return;
-    const task = reply.type === "reply" ? reply.task : undefined;
+    const task = reply.type === "reply" && "task" in reply && !Array.isArray(reply.task) ? reply.task : undefined;
     const store = this.#d.store;
     this.#retryAt.delete(m.mutation_id);
     if (m.type === "task.create" && task) {

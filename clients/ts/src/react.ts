@@ -9,7 +9,7 @@ import type { ChatEvent, ChatStream } from "./chat.js";
 import type { TasksyncClient } from "./client.js";
 import type { ConnectionState } from "./connection.js";
 import type { ViewTask } from "./outbox.js";
-import type { TaskFilter, ToolCall } from "./protocol.gen.js";
+import type { TaskFilter } from "./protocol.gen.js";
 import type { TaskView } from "./view.js";
 
 /**
@@ -28,6 +28,15 @@ export function useConnection(client: TasksyncClient): ConnectionState {
   return useSyncExternalStore((cb) => client.connection.subscribe(cb), get, get);
 }
 
+/** A tool call of a turn: result (and is_error) once it ran. */
+export interface ChatTurnToolCall {
+  id: string;
+  name: string;
+  arguments: unknown;
+  result?: unknown;
+  is_error?: boolean;
+}
+
 /** One turn of a conversation as useChat shows it. */
 export interface ChatTurn {
   turnId?: string;
@@ -36,7 +45,7 @@ export interface ChatTurn {
   message: string;
   /** The answer so far. */
   text: string;
-  toolCalls: ToolCall[];
+  toolCalls: ChatTurnToolCall[];
   status: "streaming" | "complete" | "cancelled" | "error";
   error?: { code: string; message: string };
   /** Whether this client sent it (false: another device or REST). */

@@ -1,0 +1,411 @@
+// An in-process tasksync server for the SDK's unit tests: it speaks the
+// socket protocol of docs/PROTOCOL.md (hello first, per-user seq events,
+// replies matched by id, mutation_id idempotency with replayed:true,
+// base_version and version_mismatch, sync/synced, paged snapshots,
+// auth.refresh, presence, chat turns, close codes), checks the token in the
+// Sec-WebSocket-Protocol header like the real one, and answers the REST
+// probe GET /api/{user}/tasks. Tests reach into it to make other devices'
+// changes, drop replies, close sockets and refuse tokens.
+//
+// Every frame the SDK sends is validated against docs/schemas when
+// test/support/frames.mjs (generated from the schemas) is there.
+
+import { createServer } from "node:http";
+import { WebSocketServer } from "ws";
+
+let validateClientFrame = null;
+try {
+  ({ validateClientFrame } = await import("../support/frames.mjs"));
+} catch {
+  // The schemas' validators are not there yet: frames are only checked by the tests.
+}
+
+/** An unsigned JWT with these claims (the fake server reads, never verifies). */
+export function makeToken(sub, ttlSeconds = 3600, extra = {}) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  return `${b64({ alg: "none" })}.${b64({ sub, iat: now, exp: now + ttlSeconds, ...extra })}.sig`;
+}
+
+function claims(token) {
+  try {
+    return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
+  } catch {
+    return null;
+  }
+}
+
+let sessionCounter = 0;
+
+/** Polls cond until it is truthy or the deadline passes. */
+export async function waitFor(cond, { timeoutMs = 5000, message = "condition" } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${message}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export class FakeServer {
+  /** Shared state lets two instances serve one user (failover tests). */
+  constructor({ name = "fake-1", state, pageSize = 500, maxInFlight = 8 } = {}) {
+    this.name = name;
+    this.state = state ?? FakeServer.newState();
+    this.pageSize = pageSize;
+    this.maxInFlight = maxInFlight;
+    this.sockets = new Set();
+    this.received = []; // every client frame, in order
+    this.invalid = []; // schema errors of client frames
+    this.upgrades = []; // {url, protocols, status}
+    this.refused = new Set(); // tokens answered 401
+    this.hooks = {}; // type -> (sock, frame) => true when handled
+    this.http = createServer((req, res) => this.#rest(req, res));
+    this.wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has("tasksync.v1") ? "tasksync.v1" : false) });
+    this.http.on("upgrade", (req, socket, head) => this.#upgrade(req, socket, head));
+  }
+
+  static newState() {
+    return { tasks: new Map(), log: [], seq: 0, nextId: 1, idem: new Map(), user: "alice", revokedBefore: 0 };
+  }
+
+  async start(port = 0) {
+    await new Promise((r) => this.http.listen(port, "127.0.0.1", r));
+    this.port = this.http.address().port;
+    this.url = `http://127.0.0.1:${this.port}`;
+    return this;
+  }
+
+  async stop() {
+    for (const s of this.sockets) s.ws.terminate();
+    this.wss.close();
+    this.http.closeAllConnections?.();
+    await new Promise((r) => this.http.close(r));
+  }
+
+  /** The user a token is good for, or null (refused with 401). */
+  verify(token) {
+    if (!token || this.refused.has(token)) return null;
+    const c = claims(token);
+    if (!c || typeof c.sub !== "string") return null;
+    if (typeof c.exp === "number" && c.exp * 1000 <= Date.now()) return null;
+    if (this.state.revokedBefore && !(c.iat * 1000 >= this.state.revokedBefore)) return null;
+    return c;
+  }
+
+  #rest(req, res) {
+    const token = (req.headers.authorization ?? "").replace(/^Bearer /, "");
+    const c = this.verify(token);
+    res.setHeader("content-type", "application/json");
+    if (!c) {
+      res.statusCode = 401;
+      return res.end(JSON.stringify({ error: { code: "unauthorized", message: "bad token" } }));
+    }
+    res.end(JSON.stringify([...this.state.tasks.values()].slice(0, 1)));
+  }
+
+  #upgrade(req, socket, head) {
+    const protocols = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((s) => s.trim());
+    const bearer = protocols.find((p) => p.startsWith("bearer."));
+    const token = bearer?.slice("bearer.".length);
+    const c = this.verify(token);
+    const entry = { url: req.url, protocols, status: c ? 101 : 401 };
+    this.upgrades.push(entry);
+    if (!c) {
+      socket.end("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.#connected(ws, req, c));
+  }
+
+  #connected(ws, req, c) {
+    const url = new URL(req.url, "http://x");
+    const sock = {
+      ws,
+      server: this,
+      sessionId: `S${++sessionCounter}`.padEnd(16, "X"),
+      device: url.searchParams.get("device") ?? "",
+      connectedAt: new Date().toISOString(),
+      user: c.sub,
+      exp: c.exp,
+      received: [],
+      send: (f) => ws.readyState === 1 && ws.send(JSON.stringify(f)),
+      close: (code, reason = "") => ws.close(code, reason),
+    };
+    this.sockets.add(sock);
+    const st = this.state;
+    sock.send({
+      type: "hello", protocol: 1, session_id: sock.sessionId, user_id: c.sub, instance: this.name,
+      server_time: new Date().toISOString(), seq: st.seq,
+      token_expires_at: c.exp ? new Date(c.exp * 1000).toISOString() : null,
+      limits: { max_frame_bytes: 65536, frames_per_second: 20, frame_burst: 40, max_sockets_per_user: 32, send_queue_bytes: 1048576, ping_interval_ms: 25000, max_in_flight: this.maxInFlight },
+    });
+    const since = url.searchParams.get("since");
+    if (since !== null) this.#sync(sock, undefined, Number(since));
+    this.#presence("join", sock.sessionId);
+    ws.on("message", (data) => {
+      const f = JSON.parse(String(data));
+      this.received.push(f);
+      sock.received.push(f);
+      if (validateClientFrame) {
+        try {
+          validateClientFrame(f);
+        } catch (err) {
+          this.invalid.push(err.message);
+        }
+      }
+      const hook = this.hooks[f.type];
+      if (hook && hook(sock, f)) return;
+      this.#handle(sock, f);
+    });
+    ws.on("close", () => {
+      this.sockets.delete(sock);
+      this.#presence("leave", sock.sessionId);
+    });
+  }
+
+  #presence(event, sessionId) {
+    const sessions = [...this.sockets].map((s) => ({ session_id: s.sessionId, device: s.device, instance: this.name, connected_at: s.connectedAt }));
+    for (const s of this.sockets) s.send({ type: "presence", event, session_id: sessionId, online: sessions.length, sessions });
+  }
+
+  presenceList() {
+    const sessions = [...this.sockets].map((s) => ({ session_id: s.sessionId, device: s.device, instance: this.name, connected_at: s.connectedAt }));
+    return { online: sessions.length, sessions };
+  }
+
+  /** Replays the events after since, or sends a paged snapshot when since is unknown. */
+  #sync(sock, id, since) {
+    const st = this.state;
+    if (since >= 0 && since <= st.seq) {
+      for (const e of st.log) if (e.seq > since) sock.send(e);
+      const f = { type: "synced", seq: st.seq };
+      if (id !== undefined) f.id = id;
+      sock.send(f);
+      return;
+    }
+    const tasks = [...st.tasks.values()].sort((a, b) => a.id - b.id);
+    const pages = Math.max(1, Math.ceil(tasks.length / this.pageSize));
+    for (let p = 0; p < pages; p++) {
+      const f = { type: "snapshot", seq: st.seq, page: p, tasks: tasks.slice(p * this.pageSize, (p + 1) * this.pageSize), more: p < pages - 1 };
+      if (id !== undefined) f.id = id;
+      if (p === 0) f.reason = "requested since is unknown or no longer retained";
+      sock.send(f);
+    }
+  }
+
+  /** Commits a change (as another device would) and sends its event to every socket. */
+  commit(type, task) {
+    const st = this.state;
+    const e = type === "task.deleted" ? { type, seq: ++st.seq, task_id: task } : { type, seq: ++st.seq, task: { ...task } };
+    st.log.push(e);
+    for (const srv of FakeServer.peers(this)) for (const s of srv.sockets) s.send(e);
+    return e;
+  }
+
+  static peers(server) {
+    return server.state.servers ?? [server];
+  }
+
+  /** Creates a task as another device would. */
+  addTask(fields) {
+    const now = new Date().toISOString();
+    const t = {
+      id: this.state.nextId++, user_id: this.state.user, title: fields.title, description: fields.description ?? "",
+      completed: fields.completed ?? false, priority: fields.priority ?? "medium", tags: fields.tags ?? [], due_date: fields.due_date ?? null,
+      created_at: now, updated_at: now, version: 1,
+    };
+    this.state.tasks.set(t.id, t);
+    this.commit("task.created", t);
+    return t;
+  }
+
+  /** Changes a task as another device would. */
+  updateTask(id, patch) {
+    const cur = this.state.tasks.get(id);
+    const t = { ...cur, ...patch, version: cur.version + 1, updated_at: new Date().toISOString() };
+    this.state.tasks.set(id, t);
+    this.commit("task.updated", t);
+    return t;
+  }
+
+  /** Answers a frame as the server does (hooks may hold a frame and hand it here later). */
+  handle(sock, f) {
+    this.#handle(sock, f);
+  }
+
+  #handle(sock, f) {
+    const reply = (extra) => sock.send({ type: "reply", id: f.id, re: f.type, ...extra });
+    const error = (code, message, extra = {}) => sock.send({ type: "error", id: f.id, re: f.type, code, message, ...extra });
+    switch (f.type) {
+      case "ping":
+        return sock.send({ type: "pong", id: f.id, server_time: new Date().toISOString() });
+      case "sync":
+        return this.#sync(sock, f.id, f.since);
+      case "presence.list":
+        return reply(this.presenceList());
+      case "auth.refresh": {
+        const c = this.verify(f.token);
+        if (!c) return error("unauthorized", "the token does not verify");
+        if (c.sub !== sock.user) {
+          error("forbidden", "another user's token");
+          return sock.close(4003, "forbidden");
+        }
+        sock.exp = c.exp;
+        return reply({ expires_at: new Date(c.exp * 1000).toISOString() });
+      }
+      case "task.create":
+      case "task.update":
+      case "task.complete":
+      case "task.delete":
+        return this.#mutation(sock, f, reply, error);
+      case "chat.send":
+        return this.#chat(sock, f, reply);
+      case "chat.cancel": {
+        const turn = this.turns?.get(f.conversation_id);
+        reply({ conversation_id: f.conversation_id, status: turn ? "cancelling" : "idle" });
+        turn?.cancel();
+        return;
+      }
+      default:
+        return error("bad_request", `unknown type ${f.type}`);
+    }
+  }
+
+  #mutation(sock, f, reply, error) {
+    const st = this.state;
+    const key = f.mutation_id;
+    const request = JSON.stringify({ ...f, id: undefined, mutation_id: undefined });
+    if (key && st.idem.has(key)) {
+      const prev = st.idem.get(key);
+      if (prev.request !== request) return error("conflict", "mutation_id reused for another request");
+      return sock.send({ ...prev.answer, id: f.id, ...(prev.answer.type === "reply" ? { replayed: true } : {}) });
+    }
+    let answer;
+    const now = new Date().toISOString();
+    const cur = f.task_id !== undefined ? st.tasks.get(f.task_id) : undefined;
+    if (f.type !== "task.create" && !cur) {
+      answer = { type: "error", re: f.type, code: "not_found", message: `task ${f.task_id} not found` };
+    } else if (f.base_version !== undefined && cur && cur.version !== f.base_version) {
+      answer = { type: "error", re: f.type, code: "version_mismatch", message: "stale", task: cur };
+    } else if (f.type === "task.create") {
+      if (!f.task?.title?.trim()) {
+        answer = { type: "error", re: f.type, code: "invalid", message: "invalid", fields: { title: "is required" } };
+      } else {
+        const t = {
+          id: st.nextId++, user_id: sock.user, title: f.task.title, description: f.task.description ?? "", completed: !!f.task.completed,
+          priority: f.task.priority ?? "medium", tags: f.task.tags ?? [], due_date: f.task.due_date ?? null, created_at: now, updated_at: now, version: 1,
+        };
+        st.tasks.set(t.id, t);
+        this.commit("task.created", t);
+        answer = { type: "reply", re: f.type, op: "created", task: t, task_id: t.id };
+      }
+    } else if (f.type === "task.delete") {
+      st.tasks.delete(cur.id);
+      this.commit("task.deleted", cur.id);
+      answer = { type: "reply", re: f.type, op: "deleted", task_id: cur.id };
+    } else {
+      const patch = f.type === "task.complete" ? { completed: f.completed ?? !cur.completed } : f.task;
+      const t = { ...cur, ...patch, version: cur.version + 1, updated_at: now };
+      st.tasks.set(t.id, t);
+      this.commit("task.updated", t);
+      answer = { type: "reply", re: f.type, op: "updated", task: t, task_id: t.id };
+    }
+    if (key) st.idem.set(key, { request, answer });
+    if (this.dropNextReply) {
+      // The reply is lost: the change committed, the socket dies.
+      this.dropNextReply = false;
+      sock.ws.terminate();
+      return;
+    }
+    sock.send({ ...answer, id: f.id });
+  }
+
+  #chat(sock, f, reply) {
+    this.turns ??= new Map();
+    const conversationId = f.conversation_id || 12;
+    const turnId = `t_${Math.random().toString(36).slice(2, 10)}`;
+    reply({ conversation_id: conversationId, turn_id: turnId, message_id: 57, created: !f.conversation_id, title: f.message.slice(0, 60) });
+    this.startTurn({ conversationId, turnId, message: f.message, requestId: f.id, sessionId: sock.sessionId });
+  }
+
+  /** Runs a chat turn to every socket: deltas of chatWords, or forever (until cancelled) with chatEndless. */
+  startTurn({ conversationId = 12, turnId = `t_${Math.random().toString(36).slice(2, 10)}`, message = "hi", requestId, sessionId } = {}) {
+    const all = () => FakeServer.peers(this).flatMap((s) => [...s.sockets]);
+    const emit = (f) => {
+      for (const s of all()) s.send({ conversation_id: conversationId, turn_id: turnId, ...f });
+    };
+    const started = { type: "chat.started", message_id: 57, message, created: true, title: message, model: "offline" };
+    if (requestId !== undefined) started.request_id = requestId;
+    if (sessionId) started.session_id = sessionId;
+    emit(started);
+    let text = "";
+    const calls = [];
+    let timer;
+    const done = (status) => {
+      clearInterval(timer);
+      this.turns.delete(conversationId);
+      emit({ type: "chat.done", message_id: 58, status, text, tool_calls: calls });
+    };
+    this.turns ??= new Map();
+    this.turns.set(conversationId, { cancel: () => done("cancelled") });
+    if (this.chatEndless) {
+      timer = setInterval(() => {
+        text += "la ";
+        emit({ type: "chat.delta", text: "la " });
+      }, 5);
+      return;
+    }
+    emit({ type: "chat.tool_call", call_id: "call_1", name: "list_tasks", arguments: { status: "pending" } });
+    emit({ type: "chat.tool_result", call_id: "call_1", name: "list_tasks", result: [], is_error: false });
+    calls.push({ id: "call_1", name: "list_tasks", arguments: { status: "pending" }, result: [] });
+    for (const w of ["Nothing ", "pending."]) {
+      text += w;
+      emit({ type: "chat.delta", text: w });
+    }
+    done("complete");
+  }
+}
+
+/** Starts a fake server. */
+export async function startFakeServer(opts) {
+  return new FakeServer(opts).start();
+}
+
+/** An OnlineSource the test switches. */
+export function switchableOnline(initial = true) {
+  let online = initial;
+  const listeners = new Set();
+  return {
+    isOnline: () => online,
+    subscribe(cb) {
+      listeners.add(cb);
+      return () => listeners.delete(cb);
+    },
+    set(v) {
+      online = v;
+      for (const cb of listeners) cb(v);
+    },
+  };
+}
+
+/** A client of the SDK under test, for server (fast backoff, memory storage unless given). */
+export async function newClient(server, opts = {}) {
+  const { createClient, memoryStorage } = await import("../../dist/tasksync-client.js");
+  const { default: WebSocket } = await import("ws");
+  const token = makeToken("alice");
+  return createClient({
+    url: server.url,
+    getToken: () => token,
+    WebSocket,
+    storage: memoryStorage(),
+    backoff: { minMs: 10, maxMs: 50 },
+    ...opts,
+  });
+}
+
+/** Waits until the client's connection has the status. */
+export function waitStatus(client, status, timeoutMs = 5000) {
+  return waitFor(() => client.connection.get().status === status, { timeoutMs, message: `status ${status} (now ${client.connection.get().status})` });
+}
