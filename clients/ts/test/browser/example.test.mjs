@@ -65,5 +65,6 @@ test('examples/plain: sign up with Better Auth, add a task, ask the assistant, f
   // The one expected refusal: the page asks for a token before anyone signed in.
   assert.deepEqual(refused, ['/api/auth/token']);
   assert.deepEqual(page.errors.filter((e) => !/status of 401/.test(e)), []);
+  assert.ok(page.frames.sent > 0 && page.frames.received > 0, `frames checked: ${JSON.stringify(page.frames)}`);
   await context.close();
 });

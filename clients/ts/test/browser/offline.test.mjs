@@ -106,5 +106,6 @@ test('offline changes survive a reload in IndexedDB and reach the server exactly
   assert.equal(await page.evaluate(() => window.sdk.outbox()), 0);
   assert.deepEqual((await serverTasks(inst, tok, user)).map((t) => t.title).sort(), want);
   assert.deepEqual(page.errors, []);
+  assert.ok(page.frames.sent > 0 && page.frames.received > 0, `frames checked: ${JSON.stringify(page.frames)}`);
   await context.close();
 });

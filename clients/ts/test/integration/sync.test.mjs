@@ -2,13 +2,12 @@
 // failover when the instance it is on is killed, resume without gaps,
 // outbox replay after a restart (each change exactly once), the conflict
 // handler, and a refused or revoked token. Every frame the SDK sends or
-// receives is checked against docs/schemas (when test/support/frames.mjs
-// exists).
+// receives is checked against docs/schemas (test/support/frames.mjs).
 
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Instance, token, rest, serverTasks, uniqueUser, waitFor, connectionState, recordStates, viewSatisfies, framesValidated } from '../support/harness.mjs';
+import { Instance, token, rest, serverTasks, uniqueUser, waitFor, connectionState, recordStates, viewSatisfies } from '../support/harness.mjs';
 import { testClient, closeAll, memoryStorage, onInstance } from '../support/client.mjs';
 
 let a;
@@ -229,5 +228,3 @@ test('sign out everywhere: the live client ends unauthenticated (4010, then its 
   assert.equal(rec.opened.length, tries, 'no retry with the revoked token');
   assert.equal(c.connection.get().status, 'unauthenticated');
 });
-
-test('frames were validated against docs/schemas', { skip: !framesValidated && 'test/support/frames.mjs is not there yet' }, () => {});

@@ -3,6 +3,7 @@
 
 import { chromium } from 'playwright-core';
 import { env } from './harness.mjs';
+import { validateClientFrame, validateServerFrame } from './frames.mjs';
 
 // No sandbox (root), no GPU, nothing that phones home; the dead proxy sends
 // Chromium's own outside requests nowhere while loopback bypasses it.
@@ -19,11 +20,29 @@ export function launchBrowser() {
   return chromium.launch({ executablePath: env.chromium, headless: true, args: CHROMIUM_ARGS });
 }
 
-/** A page in its own context, recording console errors and uncaught exceptions in page.errors. */
+/**
+ * A page in its own context, recording console errors and uncaught
+ * exceptions in page.errors, and checking every socket frame the page sends
+ * and receives against docs/schemas (page.frames counts them; the ones that
+ * do not validate land in page.errors too).
+ */
 export async function newPage(browser) {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.errors = [];
+  page.frames = { sent: 0, received: 0 };
+  const check = (validate, dir, payload) => {
+    page.frames[dir]++;
+    try {
+      validate(JSON.parse(String(payload)));
+    } catch (e) {
+      page.errors.push(`frame ${dir}: ${e.message}`);
+    }
+  };
+  page.on('websocket', (ws) => {
+    ws.on('framesent', ({ payload }) => check(validateClientFrame, 'sent', payload));
+    ws.on('framereceived', ({ payload }) => check(validateServerFrame, 'received', payload));
+  });
   page.on('console', (m) => {
     if (m.type() === 'error' && !/ERR_INTERNET_DISCONNECTED|WebSocket connection to/.test(m.text())) page.errors.push(`console: ${m.text()}`);
   });

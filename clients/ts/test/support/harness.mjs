@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import { WebSocket as WS } from 'ws';
+import { validateClientFrame, validateServerFrame } from './frames.mjs';
 
 function need(name) {
   const v = process.env[name];
@@ -176,30 +177,17 @@ export async function serverTasks(inst, tok, user) {
   }
 }
 
-const RECORDER = Symbol('recorder');
-
-// Frame validation against docs/schemas, when the schemas' validators exist
-// (test/support/frames.mjs); every frame either way is recorded.
-let validators = null;
-try {
-  validators = await import('./frames.mjs');
-} catch (err) {
-  if (err.code !== 'ERR_MODULE_NOT_FOUND') throw err;
-}
-export const framesValidated = validators !== null;
-
 /**
  * A WebSocket constructor for createClient (the `ws` package, which Node 20
  * needs) that records every socket it opens and every frame sent and
- * received, and checks each against the frame schemas: anything that does
- * not validate lands in rec.invalid (assert it is empty at the end).
- * rec.refuse = true makes new sockets fail as a dead network would;
+ * received, and checks each against the frame schemas (test/support/frames.mjs):
+ * anything that does not validate lands in rec.invalid (assert it is empty at the end).
  * rec.mute = true keeps every incoming frame from the client (still
  * recorded): the server applies what it is sent, but no reply arrives, as
  * when it dies between the commit and the reply.
  */
 export function recordingWebSocket() {
-  const rec = { opened: [], sockets: [], sent: [], received: [], invalid: [], refuse: false, mute: false };
+  const rec = { opened: [], sockets: [], sent: [], received: [], invalid: [], mute: false };
   class RecordingWebSocket extends WS {
     #onmessage = null;
 
@@ -211,12 +199,12 @@ export function recordingWebSocket() {
     }
 
     addEventListener(type, fn, opts) {
-      if (type !== 'message' || opts?.[RECORDER]) return super.addEventListener(type, fn, opts);
+      if (type !== 'message') return super.addEventListener(type, fn, opts);
       return super.addEventListener(type, (ev) => { if (!rec.mute) fn.call(this, ev); }, opts);
     }
 
     constructor(url, protocols, options) {
-      super(rec.refuse ? 'ws://127.0.0.1:9/refused' : url, protocols, options);
+      super(url, protocols, options);
       rec.opened.push(String(url));
       rec.sockets.push(this);
       super.addEventListener('message', (ev) => {
@@ -228,19 +216,15 @@ export function recordingWebSocket() {
           return;
         }
         rec.received.push(f);
-        if (validators) {
-          try { validators.validateServerFrame(f); } catch (e) { rec.invalid.push(`received: ${e.message}`); }
-        }
-      }, { [RECORDER]: true });
+        try { validateServerFrame(f); } catch (e) { rec.invalid.push(`received: ${e.message}`); }
+      });
     }
 
     send(data) {
       try {
         const f = JSON.parse(String(data));
         rec.sent.push(f);
-        if (validators) {
-          try { validators.validateClientFrame(f); } catch (e) { rec.invalid.push(`sent: ${e.message}`); }
-        }
+        try { validateClientFrame(f); } catch (e) { rec.invalid.push(`sent: ${e.message}`); }
       } catch {
         rec.invalid.push(`sent non-JSON: ${String(data).slice(0, 200)}`);
       }
