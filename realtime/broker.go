@@ -168,7 +168,7 @@ func (b *MemoryBroker) PresenceList(_ context.Context, user string) ([]PresenceE
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
-	var out []PresenceEntry
+	out := []PresenceEntry{} // never nil: frames carry "sessions":[], not null
 	for id, me := range b.presence[user] {
 		if now.After(me.expires) {
 			delete(b.presence[user], id)

@@ -17,14 +17,17 @@ import (
 
 	"tasksync"
 	"tasksync/auth"
+	"tasksync/internal/contract"
 	"tasksync/tasks"
 )
 
 // fakeConn is a Conn whose other end is the test. Writes are recorded in
-// order and can be read back one by one (next); frames the test sends come
-// out of Read. As with a real socket, a pong is only "read" while the
+// order and can be read back one by one (next), and each is checked against
+// its JSON Schema in docs/schemas (a frame that does not match fails the
+// test); frames the test sends come out of Read. As with a real socket, a pong is only "read" while the
 // session's reader is in Read: Ping waits until Read is called.
 type fakeConn struct {
+	t       testing.TB // fails on a frame that does not match its schema
 	in      chan []byte
 	closed  chan struct{}
 	once    sync.Once
@@ -49,8 +52,8 @@ type fakeConn struct {
 	cursor int // next frame returned by next; test goroutine only
 }
 
-func newFakeConn() *fakeConn {
-	return &fakeConn{in: make(chan []byte, 64), closed: make(chan struct{}), outSig: make(chan struct{}, 1),
+func newFakeConn(t testing.TB) *fakeConn {
+	return &fakeConn{t: t, in: make(chan []byte, 64), closed: make(chan struct{}), outSig: make(chan struct{}, 1),
 		reading: make(chan struct{}), readerOut: make(chan struct{})}
 }
 
@@ -100,6 +103,9 @@ func (c *fakeConn) Write(ctx context.Context, _ websocket.MessageType, p []byte)
 	case <-c.closed:
 		return net_ErrClosed
 	default:
+	}
+	if err := contract.ValidateServerFrame(p); err != nil {
+		c.t.Errorf("the session wrote a frame that does not match its schema: %v", err)
 	}
 	c.mu.Lock()
 	c.out = append(c.out, slices.Clone(p))
@@ -252,6 +258,17 @@ func num(f map[string]any, k string) int64 {
 	return int64(n)
 }
 
+// fakeTask is a task with every field set as the task service sets it, so
+// that the frames carrying it match the Task schema.
+func fakeTask(user string, id int64, title string) tasks.Task {
+	if title == "" {
+		title = "untitled"
+	}
+	now := time.Now()
+	return tasks.Task{ID: id, UserID: user, Title: title, Priority: tasks.PriorityMedium, Tags: []string{},
+		CreatedAt: now, UpdatedAt: now, Version: 1}
+}
+
 // fakeLog is an in-memory change log.
 type fakeLog struct {
 	mu     sync.Mutex
@@ -269,7 +286,7 @@ func (l *fakeLog) add(user string) int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	seq := int64(len(l.events[user]) + 1)
-	task, _ := json.Marshal(map[string]any{"id": seq, "title": fmt.Sprintf("t%d", seq)})
+	task, _ := json.Marshal(fakeTask(user, seq, fmt.Sprintf("t%d", seq)))
 	ev := &Event{UserID: user, Seq: seq, Op: "created", TaskID: seq, Task: task, CreatedAt: time.Now()}
 	ev.frame, _ = encodeEvent(ev)
 	l.events[user] = append(l.events[user], ev)
@@ -333,7 +350,7 @@ func (f *fakeTasks) mutation(ctx context.Context, title string) (tasks.Result, e
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t := tasks.Task{ID: int64(len(f.list) + 1), Title: title, Version: 1, Tags: []string{}}
+	t := fakeTask("u", int64(len(f.list)+1), title)
 	f.list = append(f.list, t)
 	return tasks.Result{Op: tasks.OpCreated, TaskID: t.ID, Task: &t}, nil
 }
@@ -441,7 +458,7 @@ func newRig(t *testing.T, cfg Config) *rig {
 // does after the upgrade.
 func (r *rig) connect(user string, since *int64) *fakeConn {
 	r.t.Helper()
-	c := newFakeConn()
+	c := newFakeConn(r.t)
 	start, _ := r.log.CurrentSeq(context.Background(), user)
 	s := newSession(r.srv, c, fmt.Sprintf("%s-%p", user, c), user, start, time.Time{})
 	s.presence = newPresenceEntry(PresenceEntry{SessionID: s.id, UserID: user, Instance: "test", ConnectedAt: time.Now()})

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"tasksync/auth"
-	"tasksync/tasks"
 )
 
 // expectEvents reads frames in order and checks that the task events among
@@ -154,7 +153,7 @@ func TestSlowRequestsDoNotBlockTheReader(t *testing.T) {
 func TestPingsAreSingleFlight(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, Config{PingInterval: time.Millisecond, PongTimeout: 100 * time.Millisecond})
-	c := newFakeConn()
+	c := newFakeConn(t)
 	c.noPong = true
 	s := newSession(r.srv, c, "dave-1", "dave", 0, time.Time{})
 	r.srv.start(s, nil, auth.Identity{UserID: "dave"})
@@ -179,7 +178,9 @@ func TestSnapshotIsPaged(t *testing.T) {
 		if i%3 == 0 {
 			desc = big
 		}
-		r.tasks.list = append(r.tasks.list, tasks.Task{ID: int64(i + 1), Title: fmt.Sprint("t", i), Description: desc, Tags: []string{}})
+		task := fakeTask("erin", int64(i+1), fmt.Sprint("t", i))
+		task.Description = desc
+		r.tasks.list = append(r.tasks.list, task)
 	}
 	r.tasks.seq = 77
 	c := r.connect("erin", nil)
@@ -234,7 +235,7 @@ func TestNewerSyncSupersedesASnapshot(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, Config{})
 	for i := range 2000 {
-		r.tasks.list = append(r.tasks.list, tasks.Task{ID: int64(i + 1), Title: "t", Tags: []string{}})
+		r.tasks.list = append(r.tasks.list, fakeTask("u", int64(i+1), "t"))
 	}
 	c := r.connect("frank", nil)
 	c.must(t) // hello
@@ -317,7 +318,7 @@ func TestUnreadSnapshotTimesOut(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, Config{SnapshotTimeout: 200 * time.Millisecond, SendQueueBytes: 64 << 10, WriteTimeout: 300 * time.Millisecond, MaxSnapshots: 1})
 	for i := range 3000 {
-		r.tasks.list = append(r.tasks.list, tasks.Task{ID: int64(i + 1), Title: strings.Repeat("t", 100), Tags: []string{}})
+		r.tasks.list = append(r.tasks.list, fakeTask("u", int64(i+1), strings.Repeat("t", 100)))
 	}
 	c := r.connect("gina", nil)
 	c.must(t) // hello
@@ -427,7 +428,7 @@ func TestEventBetweenStartSeqAndRegistrationIsDelivered(t *testing.T) {
 	a := r.connect("lena", nil)
 	a.must(t) // hello
 
-	c := newFakeConn()
+	c := newFakeConn(t)
 	start, _ := r.log.CurrentSeq(context.Background(), "lena") // as ServeHTTP does
 	r.write("lena", 1)
 	expectEvents(t, a, 0, 1) // dispatched, to a only: b is not registered yet
@@ -460,7 +461,7 @@ func TestEventAtRegistrationWaitsForTheReplay(t *testing.T) {
 	r.log.add("mona") // seq 11, committed but not yet notified
 	evs, _ := r.log.Read(context.Background(), "mona", 10, 11, 1)
 	next = evs[0]
-	c := newFakeConn()
+	c := newFakeConn(t)
 	s := newSession(r.srv, c, "mona-1", "mona", 10, time.Time{})
 	since := int64(2)
 	r.srv.start(s, &since, auth.Identity{UserID: "mona"})

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"tasksync/internal/contract"
 )
 
 // rawFrame is what the recorder keeps of a frame: its type and seq.
@@ -31,6 +33,7 @@ type recorder struct {
 	frames []rawFrame
 	last   int64 // highest event seq seen
 	err    error // why reading stopped
+	bad    error // the first frame that did not match its schema
 	signal chan struct{}
 }
 
@@ -57,6 +60,9 @@ func (r *recorder) read() {
 			return
 		}
 		r.mu.Lock()
+		if err := contract.ValidateServerFrame(data); err != nil && r.bad == nil {
+			r.bad = err
+		}
 		r.frames = append(r.frames, rawFrame{f.Type, f.Seq})
 		if strings.HasPrefix(f.Type, "task.") && f.Seq > r.last {
 			r.last = f.Seq
@@ -73,11 +79,15 @@ func signal1(ch chan struct{}) {
 	}
 }
 
-// check reports what is wrong with the recorded order: hello not first,
-// events not contiguous from hello.seq (or since) up to upTo.
+// check reports what is wrong with the recorded frames: one that does not
+// match its schema in docs/schemas, hello not first, events not contiguous
+// from hello.seq (or since) up to upTo.
 func (r *recorder) check(upTo int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.bad != nil {
+		return r.bad
+	}
 	if len(r.frames) == 0 || r.frames[0].typ != "hello" {
 		first := "nothing"
 		if len(r.frames) > 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"tasksync/internal/contract"
 	"tasksync/internal/openaitest"
 	"tasksync/internal/reqlog"
 )
@@ -353,6 +354,13 @@ func TestChatSSEThroughServer(t *testing.T) {
 	var events []string
 	for sc.Scan() {
 		line := sc.Text()
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			// SSE events carry the socket frames' JSON.
+			if err := contract.ValidateServerFrame([]byte(data)); err != nil {
+				t.Error(err)
+			}
+			continue
+		}
 		name, ok := strings.CutPrefix(line, "event: ")
 		if !ok {
 			continue

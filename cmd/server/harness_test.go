@@ -204,7 +204,10 @@ func (f frame) task() map[string]any {
 	return m
 }
 
-// wsClient is a test socket that reads frames in the background.
+// wsClient is a test socket that reads frames in the background. Every
+// frame the server sends is checked against its JSON Schema in docs/schemas:
+// one that does not match fails the test (with the frame and the schema's
+// verdict) and is still delivered, so the test goes on to say what it saw.
 type wsClient struct {
 	t      testing.TB
 	conn   *websocket.Conn
@@ -245,7 +248,15 @@ func dialWith(t testing.TB, url string, opts *websocket.DialOptions) *wsClient {
 	conn.SetReadLimit(16 << 20)
 	c := &wsClient{t: t, conn: conn, frames: make(chan frame, 100000), closed: make(chan struct{})}
 	go c.readLoop()
-	t.Cleanup(func() { conn.CloseNow() })
+	t.Cleanup(func() {
+		conn.CloseNow()
+		// The read loop reports to t: let it end before t does. A paused
+		// client's loop cannot end; it has nothing more to report either.
+		select {
+		case <-c.closed:
+		case <-time.After(5 * time.Second):
+		}
+	})
 	// hello must be the very first frame, not merely the first hello.
 	select {
 	case c.hello = <-c.frames:
@@ -279,6 +290,9 @@ func (c *wsClient) readLoop() {
 			c.mu.Unlock()
 			c.conn.CloseNow()
 			return
+		}
+		if err := contract.ValidateServerFrame(data); err != nil {
+			c.t.Errorf("the server sent a frame that does not match its schema: %v", err)
 		}
 		c.frames <- f
 	}

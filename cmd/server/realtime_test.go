@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"tasksync/internal/contract"
 	"tasksync/realtime"
 )
 
@@ -545,6 +546,8 @@ func TestSocketLimitAndSignOutEverywhere(t *testing.T) {
 	}
 	if _, hello, err := conn.Read(ctx); err != nil || !strings.Contains(string(hello), `"type":"hello"`) {
 		t.Fatalf("third socket: first frame %s, %v", hello, err)
+	} else if err := contract.ValidateServerFrame(hello); err != nil {
+		t.Error(err)
 	}
 	_, _, err = conn.Read(ctx)
 	if code := websocket.CloseStatus(err); code != realtime.CloseTooManySockets {
@@ -647,6 +650,9 @@ func TestPresenceFoldsBursts(t *testing.T) {
 			var hello frame
 			if err == nil {
 				err = json.Unmarshal(data, &hello)
+			}
+			if err == nil {
+				err = contract.ValidateServerFrame(data)
 			}
 			ids[i] = hello["session_id"]
 			errs <- err
