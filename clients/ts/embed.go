@@ -105,7 +105,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutPrefix(r.URL.Path, Prefix)
 	f, found := h.files[name]
 	if !ok || !found {
-		httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeNotFound, "no SDK file %s", r.URL.Path))
+		// The API's own 404 (the same message as an unknown route).
+		httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
 	hd := w.Header()

@@ -128,6 +128,7 @@ func TestOpenAPITour(t *testing.T) {
 		"/conversations/{id}", "/conversations/"+strconv.FormatInt(chat.ConversationID, 10),
 		"{version}", "tour",
 		"/js/{file}", "/js/main.js",
+		"/sdk/{file}", "/sdk/tasksync-client.js",
 		"{file}", "app.css",
 	)
 	bodies := map[string]string{

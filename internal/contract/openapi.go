@@ -82,7 +82,7 @@ func (o *OpenAPI) Doc() *openapi3.T { return o.doc }
 
 // plain media types whose bodies are validated as strings.
 func init() {
-	for _, ct := range []string{"text/event-stream", "text/html", "text/css", "text/javascript", "application/openmetrics-text"} {
+	for _, ct := range []string{"text/event-stream", "text/html", "text/css", "text/javascript", "application/typescript", "application/openmetrics-text"} {
 		openapi3filter.RegisterBodyDecoder(ct, func(r io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
 			b, err := io.ReadAll(r)
 			return string(b), err
