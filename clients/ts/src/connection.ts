@@ -59,9 +59,12 @@ export interface WebSocketLike {
   readonly protocol: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
+  // Event parameters are `any` so that both the DOM's and the `ws` package's
+  // event types fit; the client reads ev.data (message), ev.code and
+  // ev.reason (close), and ev.message (error, `ws` only).
   onopen: ((ev: any) => void) | null;
-  onmessage: ((ev: { data: any }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
   onerror: ((ev: any) => void) | null;
 }
 
@@ -368,7 +371,7 @@ export class Connection {
       const m = /Unexpected server response: (\d+)/.exec(ev?.message ?? ev?.error?.message ?? "");
       if (m) httpStatus = Number(m[1]);
     };
-    ws.onmessage = (ev) => {
+    ws.onmessage = (ev: { data: unknown }) => {
       this.#lastFrameAt = Date.now();
       let f: ServerFrame;
       try {
@@ -384,7 +387,7 @@ export class Connection {
       }
       this.#onFrame(f);
     };
-    ws.onclose = (ev) => {
+    ws.onclose = (ev: { code: number; reason: string }) => {
       clearTimeout(helloTimer);
       if (this.#ws !== ws) return;
       void this.#onClose(ev.code, ev.reason, httpStatus);
