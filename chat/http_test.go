@@ -15,6 +15,7 @@ import (
 
 	"tasksync/auth"
 	"tasksync/chat"
+	"tasksync/internal/contract"
 	"tasksync/internal/httpjson"
 	"tasksync/internal/openaitest"
 )
@@ -35,6 +36,7 @@ func apiServer(t *testing.T, e *testEnv, keepAlive time.Duration) *httptest.Serv
 	mux.Handle("/mcp", auth.Middleware(v)(chat.NewMCPHandler(chat.NewMCPServer(e.tools, quietLogger), quietLogger)))
 	srv := httptest.NewServer(httpjson.Routes(mux))
 	t.Cleanup(srv.Close)
+	contract.ValidateHTTP().Serve(srv.URL) // its answers must match docs/openapi.yaml
 	return srv
 }
 

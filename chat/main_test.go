@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,12 +13,18 @@ import (
 	"time"
 
 	"tasksync/chat"
+	"tasksync/internal/contract"
 	"tasksync/internal/openaitest"
 	"tasksync/internal/testdb"
 	"tasksync/tasks"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
+func TestMain(m *testing.M) {
+	// Every HTTP answer the tests get must match docs/openapi.yaml.
+	api := contract.ValidateHTTP()
+	api.PartialServer = true // the test servers mount this package's routes only
+	os.Exit(api.Report(testdb.Run(m)))
+}
 
 // quietLogger drops logs; tests look at frames and rows.
 var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,11 +16,17 @@ import (
 	"time"
 
 	"tasksync/auth"
+	"tasksync/internal/contract"
 	"tasksync/internal/httpjson"
 	"tasksync/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
+func TestMain(m *testing.M) {
+	// Every HTTP answer the tests get must match docs/openapi.yaml.
+	api := contract.ValidateHTTP()
+	api.PartialServer = true // the test servers mount this package's routes only
+	os.Exit(api.Report(testdb.Run(m)))
+}
 
 // testSecret is the HS256 secret of every test server (32+ bytes).
 var testSecret = []byte("tasksync-test-secret-0123456789-abcdef")
@@ -52,6 +59,10 @@ func newAPI(t *testing.T, configure func(*Handler)) *apiEnv {
 	})
 	srv := httptest.NewServer(httpjson.Routes(mux))
 	t.Cleanup(srv.Close)
+	// The test client checks every answer against docs/openapi.yaml too.
+	api := contract.ValidateHTTP()
+	api.Serve(srv.URL)
+	srv.Client().Transport = api.Transport(srv.Client().Transport)
 	return &apiEnv{db: db, svc: svc, srv: srv}
 }
 

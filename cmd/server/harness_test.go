@@ -23,7 +23,11 @@ import (
 	"tasksync/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
+func TestMain(m *testing.M) {
+	// Every HTTP answer the tests get must match docs/openapi.yaml.
+	api := contract.ValidateHTTP()
+	os.Exit(api.Report(testdb.Run(m)))
+}
 
 const testSecret = "test-secret-0123456789abcdef-0123456789"
 
@@ -107,10 +111,12 @@ func (e *testEnv) startLogging(cfg Config, logs io.Writer) *instance {
 	select {
 	case l := <-addrCh:
 		inst.URL = "http://" + l.API.String()
+		contract.ValidateHTTP().Serve(inst.URL) // its answers must match docs/openapi.yaml
 		inst.WS = "ws://" + l.API.String() + "/ws"
 		inst.Metrics = inst.URL + "/metrics"
 		if l.Metrics != nil {
 			inst.Metrics = "http://" + l.Metrics.String() + "/metrics"
+			contract.ValidateHTTP().Serve("http://" + l.Metrics.String())
 		}
 	case err := <-inst.done:
 		cancel()

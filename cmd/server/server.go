@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +28,7 @@ import (
 
 	"tasksync"
 	"tasksync/auth"
+	"tasksync/docs"
 	"tasksync/internal/httpjson"
 	"tasksync/internal/reqlog"
 	"tasksync/migrations"
@@ -331,6 +335,7 @@ func (s *server) routes() http.Handler {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /openapi.json", openAPIHandler()) // public: the REST contract (docs/openapi.yaml)
 
 	if s.cfg.MetricsAddr == "" {
 		mux.Handle("GET /metrics", s.metricsHandler())
@@ -448,6 +453,26 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 		s.schemaCurrent.Store(true)
 	}
 	httpjson.Write(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// openAPIHandler serves docs/openapi.yaml as JSON, converted once. Clients
+// may cache it for five minutes and then revalidate with its ETag (a
+// deployment changes it); http.ServeContent answers If-None-Match and HEAD.
+func openAPIHandler() http.Handler {
+	body, err := docs.OpenAPIJSON()
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err != nil { // the embedded document is checked by the tests
+			httpjson.WriteError(w, r, fmt.Errorf("docs/openapi.yaml: %w", err))
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		h.Set("Cache-Control", "public, max-age=300")
+		h.Set("ETag", etag)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+	})
 }
 
 // recoverer turns a panic in a handler into a logged 500 instead of a

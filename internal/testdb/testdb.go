@@ -53,7 +53,11 @@ type DB struct {
 
 // Main runs the package's tests and then drops the template database.
 // Call it from TestMain: func TestMain(m *testing.M) { testdb.Main(m) }.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit: it returns m.Run's code, for a TestMain
+// that has more to check after the tests (internal/contract's reports).
+func Run(m *testing.M) int {
 	code := m.Run()
 	if templateName != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -62,7 +66,7 @@ func Main(m *testing.M) {
 		}
 		cancel()
 	}
-	os.Exit(code)
+	return code
 }
 
 // New returns a fresh migrated database for t, dropped when t ends.
