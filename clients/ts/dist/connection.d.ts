@@ -44,13 +44,8 @@ export interface WebSocketLike {
     send(data: string): void;
     close(code?: number, reason?: string): void;
     onopen: ((ev: any) => void) | null;
-    onmessage: ((ev: {
-        data: any;
-    }) => void) | null;
-    onclose: ((ev: {
-        code: number;
-        reason: string;
-    }) => void) | null;
+    onmessage: ((ev: any) => void) | null;
+    onclose: ((ev: any) => void) | null;
     onerror: ((ev: any) => void) | null;
 }
 /** A WebSocket constructor: globalThis.WebSocket, or `WebSocket` from the `ws` package on Node. */

@@ -412,8 +412,9 @@ export class Connection {
             case CloseCode.TooManySockets:
             case CloseCode.RateLimited:
                 this.#urlIndex++;
+                // Not a failure of the network: wait longer, and never come back at once (full jitter can be ~0).
                 this.#attempt++;
-                return this.#retryIn(backoffDelay(this.#attempt + 3, this.#o.backoff.minMs, this.#o.backoff.maxMs), error);
+                return this.#retryIn(Math.max(4 * this.#o.backoff.minMs, backoffDelay(this.#attempt + 3, this.#o.backoff.minMs, this.#o.backoff.maxMs)), error);
         }
         if (httpStatus === 401)
             return this.#authFailed(token, { code, message: "the server refused the token (401)" }, true);

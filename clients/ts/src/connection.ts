@@ -59,9 +59,12 @@ export interface WebSocketLike {
   readonly protocol: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
+  // Event parameters are `any` so that both the DOM's and the `ws` package's
+  // event types fit; the client reads ev.data (message), ev.code and
+  // ev.reason (close), and ev.message (error, `ws` only).
   onopen: ((ev: any) => void) | null;
-  onmessage: ((ev: { data: any }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
   onerror: ((ev: any) => void) | null;
 }
 
@@ -368,7 +371,7 @@ export class Connection {
       const m = /Unexpected server response: (\d+)/.exec(ev?.message ?? ev?.error?.message ?? "");
       if (m) httpStatus = Number(m[1]);
     };
-    ws.onmessage = (ev) => {
+    ws.onmessage = (ev: { data: unknown }) => {
       this.#lastFrameAt = Date.now();
       let f: ServerFrame;
       try {
@@ -384,7 +387,7 @@ export class Connection {
       }
       this.#onFrame(f);
     };
-    ws.onclose = (ev) => {
+    ws.onclose = (ev: { code: number; reason: string }) => {
       clearTimeout(helloTimer);
       if (this.#ws !== ws) return;
       void this.#onClose(ev.code, ev.reason, httpStatus);
@@ -490,8 +493,12 @@ export class Connection {
       case CloseCode.TooManySockets:
       case CloseCode.RateLimited:
         this.#urlIndex++;
+        // Not a failure of the network: wait longer, and never come back at once (full jitter can be ~0).
         this.#attempt++;
-        return this.#retryIn(backoffDelay(this.#attempt + 3, this.#o.backoff.minMs, this.#o.backoff.maxMs), error);
+        return this.#retryIn(
+          Math.max(4 * this.#o.backoff.minMs, backoffDelay(this.#attempt + 3, this.#o.backoff.minMs, this.#o.backoff.maxMs)),
+          error,
+        );
     }
     if (httpStatus === 401) return this.#authFailed(token, { code, message: "the server refused the token (401)" }, true);
     if (token && tokenExpired(token, 1000)) return this.#authFailed(token, { code, message: "the token expired" }, true);

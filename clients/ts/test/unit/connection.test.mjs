@@ -167,3 +167,23 @@ test("rate_limited requests are resent after retry_after_ms", async (t) => {
   assert.equal(pong.type, "pong");
   assert.equal(server.received.filter((f) => f.type === "ping").length, 2);
 });
+
+test("no token (getToken returns null) is unauthenticated without touching the server; 4009 waits before retrying", async (t) => {
+  const server = await startFakeServer();
+  t.after(() => server.stop());
+  let token = null;
+  const client = await newClient(server, { getToken: () => token });
+  await waitStatus(client, "unauthenticated");
+  assert.equal(server.upgrades.length, 0);
+  assert.match(client.connection.get().error.message, /no token/);
+  token = makeToken("alice");
+  client.reconnect();
+  await waitStatus(client, "live");
+  const before = Date.now();
+  for (const s of server.sockets) s.close(4009, "too many sockets");
+  await waitStatus(client, "reconnecting");
+  const { retryAt, error } = client.connection.get();
+  assert.equal(error.code, 4009);
+  assert.ok(retryAt - before >= 40, `retry in ${retryAt - before} ms: at least 4 x minMs`);
+  await waitStatus(client, "live");
+});

@@ -7,18 +7,14 @@
 // probe GET /api/{user}/tasks. Tests reach into it to make other devices'
 // changes, drop replies, close sockets and refuse tokens.
 //
-// Every frame the SDK sends is validated against docs/schemas when
-// test/support/frames.mjs (generated from the schemas) is there.
+// Every frame the SDK sends, and every frame the fake sends, is validated
+// against docs/schemas (test/support/frames.mjs); stop() fails the test
+// when one did not validate.
 
 import { createServer } from "node:http";
 import { WebSocketServer } from "ws";
 
-let validateClientFrame = null;
-try {
-  ({ validateClientFrame } = await import("../support/frames.mjs"));
-} catch {
-  // The schemas' validators are not there yet: frames are only checked by the tests.
-}
+import { validateClientFrame, validateServerFrame } from "../support/frames.mjs";
 
 /** An unsigned JWT with these claims (the fake server reads, never verifies). */
 export function makeToken(sub, ttlSeconds = 3600, extra = {}) {
@@ -36,6 +32,17 @@ function claims(token) {
 }
 
 let sessionCounter = 0;
+
+/** A timestamp as the server writes it (microseconds, UTC). */
+function stamp() {
+  return new Date().toISOString().replace("Z", "000Z");
+}
+
+function turnId16() {
+  let id = "t_";
+  while (id.length < 18) id += Math.floor(Math.random() * 36).toString(36);
+  return id;
+}
 
 /** Polls cond until it is truthy or the deadline passes. */
 export async function waitFor(cond, { timeoutMs = 5000, message = "condition" } = {}) {
@@ -56,8 +63,9 @@ export class FakeServer {
     this.pageSize = pageSize;
     this.maxInFlight = maxInFlight;
     this.sockets = new Set();
+    this.clients = []; // SDK clients made by newClient: closed by stop()
     this.received = []; // every client frame, in order
-    this.invalid = []; // schema errors of client frames
+    this.invalid = []; // frames (both ways) that do not match docs/schemas
     this.upgrades = []; // {url, protocols, status}
     this.refused = new Set(); // tokens answered 401
     this.hooks = {}; // type -> (sock, frame) => true when handled
@@ -78,10 +86,12 @@ export class FakeServer {
   }
 
   async stop() {
+    for (const c of this.clients.splice(0)) await c.close();
     for (const s of this.sockets) s.ws.terminate();
     this.wss.close();
     this.http.closeAllConnections?.();
     await new Promise((r) => this.http.close(r));
+    if (this.invalid.length > 0) throw new Error(`frames that do not match docs/schemas:\n  ${this.invalid.join("\n  ")}`);
   }
 
   /** The user a token is good for, or null (refused with 401). */
@@ -126,11 +136,18 @@ export class FakeServer {
       server: this,
       sessionId: `S${++sessionCounter}`.padEnd(16, "X"),
       device: url.searchParams.get("device") ?? "",
-      connectedAt: new Date().toISOString(),
+      connectedAt: stamp(),
       user: c.sub,
       exp: c.exp,
       received: [],
-      send: (f) => ws.readyState === 1 && ws.send(JSON.stringify(f)),
+      send: (f) => {
+        try {
+          validateServerFrame(f);
+        } catch (err) {
+          this.invalid.push(`server frame: ${err.message}`);
+        }
+        if (ws.readyState === 1) ws.send(JSON.stringify(f));
+      },
       close: (code, reason = "") => ws.close(code, reason),
     };
     this.sockets.add(sock);
@@ -148,12 +165,10 @@ export class FakeServer {
       const f = JSON.parse(String(data));
       this.received.push(f);
       sock.received.push(f);
-      if (validateClientFrame) {
-        try {
-          validateClientFrame(f);
-        } catch (err) {
-          this.invalid.push(err.message);
-        }
+      try {
+        validateClientFrame(f);
+      } catch (err) {
+        this.invalid.push(`client frame: ${err.message}`);
       }
       const hook = this.hooks[f.type];
       if (hook && hook(sock, f)) return;
@@ -210,7 +225,7 @@ export class FakeServer {
 
   /** Creates a task as another device would. */
   addTask(fields) {
-    const now = new Date().toISOString();
+    const now = stamp();
     const t = {
       id: this.state.nextId++, user_id: this.state.user, title: fields.title, description: fields.description ?? "",
       completed: fields.completed ?? false, priority: fields.priority ?? "medium", tags: fields.tags ?? [], due_date: fields.due_date ?? null,
@@ -224,7 +239,7 @@ export class FakeServer {
   /** Changes a task as another device would. */
   updateTask(id, patch) {
     const cur = this.state.tasks.get(id);
-    const t = { ...cur, ...patch, version: cur.version + 1, updated_at: new Date().toISOString() };
+    const t = { ...cur, ...patch, version: cur.version + 1, updated_at: stamp() };
     this.state.tasks.set(id, t);
     this.commit("task.updated", t);
     return t;
@@ -283,7 +298,7 @@ export class FakeServer {
       return sock.send({ ...prev.answer, id: f.id, ...(prev.answer.type === "reply" ? { replayed: true } : {}) });
     }
     let answer;
-    const now = new Date().toISOString();
+    const now = stamp();
     const cur = f.task_id !== undefined ? st.tasks.get(f.task_id) : undefined;
     if (f.type !== "task.create" && !cur) {
       answer = { type: "error", re: f.type, code: "not_found", message: `task ${f.task_id} not found` };
@@ -325,13 +340,13 @@ export class FakeServer {
   #chat(sock, f, reply) {
     this.turns ??= new Map();
     const conversationId = f.conversation_id || 12;
-    const turnId = `t_${Math.random().toString(36).slice(2, 10)}`;
+    const turnId = turnId16();
     reply({ conversation_id: conversationId, turn_id: turnId, message_id: 57, created: !f.conversation_id, title: f.message.slice(0, 60) });
     this.startTurn({ conversationId, turnId, message: f.message, requestId: f.id, sessionId: sock.sessionId });
   }
 
   /** Runs a chat turn to every socket: deltas of chatWords, or forever (until cancelled) with chatEndless. */
-  startTurn({ conversationId = 12, turnId = `t_${Math.random().toString(36).slice(2, 10)}`, message = "hi", requestId, sessionId } = {}) {
+  startTurn({ conversationId = 12, turnId = turnId16(), message = "hi", requestId, sessionId } = {}) {
     const all = () => FakeServer.peers(this).flatMap((s) => [...s.sockets]);
     const emit = (f) => {
       for (const s of all()) s.send({ conversation_id: conversationId, turn_id: turnId, ...f });
@@ -395,7 +410,7 @@ export async function newClient(server, opts = {}) {
   const { createClient, memoryStorage } = await import("../../dist/tasksync-client.js");
   const { default: WebSocket } = await import("ws");
   const token = makeToken("alice");
-  return createClient({
+  const client = createClient({
     url: server.url,
     getToken: () => token,
     WebSocket,
@@ -403,6 +418,8 @@ export async function newClient(server, opts = {}) {
     backoff: { minMs: 10, maxMs: 50 },
     ...opts,
   });
+  server.clients.push(client);
+  return client;
 }
 
 /** Waits until the client's connection has the status. */

@@ -85,8 +85,9 @@ test("a snapshot without id (pruned events) replaces the list; an unfinished one
   await client.ready();
   const [sock] = server.sockets;
   const task = (id, title) => ({ ...server.state.tasks.get(1), id, title });
-  sock.send({ type: "snapshot", seq: 9, page: 0, tasks: [task(5, "half")], more: true });
-  sock.send({ type: "snapshot", seq: 10, page: 0, tasks: [task(6, "x")], more: true });
+  const reason = "the events this socket missed are no longer retained";
+  sock.send({ type: "snapshot", seq: 9, page: 0, reason, tasks: [task(5, "half")], more: true });
+  sock.send({ type: "snapshot", seq: 10, page: 0, reason, tasks: [task(6, "x")], more: true });
   sock.send({ type: "snapshot", seq: 10, page: 1, tasks: [task(7, "y")], more: false });
   await waitFor(() => client.seq === 10);
   assert.deepEqual(client.tasks().getSnapshot().map((x) => x.title), ["x", "y"]);
