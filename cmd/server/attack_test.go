@@ -255,7 +255,7 @@ func TestLockedTableKeepsSocketsOpen(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)
 	a := env.start(env.config(map[string]string{
-		"WS_PING_INTERVAL": "100ms", "WS_PONG_TIMEOUT": "1s", "WS_REQUEST_TIMEOUT": "1s",
+		"WS_PING_INTERVAL": "100ms", "WS_PONG_TIMEOUT": "2s", "WS_REQUEST_TIMEOUT": "1s",
 	}))
 	c := dial(t, a.WS, "lock")
 	ctx := context.Background()
@@ -285,9 +285,11 @@ func TestLockedTableKeepsSocketsOpen(t *testing.T) {
 			}
 		}
 	}
-	// Thirty ping periods (about three times ping + pong timeout) of app
-	// pings answered while the creates wait on the lock.
-	for i := range 30 {
+	// Sixty ping periods (about three times ping + pong timeout; the pong
+	// timeout leaves room for a test process stalled by -race and the
+	// tests beside it) of app pings answered while the creates wait on
+	// the lock.
+	for i := range 60 {
 		c.send(map[string]any{"type": "ping", "id": fmt.Sprint("p", i)})
 		for {
 			f := c.next()

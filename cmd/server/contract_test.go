@@ -59,6 +59,11 @@ func TestWSClientFailsOnAFrameThatDoesNotMatchItsSchema(t *testing.T) {
 	c := dialWith(rec, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	c.next("task.created") // still delivered
 	c.next("pong")
+	// Frames are checked off the read loop: close, and wait until every
+	// frame read has been checked.
+	c.conn.CloseNow()
+	<-c.closed
+	<-c.checked
 	errs := rec.errors()
 	if len(errs) != 1 {
 		t.Fatalf("%d errors, want 1 (for the task event): %q", len(errs), errs)

@@ -213,10 +213,16 @@ type wsClient struct {
 	conn   *websocket.Conn
 	frames chan frame
 	closed chan struct{}
-	mu     sync.Mutex
-	err    error // why the read loop ended
-	hello  frame
-	gate   sync.Mutex // held while paused: the read loop stops reading
+	// check carries every frame read to the goroutine that validates it
+	// against docs/schemas, off the read loop: validating under -race is
+	// slow enough that, done inline, it made the client read slowly and
+	// the server drop it for not reading (or for late pongs).
+	check   chan []byte
+	checked chan struct{} // closed when every frame read has been validated
+	mu      sync.Mutex
+	err     error // why the read loop ended
+	hello   frame
+	gate    sync.Mutex // held while paused: the read loop stops reading
 	// pending holds frames read but not yet consumed by next; only the
 	// test goroutine that owns the client touches it.
 	pending []frame
@@ -246,14 +252,18 @@ func dialWith(t testing.TB, url string, opts *websocket.DialOptions) *wsClient {
 		t.Fatalf("dial %s: %v (HTTP %d)", url, err, status)
 	}
 	conn.SetReadLimit(16 << 20)
-	c := &wsClient{t: t, conn: conn, frames: make(chan frame, 100000), closed: make(chan struct{})}
+	c := &wsClient{t: t, conn: conn, frames: make(chan frame, 100000), closed: make(chan struct{}),
+		check: make(chan []byte, 100000), checked: make(chan struct{})}
 	go c.readLoop()
+	go c.checkLoop()
 	t.Cleanup(func() {
 		conn.CloseNow()
-		// The read loop reports to t: let it end before t does. A paused
-		// client's loop cannot end; it has nothing more to report either.
+		// The read and check loops report to t: let them end before t
+		// does. A paused client's loop cannot end; it has nothing more to
+		// report either.
 		select {
 		case <-c.closed:
+			<-c.checked
 		case <-time.After(5 * time.Second):
 		}
 	})
@@ -273,6 +283,7 @@ func dialWith(t testing.TB, url string, opts *websocket.DialOptions) *wsClient {
 
 func (c *wsClient) readLoop() {
 	defer close(c.closed)
+	defer close(c.check)
 	for {
 		c.gate.Lock()
 		c.gate.Unlock()
@@ -291,10 +302,18 @@ func (c *wsClient) readLoop() {
 			c.conn.CloseNow()
 			return
 		}
+		c.check <- data
+		c.frames <- f
+	}
+}
+
+// checkLoop validates every frame the read loop read against docs/schemas.
+func (c *wsClient) checkLoop() {
+	defer close(c.checked)
+	for data := range c.check {
 		if err := contract.ValidateServerFrame(data); err != nil {
 			c.t.Errorf("the server sent a frame that does not match its schema: %v", err)
 		}
-		c.frames <- f
 	}
 }
 
