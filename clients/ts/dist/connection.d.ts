@@ -56,8 +56,23 @@ export interface OnlineSource {
     /** Calls cb(true|false) when the network comes or goes; returns the unsubscribe function. */
     subscribe(cb: (online: boolean) => void): () => void;
 }
+/**
+ * What a TokenGetter may return: the token itself, or an object holding it as
+ * `token` or `data.token` (Better Auth's `authClient.token()` resolves to
+ * `{ data: { token } }`, or `{ data: null, error }` when signed out), or
+ * null/undefined when signed out.
+ */
+export type TokenResult = string | {
+    token?: string | null;
+} | {
+    data?: {
+        token?: string | null;
+    } | null;
+} | null | undefined;
 /** Provides a token: a JWT (or any token the server accepts), or null when signed out. */
-export type TokenGetter = () => Promise<string | null | undefined> | string | null | undefined;
+export type TokenGetter = () => Promise<TokenResult> | TokenResult;
+/** The token a TokenGetter returned, or null. */
+export declare function tokenOf(t: TokenResult): string | null;
 /** navigator.onLine and the window's online/offline events; always online where they do not exist (Node). */
 export declare function browserOnline(): OnlineSource;
 /**

@@ -28,6 +28,15 @@ export const CloseCode = {
     Revoked: 4010,
     RateLimited: 4029,
 };
+/** The token a TokenGetter returned, or null. */
+export function tokenOf(t) {
+    if (typeof t === "string")
+        return t !== "" ? t : null;
+    if (t === null || typeof t !== "object")
+        return null;
+    const inner = "data" in t ? t.data?.token : "token" in t ? t.token : undefined;
+    return typeof inner === "string" && inner !== "" ? inner : null;
+}
 /** navigator.onLine and the window's online/offline events; always online where they do not exist (Node). */
 export function browserOnline() {
     const nav = globalThis.navigator;
@@ -220,8 +229,7 @@ export class Connection {
         this.#state.set(next);
     }
     async #currentToken() {
-        const t = await this.#o.getToken();
-        return typeof t === "string" && t !== "" ? t : null;
+        return tokenOf(await this.#o.getToken());
     }
     async #connect() {
         if (this.#closed || this.#ws)

@@ -16,6 +16,6 @@ export { createClient } from "./client.js";
 export { memoryStorage, indexedDBStorage } from "./storage.js";
 export { TaskView } from "./view.js";
 export { Chat, ChatStream } from "./chat.js";
-export { PROTOCOL, CloseCode, backoffDelay, browserOnline, socketURL } from "./connection.js";
+export { PROTOCOL, CloseCode, backoffDelay, browserOnline, socketURL, tokenOf } from "./connection.js";
 export { RequestError, DisconnectedError } from "./errors.js";
 export { decodeToken, tokenExpiry, tokenUser } from "./token.js";

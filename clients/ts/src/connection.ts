@@ -78,8 +78,24 @@ export interface OnlineSource {
   subscribe(cb: (online: boolean) => void): () => void;
 }
 
+/**
+ * What a TokenGetter may return: the token itself, or an object holding it as
+ * `token` or `data.token` (Better Auth's `authClient.token()` resolves to
+ * `{ data: { token } }`, or `{ data: null, error }` when signed out), or
+ * null/undefined when signed out.
+ */
+export type TokenResult = string | { token?: string | null } | { data?: { token?: string | null } | null } | null | undefined;
+
 /** Provides a token: a JWT (or any token the server accepts), or null when signed out. */
-export type TokenGetter = () => Promise<string | null | undefined> | string | null | undefined;
+export type TokenGetter = () => Promise<TokenResult> | TokenResult;
+
+/** The token a TokenGetter returned, or null. */
+export function tokenOf(t: TokenResult): string | null {
+  if (typeof t === "string") return t !== "" ? t : null;
+  if (t === null || typeof t !== "object") return null;
+  const inner = "data" in t ? t.data?.token : "token" in t ? t.token : undefined;
+  return typeof inner === "string" && inner !== "" ? inner : null;
+}
 
 /** navigator.onLine and the window's online/offline events; always online where they do not exist (Node). */
 export function browserOnline(): OnlineSource {
@@ -316,8 +332,7 @@ export class Connection {
   }
 
   async #currentToken(): Promise<string | null> {
-    const t = await this.#o.getToken();
-    return typeof t === "string" && t !== "" ? t : null;
+    return tokenOf(await this.#o.getToken());
   }
 
   async #connect(): Promise<void> {

@@ -21,9 +21,9 @@ export { TaskView } from "./view.js";
 export type { TaskSource } from "./view.js";
 export { Chat, ChatStream } from "./chat.js";
 export type { ChatEvent, ChatSendOptions } from "./chat.js";
-export { PROTOCOL, CloseCode, backoffDelay, browserOnline, socketURL } from "./connection.js";
+export { PROTOCOL, CloseCode, backoffDelay, browserOnline, socketURL, tokenOf } from "./connection.js";
 export type {
-  ConnectionState, ConnectionStatus, OnlineSource, RequestOptions, TokenGetter, WebSocketConstructor, WebSocketLike,
+  ConnectionState, ConnectionStatus, OnlineSource, RequestOptions, TokenGetter, TokenResult, WebSocketConstructor, WebSocketLike,
 } from "./connection.js";
 export type { Conflict, ConflictResolution, MutationType, PendingMutation, RejectedMutation, ViewTask } from "./outbox.js";
 export type { PresenceState } from "./presence.js";

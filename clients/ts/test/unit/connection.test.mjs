@@ -187,3 +187,17 @@ test("no token (getToken returns null) is unauthenticated without touching the s
   assert.ok(retryAt - before >= 40, `retry in ${retryAt - before} ms: at least 4 x minMs`);
   await waitStatus(client, "live");
 });
+
+test("getToken may return Better Auth's authClient.token() result as is: { data: { token } }, or { data: null, error } when signed out", async (t) => {
+  const server = await startFakeServer();
+  t.after(() => server.stop());
+  let result = { data: { token: makeToken("alice") }, error: null };
+  const client = await newClient(server, { getToken: async () => result });
+  t.after(() => client.close());
+  await waitStatus(client, "live");
+  assert.equal(client.userId, "alice");
+  result = { data: null, error: { status: 401, message: "Unauthorized" } };
+  for (const s of server.sockets) s.close(4001, "token expired");
+  await waitStatus(client, "unauthenticated");
+  assert.equal(server.upgrades.length, 1, "no upgrade tried without a token");
+});
