@@ -19,6 +19,12 @@ export interface PendingMutation {
     base_version?: number;
     /** How many times it was sent. */
     attempts: number;
+    /**
+     * A create: the highest task id this client knew when it was first sent.
+     * Its task will have a higher id: a task.created event applied before the
+     * reply is matched to it by that and by its fields, and shown once.
+     */
+    after_id?: number;
     /** When the change was made (ISO 8601). */
     created_at: string;
     /** The last error that made it wait (unavailable, internal...). */

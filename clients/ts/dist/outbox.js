@@ -114,6 +114,12 @@ export class Outbox {
     }
     #send(m) {
         this.#sending.add(m.mutation_id);
+        if (m.type === "task.create" && m.after_id === undefined) {
+            let max = 0;
+            for (const id of this.#d.store.tasks.keys())
+                max = Math.max(max, id);
+            m.after_id = max;
+        }
         m.attempts++;
         this.#d.request(frameOf(m)).then((reply) => {
             this.#sending.delete(m.mutation_id);
@@ -146,11 +152,17 @@ export class Outbox {
                     later.base_version = task.version;
             }
         }
-        this.#remove(m);
+        // One step for the views: the outbox lets go of the change in the same
+        // notification as the store takes its result, so no view shows the
+        // change missing (or shown twice, temporary and real) in between.
+        this.#list = this.#list.filter((x) => x !== m);
+        this.#retryAt.delete(m.mutation_id);
+        this.version++;
         if (m.type === "task.delete")
             store.remove(m.task_id);
         else if (task)
             store.put(task);
+        this.#changed();
         this.#settle(m, null, task);
     }
     async #refused(m, err) {
@@ -272,9 +284,18 @@ export function newMutationId() {
 /** The server's tasks with the pending changes applied over them, in outbox order. */
 export function overlay(tasks, pending, userId) {
     const view = new Map(tasks);
+    const claimed = new Set();
     for (const m of pending) {
         if (m.type === "task.create") {
             const f = m.task;
+            // The task this create made may already be here, from its event,
+            // with the reply still on its way (events and replies travel
+            // separately): show it once, as the placeholder, until the reply.
+            const twin = m.after_id === undefined ? undefined : twinOf(tasks, f, m.after_id, claimed);
+            if (twin !== undefined) {
+                claimed.add(twin);
+                view.delete(twin);
+            }
             view.set(m.temp_id, {
                 id: m.temp_id,
                 user_id: userId,
@@ -307,6 +328,40 @@ export function overlay(tasks, pending, userId) {
         }
     }
     return view;
+}
+/**
+ * The id of a task newer than afterId whose fields are what the server makes
+ * of create fields f (as tasks/input.go normalises them: text trimmed,
+ * priority lower case, tags trimmed without repeats, defaults filled in),
+ * not already claimed by another create; undefined
+ * when there is none.
+ */
+function twinOf(tasks, f, afterId, claimed) {
+    const tags = [];
+    const seen = new Set();
+    for (const raw of f.tags ?? []) {
+        const tag = raw.trim(); // repeats dropped case-insensitively, the first spelling kept
+        if (tag !== "" && seen.has(tag.toLowerCase()))
+            continue;
+        seen.add(tag.toLowerCase());
+        tags.push(tag);
+    }
+    const priority = (f.priority ?? "medium").trim().toLowerCase();
+    const due = dueDate(f.due_date);
+    for (const t of tasks.values()) {
+        if (t.id <= afterId || claimed.has(t.id))
+            continue;
+        if (t.title !== f.title.trim() || t.description !== (f.description ?? "").trim())
+            continue;
+        if (t.completed !== (f.completed ?? false) || t.priority !== priority)
+            continue;
+        if (t.tags.length !== tags.length || t.tags.some((x, i) => x !== tags[i]))
+            continue;
+        if ((t.due_date === null) !== (due === null) || (due !== null && Date.parse(t.due_date) !== Date.parse(due)))
+            continue;
+        return t.id;
+    }
+    return undefined;
 }
 /** A due date as the server stores it: YYYY-MM-DD means midnight UTC. */
 function dueDate(d) {

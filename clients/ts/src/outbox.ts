@@ -42,6 +42,12 @@ export interface PendingMutation {
   base_version?: number;
   /** How many times it was sent. */
   attempts: number;
+  /**
+   * A create: the highest task id this client knew when it was first sent.
+   * Its task will have a higher id: a task.created event applied before the
+   * reply is matched to it by that and by its fields, and shown once.
+   */
+  after_id?: number;
   /** When the change was made (ISO 8601). */
   created_at: string;
   /** The last error that made it wait (unavailable, internal...). */
@@ -188,6 +194,11 @@ export class Outbox {
 
   #send(m: PendingMutation): void {
     this.#sending.add(m.mutation_id);
+    if (m.type === "task.create" && m.after_id === undefined) {
+      let max = 0;
+      for (const id of this.#d.store.tasks.keys()) max = Math.max(max, id);
+      m.after_id = max;
+    }
     m.attempts++;
     this.#d.request(frameOf(m)).then(
       (reply) => {
@@ -221,9 +232,15 @@ export class Outbox {
         if (later !== m && later.task_id === m.task_id && later.base_version === m.base_version) later.base_version = task.version;
       }
     }
-    this.#remove(m);
+    // One step for the views: the outbox lets go of the change in the same
+    // notification as the store takes its result, so no view shows the
+    // change missing (or shown twice, temporary and real) in between.
+    this.#list = this.#list.filter((x) => x !== m);
+    this.#retryAt.delete(m.mutation_id);
+    this.version++;
     if (m.type === "task.delete") store.remove(m.task_id!);
     else if (task) store.put(task);
+    this.#changed();
     this.#settle(m, null, task);
   }
 
@@ -343,9 +360,18 @@ export type ViewTask = Task & { pending?: true };
 /** The server's tasks with the pending changes applied over them, in outbox order. */
 export function overlay(tasks: ReadonlyMap<number, Task>, pending: readonly PendingMutation[], userId: string): Map<number, ViewTask> {
   const view = new Map<number, ViewTask>(tasks);
+  const claimed = new Set<number>();
   for (const m of pending) {
     if (m.type === "task.create") {
       const f = m.task as TaskFields;
+      // The task this create made may already be here, from its event,
+      // with the reply still on its way (events and replies travel
+      // separately): show it once, as the placeholder, until the reply.
+      const twin = m.after_id === undefined ? undefined : twinOf(tasks, f, m.after_id, claimed);
+      if (twin !== undefined) {
+        claimed.add(twin);
+        view.delete(twin);
+      }
       view.set(m.temp_id!, {
         id: m.temp_id!,
         user_id: userId,
@@ -374,6 +400,35 @@ export function overlay(tasks: ReadonlyMap<number, Task>, pending: readonly Pend
     }
   }
   return view;
+}
+
+/**
+ * The id of a task newer than afterId whose fields are what the server makes
+ * of create fields f (as tasks/input.go normalises them: text trimmed,
+ * priority lower case, tags trimmed without repeats, defaults filled in),
+ * not already claimed by another create; undefined
+ * when there is none.
+ */
+function twinOf(tasks: ReadonlyMap<number, Task>, f: TaskFields, afterId: number, claimed: ReadonlySet<number>): number | undefined {
+  const tags: string[] = [];
+  const seen = new Set<string>();
+  for (const raw of f.tags ?? []) {
+    const tag = raw.trim(); // repeats dropped case-insensitively, the first spelling kept
+    if (tag !== "" && seen.has(tag.toLowerCase())) continue;
+    seen.add(tag.toLowerCase());
+    tags.push(tag);
+  }
+  const priority = (f.priority ?? "medium").trim().toLowerCase();
+  const due = dueDate(f.due_date);
+  for (const t of tasks.values()) {
+    if (t.id <= afterId || claimed.has(t.id)) continue;
+    if (t.title !== f.title.trim() || t.description !== (f.description ?? "").trim()) continue;
+    if (t.completed !== (f.completed ?? false) || t.priority !== priority) continue;
+    if (t.tags.length !== tags.length || t.tags.some((x, i) => x !== tags[i])) continue;
+    if ((t.due_date === null) !== (due === null) || (due !== null && Date.parse(t.due_date!) !== Date.parse(due))) continue;
+    return t.id;
+  }
+  return undefined;
 }
 
 /** A due date as the server stores it: YYYY-MM-DD means midnight UTC. */

@@ -215,7 +215,8 @@ export class FakeServer {
     const st = this.state;
     const e = type === "task.deleted" ? { type, seq: ++st.seq, task_id: task } : { type, seq: ++st.seq, task: { ...task } };
     st.log.push(e);
-    for (const srv of FakeServer.peers(this)) for (const s of srv.sockets) s.send(e);
+    if (this.held) this.held.push(e); // replyFirst: sent after the reply
+    else for (const srv of FakeServer.peers(this)) for (const s of srv.sockets) s.send(e);
     return e;
   }
 
@@ -297,6 +298,23 @@ export class FakeServer {
       if (prev.request !== request) return error("conflict", "mutation_id reused for another request");
       return sock.send({ ...prev.answer, id: f.id, ...(prev.answer.type === "reply" ? { replayed: true } : {}) });
     }
+    if (this.replyFirst) this.held = [];
+    try {
+      this.#apply(sock, f, error);
+    } finally {
+      const held = this.held ?? [];
+      this.held = null;
+      for (const e of held) for (const srv of FakeServer.peers(this)) for (const s of srv.sockets) s.send(e);
+    }
+  }
+
+  // #apply makes the change of mutation f and answers it (the reply goes
+  // before the change's event when replyFirst is set, as the real server
+  // may do: replies and events travel separately).
+  #apply(sock, f, error) {
+    const st = this.state;
+    const key = f.mutation_id;
+    const request = JSON.stringify({ ...f, id: undefined, mutation_id: undefined });
     let answer;
     const now = stamp();
     const cur = f.task_id !== undefined ? st.tasks.get(f.task_id) : undefined;

@@ -189,3 +189,28 @@ test("at most max_in_flight mutations are on the wire; unavailable is retried wi
   assert.equal(server.state.tasks.size, 5);
   assert.deepEqual(server.invalid, []);
 });
+
+test("a change shows in every view from the call to its event, once: no blink when the reply comes before the event, no double row", async (t) => {
+  for (const replyFirst of [true, false]) {
+    const server = await startFakeServer();
+    server.replyFirst = replyFirst;
+    const client = await newClient(server);
+    await client.ready();
+    const tasks = client.tasks();
+    const seen = [];
+    const unsubscribe = tasks.subscribe(() => seen.push(tasks.getSnapshot().map((x) => `${x.id}:${x.title}:${x.completed}`)));
+    const created = await tasks.create({ title: "Buy milk" });
+    await tasks.complete(created.id);
+    await waitFor(() => client.seq === 2 && client.outbox.get().length === 0);
+    unsubscribe();
+    await client.close();
+    await server.stop();
+    const first = seen.findIndex((s) => s.length > 0);
+    assert.ok(first >= 0, "the task showed");
+    for (const [i, s] of seen.slice(first).entries()) {
+      assert.equal(s.length, 1, `replyFirst=${replyFirst}: view ${first + i} is ${JSON.stringify(s)}, want the one task`);
+    }
+    const last = seen.at(-1)[0];
+    assert.equal(last, `${created.id}:Buy milk:true`);
+  }
+});
