@@ -19,6 +19,12 @@ export interface ClientOptions {
     fetch?: typeof fetch;
     /** Where the outbox, last seq and task cache are kept (default IndexedDB when it exists, else memory). */
     storage?: OutboxStorage;
+    /**
+     * The signed-in user, when the app knows it (its session says). Stored state is shown before the
+     * server confirms the user only when it is this user's, or when the token names its owner; another
+     * user's stored state is never shown and its changes are never sent.
+     */
+    userId?: string;
     /** Decides a version conflict of a local change (default: keep the server's version). Every conflict is reported in client.conflicts. */
     onConflict?: (c: Conflict) => ConflictResolution | Promise<ConflictResolution>;
     /** A label for this device in presence (default: the server uses the User-Agent). */

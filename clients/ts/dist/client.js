@@ -1,13 +1,16 @@
 // createClient: one socket, the task store kept in seq order, the durable
 // outbox, presence and chat, wired together.
 import { Chat } from "./chat.js";
-import { browserOnline, Connection, } from "./connection.js";
+import { browserOnline, Connection, tokenOf, } from "./connection.js";
 import { Cell, reportError } from "./observable.js";
 import { Outbox, overlay, } from "./outbox.js";
 import { Presence } from "./presence.js";
 import { defaultStorage } from "./storage.js";
 import { TaskStore } from "./store.js";
+import { tokenUser } from "./token.js";
 import { TaskView } from "./view.js";
+/** What views show while stored state waits for its owner to be confirmed. */
+const NOTHING = new Map();
 /** Creates a client and starts connecting (after the stored state is loaded). */
 export function createClient(options) {
     return new Client(options);
@@ -26,6 +29,11 @@ class Client {
     #eventListeners = new Set();
     #loaded;
     #storedUser = null;
+    // Stored state whose owner nobody confirmed yet (no userId option, no
+    // readable token): views hide it until hello names the user.
+    #unconfirmed = false;
+    #userHint;
+    #getToken;
     #view = null;
     #syncing = false;
     #ready;
@@ -37,6 +45,8 @@ class Client {
         if (!WS)
             throw new TypeError("tasksync: no WebSocket here (Node 20): pass createClient({WebSocket}) from the ws package");
         this.#storage = o.storage ?? defaultStorage();
+        this.#userHint = o.userId;
+        this.#getToken = o.getToken;
         let resolveReady;
         this.#ready = { promise: new Promise((r) => (resolveReady = r)), resolve: () => resolveReady(), done: false };
         const onConflict = o.onConflict ?? (() => "server");
@@ -163,6 +173,8 @@ class Client {
         return this.#outbox.add(m).done;
     }
     #all() {
+        if (this.#unconfirmed)
+            return NOTHING;
         const v = this.#view;
         if (v && v.store === this.#store.version && v.outbox === this.#outbox.version)
             return v.map;
@@ -175,14 +187,39 @@ class Client {
         for (const cb of [...this.#viewListeners])
             cb();
     }
-    #restore(state) {
+    async #restore(state) {
         if (!state || state.v !== 1)
             return;
+        const who = await this.#signedInUser();
+        if (who !== null && state.user_id !== null && who !== state.user_id) {
+            // Another user's state (a shared browser): never shown, never sent.
+            // Overwritten by this user's state at the first save.
+            return;
+        }
         this.#storedUser = state.user_id;
+        this.#unconfirmed = who === null && state.user_id !== null;
         this.#store.load(state.seq, state.tasks);
         this.#outbox.load(state.outbox, state.id_map);
     }
+    /** The user the app says is signed in, else the one its token names; null when neither tells. */
+    async #signedInUser() {
+        if (this.#userHint)
+            return this.#userHint;
+        try {
+            const token = tokenOf(await this.#getToken());
+            return token ? tokenUser(token) : null;
+        }
+        catch {
+            return null;
+        }
+    }
     #onHello(hello) {
+        if (this.#unconfirmed) {
+            this.#unconfirmed = false;
+            this.#view = null; // the stored state shows now, or is dropped below
+            if (this.#storedUser === hello.user_id)
+                this.#changed();
+        }
         if (this.#storedUser !== null && this.#storedUser !== hello.user_id) {
             // Another user's state: never show it, never send its changes.
             this.#store.reset();

@@ -3,7 +3,7 @@
 
 import { Chat } from "./chat.js";
 import {
-  browserOnline, Connection, type ConnectionState, type OnlineSource, type RequestOptions, type TokenGetter,
+  browserOnline, Connection, tokenOf, type ConnectionState, type OnlineSource, type RequestOptions, type TokenGetter,
   type WebSocketConstructor,
 } from "./connection.js";
 import { Cell, reportError, type Observable } from "./observable.js";
@@ -14,7 +14,11 @@ import { Presence, type PresenceState } from "./presence.js";
 import type { ClientFrame, HelloFrame, ServerFrame, Task, TaskFields, TaskFilter, TaskPatch } from "./protocol.gen.js";
 import { defaultStorage, type OutboxStorage, type StoredState } from "./storage.js";
 import { TaskStore, type TaskEvent } from "./store.js";
+import { tokenUser } from "./token.js";
 import { TaskView } from "./view.js";
+
+/** What views show while stored state waits for its owner to be confirmed. */
+const NOTHING: Map<number, ViewTask> = new Map();
 
 /** Options of createClient. */
 export interface ClientOptions {
@@ -28,6 +32,12 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** Where the outbox, last seq and task cache are kept (default IndexedDB when it exists, else memory). */
   storage?: OutboxStorage;
+  /**
+   * The signed-in user, when the app knows it (its session says). Stored state is shown before the
+   * server confirms the user only when it is this user's, or when the token names its owner; another
+   * user's stored state is never shown and its changes are never sent.
+   */
+  userId?: string;
   /** Decides a version conflict of a local change (default: keep the server's version). Every conflict is reported in client.conflicts. */
   onConflict?: (c: Conflict) => ConflictResolution | Promise<ConflictResolution>;
   /** A label for this device in presence (default: the server uses the User-Agent). */
@@ -93,6 +103,11 @@ class Client implements TasksyncClient {
   readonly #eventListeners = new Set<(e: TaskEvent) => void>();
   readonly #loaded: Promise<void>;
   #storedUser: string | null = null;
+  // Stored state whose owner nobody confirmed yet (no userId option, no
+  // readable token): views hide it until hello names the user.
+  #unconfirmed = false;
+  readonly #userHint: string | undefined;
+  readonly #getToken: TokenGetter;
   #view: { store: number; outbox: number; map: Map<number, ViewTask> } | null = null;
   #syncing = false;
   #ready: { promise: Promise<void>; resolve(): void; done: boolean };
@@ -104,6 +119,8 @@ class Client implements TasksyncClient {
     const WS = o.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS) throw new TypeError("tasksync: no WebSocket here (Node 20): pass createClient({WebSocket}) from the ws package");
     this.#storage = o.storage ?? defaultStorage();
+    this.#userHint = o.userId;
+    this.#getToken = o.getToken;
     let resolveReady!: () => void;
     this.#ready = { promise: new Promise<void>((r) => (resolveReady = r)), resolve: () => resolveReady(), done: false };
     const onConflict = o.onConflict ?? (() => "server" as const);
@@ -247,6 +264,7 @@ class Client implements TasksyncClient {
   }
 
   #all(): Map<number, ViewTask> {
+    if (this.#unconfirmed) return NOTHING;
     const v = this.#view;
     if (v && v.store === this.#store.version && v.outbox === this.#outbox.version) return v.map;
     const map = overlay(this.#store.tasks, this.#outbox.list, this.userId ?? "");
@@ -259,14 +277,37 @@ class Client implements TasksyncClient {
     for (const cb of [...this.#viewListeners]) cb();
   }
 
-  #restore(state: StoredState | null): void {
+  async #restore(state: StoredState | null): Promise<void> {
     if (!state || state.v !== 1) return;
+    const who = await this.#signedInUser();
+    if (who !== null && state.user_id !== null && who !== state.user_id) {
+      // Another user's state (a shared browser): never shown, never sent.
+      // Overwritten by this user's state at the first save.
+      return;
+    }
     this.#storedUser = state.user_id;
+    this.#unconfirmed = who === null && state.user_id !== null;
     this.#store.load(state.seq, state.tasks);
     this.#outbox.load(state.outbox, state.id_map);
   }
 
+  /** The user the app says is signed in, else the one its token names; null when neither tells. */
+  async #signedInUser(): Promise<string | null> {
+    if (this.#userHint) return this.#userHint;
+    try {
+      const token = tokenOf(await this.#getToken());
+      return token ? tokenUser(token) : null;
+    } catch {
+      return null;
+    }
+  }
+
   #onHello(hello: HelloFrame): void {
+    if (this.#unconfirmed) {
+      this.#unconfirmed = false;
+      this.#view = null; // the stored state shows now, or is dropped below
+      if (this.#storedUser === hello.user_id) this.#changed();
+    }
     if (this.#storedUser !== null && this.#storedUser !== hello.user_id) {
       // Another user's state: never show it, never send its changes.
       this.#store.reset();

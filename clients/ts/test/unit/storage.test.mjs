@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { IDBFactory } from "fake-indexeddb";
 import { indexedDBStorage, memoryStorage } from "../../dist/tasksync-client.js";
-import { newClient, startFakeServer, switchableOnline, waitFor } from "./fake-server.mjs";
+import { makeToken, newClient, startFakeServer, switchableOnline, waitFor } from "./fake-server.mjs";
 
 const state = (seq) => ({ v: 1, user_id: "alice", seq, tasks: [], outbox: [], id_map: [] });
 
@@ -53,4 +53,47 @@ test("another user's stored state is dropped at hello, never shown or sent", asy
   assert.equal(client.tasks().getSnapshot().length, 0);
   assert.equal(client.userId, "alice");
   assert.equal(server.received.filter((f) => f.type.startsWith("task.")).length, 0);
+});
+
+const mallorys = () => ({
+  v: 1, user_id: "mallory", seq: 5, id_map: [],
+  tasks: [{ id: 9, user_id: "mallory", title: "secret", description: "", completed: false, priority: "low", tags: [], due_date: null, created_at: "2026-01-01T00:00:00Z", updated_at: "2026-01-01T00:00:00Z", version: 1 }],
+  outbox: [],
+});
+
+test("a shared browser: another user's stored state is not shown even before hello, offline included", async (t) => {
+  const server = await startFakeServer();
+  t.after(() => server.stop());
+  // alice's token names her: mallory's list is never loaded, offline or not.
+  const storage = memoryStorage();
+  await storage.save(mallorys());
+  const offline = await newClient(server, { storage, online: switchableOnline(false) });
+  const seen = [];
+  offline.tasks().subscribe(() => seen.push(offline.tasks().getSnapshot().length));
+  await waitFor(() => offline.connection.get().status === "offline");
+  assert.equal(offline.tasks().getSnapshot().length, 0);
+  await offline.close();
+  assert.deepEqual(seen.filter((n) => n > 0), [], "no view ever showed mallory's task");
+
+  // A token that names nobody (opaque): the stored list waits for hello.
+  const opaque = memoryStorage();
+  await opaque.save(mallorys());
+  const online = switchableOnline(false);
+  const client = await newClient(server, { storage: opaque, online, getToken: () => "opaque-token-alice" });
+  t.after(() => client.close());
+  await waitFor(() => client.connection.get().status === "offline");
+  assert.equal(client.tasks().getSnapshot().length, 0, "hidden until the server names the user");
+});
+
+test("the app's userId (or the token's sub) shows the user's own stored list at once, offline", async (t) => {
+  const server = await startFakeServer();
+  t.after(() => server.stop());
+  for (const opts of [{ userId: "mallory", getToken: () => null }, { getToken: () => makeToken("mallory") }]) {
+    const storage = memoryStorage();
+    await storage.save(mallorys());
+    const client = await newClient(server, { storage, online: switchableOnline(false), ...opts });
+    await waitFor(() => client.tasks().getSnapshot().length === 1, { message: "mallory's own list, offline" });
+    assert.equal(client.tasks().getSnapshot()[0].title, "secret");
+    await client.close();
+  }
 });
