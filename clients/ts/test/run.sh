@@ -45,7 +45,6 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 ((node_major >= 20)) || die "the SDK tests need Node.js 20 or newer; this is $(node --version)"
-command -v psql >/dev/null 2>&1 || apt_install postgresql-client || die "psql is missing, and $(why_cannot_install)"
 
 # A node_modules that is a symlink is a shared install (git worktrees): npm ci would empty its target.
 if [[ -L $TS/node_modules ]]; then
@@ -76,71 +75,9 @@ cd "$TASKSYNC_ROOT"
 
 # ---------------------------------------------------------------- services
 
-ADMIN_URL=${TEST_DATABASE_URL:-${DATABASE_ADMIN_URL:-}}
-RDS_URL=${TEST_REDIS_URL:-${REDIS_URL:-}}
-if [[ -z $ADMIN_URL || -z $RDS_URL ]]; then
-	env_lines=$("$TASKSYNC_ROOT/scripts/services.sh" ensure) || die "PostgreSQL/Redis are not available (see above)"
-	eval "$env_lines"
-	ADMIN_URL=${ADMIN_URL:-$DATABASE_ADMIN_URL}
-	RDS_URL=${RDS_URL:-$REDIS_URL}
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tasksync-sdk.XXXXXX")
-DB_NAME="tasksync_sdk_$(date +%s)_$$"
-DB_CREATED=0
-
-cleanup() {
-	local rc=$?
-	# Servers the tests left running (a crash, an interrupt): their pid files are in $WORK/pids.
-	if [[ -d $WORK/pids ]]; then
-		for f in "$WORK"/pids/*.pid; do
-			[[ -e $f ]] || continue
-			pid=$(<"$f")
-			if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
-				kill -TERM "$pid" 2>/dev/null || true
-				for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-				kill -KILL "$pid" 2>/dev/null || true
-			fi
-		done
-	fi
-	if ((DB_CREATED)); then
-		psql -X -w -q -d "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" </dev/null >/dev/null 2>&1 ||
-			log "warning: could not drop database $DB_NAME"
-	fi
-	if ((rc != 0)) && [[ -d $WORK/logs ]]; then
-		for f in "$WORK"/logs/*.log; do
-			[[ -e $f ]] || continue
-			log "---- last lines of $(basename "$f")"
-			tail -n 25 "$f" >&2
-		done
-	fi
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-log "building the server"
-go build -o "$WORK/server" ./cmd/server
-
-log "creating database $DB_NAME"
-psql -X -w -q -v ON_ERROR_STOP=1 -d "$ADMIN_URL" -c "CREATE DATABASE $DB_NAME" </dev/null >&2 ||
-	die "CREATE DATABASE $DB_NAME failed (TEST_DATABASE_URL / DATABASE_ADMIN_URL must be a role that may create databases)"
-DB_CREATED=1
-DB_URL=$(url_with_db "$ADMIN_URL" "$DB_NAME")
-
-SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n=+/')
-DATABASE_URL=$DB_URL AUTH_JWT_SECRET=$SECRET "$WORK/server" migrate >&2 || die "migrations failed"
-mkdir -p "$WORK/pids" "$WORK/logs"
-
-export TASKSYNC_SERVER_BIN=$WORK/server
-export TASKSYNC_TEST_DATABASE_URL=$DB_URL
-export TASKSYNC_TEST_REDIS_URL=$RDS_URL
-export TASKSYNC_TEST_REDIS_PREFIX="tasksync-sdk-$DB_NAME"
-export TASKSYNC_TEST_SECRET=$SECRET
-export TASKSYNC_TEST_PIDS=$WORK/pids
-export TASKSYNC_TEST_LOGS=$WORK/logs
+# shellcheck source=scripts/test-instances.sh
+source "$TASKSYNC_ROOT/scripts/test-instances.sh"
+test_instances sdk # a fresh database, the server built and migrated; cleaned up on exit
 export CHROMIUM_PATH
 
 cd "$TS"
