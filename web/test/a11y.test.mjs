@@ -191,9 +191,10 @@ test('sign-in page: no serious or critical violation at 1280 and 375 px', async 
 });
 
 /**
- * Every control, focused from the keyboard, shows a ring (an outline of 2 px
- * or more, or a solid box-shadow) whose colour has 3:1 or more against the
- * background around the control. Returns a problem per control that fails.
+ * Every control in root, focused from the keyboard, shows a ring: an outline
+ * of 2 px or more (not a box-shadow, which forced-colours modes drop) whose
+ * colour has 3:1 or more against the background around the control.
+ * Returns a problem per control that fails, and the controls checked.
  */
 async function focusRings(p, root = 'body') {
   // A key press first: focus after keyboard use is :focus-visible, as after Tab.
