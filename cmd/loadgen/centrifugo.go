@@ -65,15 +65,18 @@ const cfTaskTimestamp = `"2026-11-25T19:25:40.577141Z"`
 
 // cfPublishFrame publishes mutation n into channel: the data is shaped as
 // the task.created event tasksync would send for the same mutation (same
-// fields, same title and description), so that frames are of comparable
-// size; what differs is the envelope of each protocol.
+// fields, same title and description); what differs is each protocol's
+// envelope (Centrifugo's push adds the channel, offset, epoch and, for a
+// client-side publish, the publisher's client info).
 func (g *loadgen) cfPublishFrame(n int64, channel string) []byte {
 	b := make([]byte, 0, 384+len(g.pad))
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, n+cfPublishIDBase, 10)
 	b = append(b, `,"publish":{"channel":`...)
 	b = strconv.AppendQuote(b, channel)
-	b = append(b, `,"data":{"type":"task.created","task":{"id":`...)
+	b = append(b, `,"data":{"type":"task.created","seq":`...)
+	b = strconv.AppendInt(b, n+1, 10)
+	b = append(b, `,"task":{"id":`...)
 	b = strconv.AppendInt(b, n+1, 10)
 	b = append(b, `,"user_id":`...)
 	b = strconv.AppendQuote(b, channel)
