@@ -19,6 +19,7 @@
 #   BENCH_ONLY="a b"     run only these scenarios (a b c d e redis peer go)
 #   CENTRIFUGO_BIN=PATH  a Centrifugo v6 binary (github.com/centrifugal/centrifugo, built from source or
 #                        a release) for the peer rows; unset: they are skipped, with a note
+#   BENCH_PEER="bc mem resume lat"   the peer rows to run (broadcast, memory, resume, cross-instance)
 #   BENCH_GO=0           skip the Go micro-benchmarks
 #   BENCH_PORT_BASE=P    first of the loopback ports used (default 18400)
 #   plus the knobs of scripts/services.sh (DATABASE_ADMIN_URL, REDIS_URL, ...)
@@ -370,66 +371,75 @@ elif want peer; then
 		wait_until 30 http_ok "$CF_PORT" /metrics || die "Centrifugo $name did not start (see $OUT/logs/$name.log)"
 	}
 	cfws() { printf 'ws://127.0.0.1:%s/connection/websocket' "$1"; }
+	peer_want() { [[ " ${BENCH_PEER:-bc mem resume lat} " == *" $1 "* ]]; }
 	n=$((C_USERS * C_PER_USER))
 	RESUME_ROUNDS=5
 	[[ $QUICK == 1 ]] && RESUME_ROUNDS=2
 
-	log "== peer (broadcast): $n sockets in $C_USERS groups, a closed-loop writer per group: tasksync, Centrifugo memory, Centrifugo Redis"
-	for r in $(seq "$REPEAT"); do
+	if peer_want bc; then
+		log "== peer (broadcast): $n sockets in $C_USERS groups, a closed-loop writer per group: tasksync, Centrifugo memory, Centrifugo Redis"
+		for r in $(seq "$REPEAT"); do
+			start_server pt "$PORT"
+			sockets "p-bc-tasksync-r$r" --url "$(ws "$PORT")" --pid "${PIDS[pt]}" --users "$C_USERS" --sockets "$n" --writers "$C_USERS"
+			stop pt
+			for engine in memory redis; do
+				start_centrifugo "cf-bc-$engine-r$r" "$engine"
+				sockets "p-bc-cf$engine-r$r" --proto centrifugo --url "$(cfws "$CF_PORT")" --pid "${PIDS[cf-bc-$engine-r$r]}" \
+					--users "$C_USERS" --sockets "$n" --writers "$C_USERS"
+				stop "cf-bc-$engine-r$r"
+			done
+		done
+	fi
+
+	if peer_want mem; then
+		log "== peer (memory): RSS per idle authenticated socket, $IDLE_MEM sockets (open files: $FD_LIMIT per process)"
 		start_server pt "$PORT"
-		sockets "p-bc-tasksync-r$r" --url "$(ws "$PORT")" --pid "${PIDS[pt]}" --users "$C_USERS" --sockets "$n" --writers "$C_USERS"
+		sockets p-mem-tasksync --url "$(ws "$PORT")" --pid "${PIDS[pt]}" --idle "$IDLE_MEM" --sockets 0 --warmup 0 --duration 1s --drain 0s
 		stop pt
 		for engine in memory redis; do
-			start_centrifugo "cf-bc-$engine-r$r" "$engine"
-			sockets "p-bc-cf$engine-r$r" --proto centrifugo --url "$(cfws "$CF_PORT")" --pid "${PIDS[cf-bc-$engine-r$r]}" \
-				--users "$C_USERS" --sockets "$n" --writers "$C_USERS"
-			stop "cf-bc-$engine-r$r"
+			start_centrifugo "cf-mem-$engine" "$engine"
+			sockets "p-mem-cf$engine" --proto centrifugo --url "$(cfws "$CF_PORT")" --pid "${PIDS[cf-mem-$engine]}" \
+				--idle "$IDLE_MEM" --sockets 0 --warmup 0 --duration 1s --drain 0s
+			stop "cf-mem-$engine"
 		done
-	done
+	fi
 
-	log "== peer (memory): RSS per idle authenticated socket, $IDLE_MEM sockets (open files: $FD_LIMIT per process)"
-	start_server pt "$PORT"
-	sockets p-mem-tasksync --url "$(ws "$PORT")" --pid "${PIDS[pt]}" --idle "$IDLE_MEM" --sockets 0 --warmup 0 --duration 1s --drain 0s
-	stop pt
-	for engine in memory redis; do
-		start_centrifugo "cf-mem-$engine" "$engine"
-		sockets "p-mem-cf$engine" --proto centrifugo --url "$(cfws "$CF_PORT")" --pid "${PIDS[cf-mem-$engine]}" \
-			--idle "$IDLE_MEM" --sockets 0 --warmup 0 --duration 1s --drain 0s
-		stop "cf-mem-$engine"
-	done
-
-	log "== peer (resume): a socket that missed 1000 changes comes back, $RESUME_ROUNDS rounds a run"
 	resume() { # NAME ARGS...
 		local name=$1
 		shift
 		"$LG" resume --label "$name" --secret "$SECRET" --events 1000 --rounds "$RESUME_ROUNDS" --json "$OUT/$name.json" "$@" |
 			tee "$OUT/$name.txt" || log "$name: loadgen reported an error (see $OUT/$name.txt)"
 	}
-	for r in $(seq "$REPEAT"); do
-		start_server pt "$PORT"
-		resume "p-resume-tasksync-r$r" --url "$(ws "$PORT")"
-		stop pt
-		for engine in memory redis; do
-			start_centrifugo "cf-resume-$engine-r$r" "$engine"
-			resume "p-resume-cf$engine-r$r" --proto centrifugo --url "$(cfws "$CF_PORT")"
-			stop "cf-resume-$engine-r$r"
+	if peer_want resume; then
+		log "== peer (resume): a socket that missed 1000 changes comes back, $RESUME_ROUNDS rounds a run"
+		for r in $(seq "$REPEAT"); do
+			start_server pt "$PORT"
+			resume "p-resume-tasksync-r$r" --url "$(ws "$PORT")"
+			stop pt
+			for engine in memory redis; do
+				start_centrifugo "cf-resume-$engine-r$r" "$engine"
+				resume "p-resume-cf$engine-r$r" --proto centrifugo --url "$(cfws "$CF_PORT")"
+				stop "cf-resume-$engine-r$r"
+			done
 		done
-	done
+	fi
 
-	log "== peer (cross-instance): write on one instance, event on the other, 200/s: tasksync (Postgres) vs Centrifugo (Redis engine)"
-	for r in $(seq "$REPEAT"); do
-		start_server pt1 "$PORT"
-		start_server pt2 "$((PORT + 1))"
-		sockets "p-lat-tasksync-r$r" --url "$(ws "$PORT"),$(ws "$((PORT + 1))")" --pid "${PIDS[pt1]},${PIDS[pt2]}" \
-			--users 10 --sockets 40 --rate 200
-		stop pt1 pt2
-		start_centrifugo "cf-lat1-r$r" redis "$PREFIX-cf-lat-r$r"
-		p1=$CF_PORT
-		start_centrifugo "cf-lat2-r$r" redis "$PREFIX-cf-lat-r$r"
-		sockets "p-lat-cfredis-r$r" --proto centrifugo --url "$(cfws "$p1"),$(cfws "$CF_PORT")" \
-			--pid "${PIDS[cf-lat1-r$r]},${PIDS[cf-lat2-r$r]}" --users 10 --sockets 40 --rate 200
-		stop "cf-lat1-r$r" "cf-lat2-r$r"
-	done
+	if peer_want lat; then
+		log "== peer (cross-instance): write on one instance, event on the other, 200/s: tasksync (Postgres) vs Centrifugo (Redis engine)"
+		for r in $(seq "$REPEAT"); do
+			start_server pt1 "$PORT"
+			start_server pt2 "$((PORT + 1))"
+			sockets "p-lat-tasksync-r$r" --url "$(ws "$PORT"),$(ws "$((PORT + 1))")" --pid "${PIDS[pt1]},${PIDS[pt2]}" \
+				--users 10 --sockets 40 --rate 200
+			stop pt1 pt2
+			start_centrifugo "cf-lat1-r$r" redis "$PREFIX-cf-lat-r$r"
+			p1=$CF_PORT
+			start_centrifugo "cf-lat2-r$r" redis "$PREFIX-cf-lat-r$r"
+			sockets "p-lat-cfredis-r$r" --proto centrifugo --url "$(cfws "$p1"),$(cfws "$CF_PORT")" \
+				--pid "${PIDS[cf-lat1-r$r]},${PIDS[cf-lat2-r$r]}" --users 10 --sockets 40 --rate 200
+			stop "cf-lat1-r$r" "cf-lat2-r$r"
+		done
+	fi
 fi
 
 # ------------------------------------------------------------------------------------------ go
