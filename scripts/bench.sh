@@ -366,7 +366,8 @@ elif want peer; then
 			'    "history_size": 2000, "history_ttl": "600s", "force_recovery": true}},' \
 			"  \"engine\": $engine_json" \
 			'}' >"$conf"
-		"$CENTRIFUGO_BIN" -c "$conf" >"$OUT/logs/$name.log" 2>&1 &
+		# (env -u: Centrifugo reads CENTRIFUGO_* variables as its own settings and warns about this one)
+		env -u CENTRIFUGO_BIN "$CENTRIFUGO_BIN" -c "$conf" >"$OUT/logs/$name.log" 2>&1 &
 		PIDS[$name]=$!
 		wait_until 30 http_ok "$CF_PORT" /metrics || die "Centrifugo $name did not start (see $OUT/logs/$name.log)"
 	}
