@@ -168,7 +168,13 @@ type loadgen struct {
 	// The measured window, in ns since t0; until it starts both are max.
 	winFrom, winTo atomic.Int64
 	stop           atomic.Bool // writers stop sending
-	closing        atomic.Bool // we are closing the sockets ourselves
+	// sendMu is held shared by a writer from its check of stop to the end
+	// of its write, and taken once exclusively when the window ends: after
+	// that no write is under way, so ending the traffic context cannot
+	// cancel one (the library closes a socket whose write is cancelled,
+	// which showed as a 1006 of our own making at the end of open-loop runs).
+	sendMu  sync.RWMutex
+	closing atomic.Bool // we are closing the sockets ourselves
 
 	ack, same, cross, chatReply, chatTurn hist
 
@@ -356,6 +362,8 @@ func (g *loadgen) run(ctx context.Context) (*socketsResult, error) {
 	winEnd := g.now()
 	g.winTo.Store(winEnd)
 	g.stop.Store(true)
+	g.sendMu.Lock() // wait for the writes under way (see sendMu)
+	g.sendMu.Unlock()
 	// Let outstanding mutations and chat turns finish, bounded by Drain.
 	deadline := time.Now().Add(cfg.Drain)
 	for time.Now().Before(deadline) && (g.ackedAll.Load() < g.sentAll.Load() || g.chatsBusy()) {
@@ -601,13 +609,8 @@ func (g *loadgen) nextMutation() (int64, bool) {
 // closedLoop keeps one mutation in flight on c: the next is sent when the
 // reply (or error) to the previous one arrives.
 func (g *loadgen) closedLoop(ctx context.Context, c *client) {
-	for !g.stop.Load() {
-		n, ok := g.nextMutation()
-		if !ok {
-			return
-		}
-		c.inflight.Store(n)
-		if err := g.send(ctx, c, n); err != nil {
+	for {
+		if sent, err := g.sendNext(ctx, c); !sent || err != nil {
 			return
 		}
 		t := time.NewTimer(10 * time.Second)
@@ -633,14 +636,27 @@ func (g *loadgen) openLoop(ctx context.Context, writers []*client) {
 		if d := time.Until(at); d > 0 && !sleepCtx(ctx, d) {
 			return
 		}
-		n, ok := g.nextMutation()
-		if !ok {
-			return
-		}
-		if err := g.send(ctx, writers[i%len(writers)], n); err != nil && ctx.Err() != nil {
+		sent, err := g.sendNext(ctx, writers[i%len(writers)])
+		if !sent || (err != nil && ctx.Err() != nil) {
 			return
 		}
 	}
+}
+
+// sendNext sends the next mutation on c, unless the window has ended or
+// the run's bound on mutations is reached (sent is false then).
+func (g *loadgen) sendNext(ctx context.Context, c *client) (sent bool, err error) {
+	g.sendMu.RLock()
+	defer g.sendMu.RUnlock()
+	if g.stop.Load() {
+		return false, nil
+	}
+	n, ok := g.nextMutation()
+	if !ok {
+		return false, nil
+	}
+	c.inflight.Store(n)
+	return true, g.send(ctx, c, n)
 }
 
 // chatLoop starts chat turns at cfg.ChatRate on chat sockets that have no
