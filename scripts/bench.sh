@@ -2,8 +2,10 @@
 # `make bench`: the scenarios of docs/BENCHMARKS.md, each beside its baseline measured in the same
 # run, then one table of figures, baselines and ratios. Loopback only; every run is bounded in time.
 #
-#   make bench                    # the whole suite, about 10 minutes
+#   make bench                    # the whole suite, about 10 minutes (+ about 3 with CENTRIFUGO_BIN)
 #   BENCH_QUICK=1 make bench      # everything, small and short: a smoke test (about 2 minutes)
+#   CENTRIFUGO_BIN=/path/to/centrifugo BENCH_ONLY=peer BENCH_REPEAT=2 make bench
+#                                 # only the Centrifugo peer rows, twice each (about 5 minutes)
 #
 # Output: the table on stdout; bench-results/<UTC timestamp>.json (machine, table, every run's JSON)
 # and bench-results/<UTC timestamp>/ (each run's JSON and text, server logs, pgbench output).
@@ -14,7 +16,10 @@
 #   BENCH_REPEAT=N       run the rate and latency scenarios (a, b, c, e) N times, alternating
 #                        with their baselines; the table shows the median and the min..max spread
 #   BENCH_WRITERS=W      concurrency of scenario (a) and of its pgbench baseline (default 16)
-#   BENCH_ONLY="a b"     run only these scenarios (a b c d e redis go)
+#   BENCH_ONLY="a b"     run only these scenarios (a b c d e redis peer go)
+#   CENTRIFUGO_BIN=PATH  a Centrifugo v6 binary (github.com/centrifugal/centrifugo, built from source or
+#                        a release) for the peer rows; unset: they are skipped, with a note
+#   BENCH_PEER="bc mem resume lat"   the peer rows to run (broadcast, memory, resume, cross-instance)
 #   BENCH_GO=0           skip the Go micro-benchmarks
 #   BENCH_PORT_BASE=P    first of the loopback ports used (default 18400)
 #   plus the knobs of scripts/services.sh (DATABASE_ADMIN_URL, REDIS_URL, ...)
@@ -35,6 +40,11 @@
 #      requests are served one after the other, so one socket at 200/s would measure its own queue):
 #      without, with, and again without 10,000 idle sockets of other users on the same instance
 #   redis  PUBLISH -> SUBSCRIBE latency at 200/s and one publisher's closed-loop rate
+#   peer   Centrifugo beside tasksync, alternating runs, the same loadgen, sockets, rates and task-event
+#          data (loadgen sockets --proto centrifugo): broadcast to 1000 sockets in 10 groups of 100
+#          (memory and Redis engines), RSS per idle authenticated socket (5000), resume after missing
+#          1000 changes (?since= vs recovery), cross-instance write-to-other-socket at 200/s (two
+#          instances each: tasksync over Postgres, Centrifugo over its Redis engine)
 #   go     go test -bench (frame encode/decode, hub fan-out, change-log append)
 set -euo pipefail
 
@@ -47,7 +57,7 @@ need_go
 QUICK=${BENCH_QUICK:-0}
 REPEAT=${BENCH_REPEAT:-1}
 W=${BENCH_WRITERS:-16}
-ONLY=${BENCH_ONLY:-"a b c d e redis go"}
+ONLY=${BENCH_ONLY:-"a b c d e redis peer go"}
 [[ ${BENCH_GO:-1} == 0 ]] && ONLY=${ONLY//go/}
 PORT=${BENCH_PORT_BASE:-18400}
 [[ $REPEAT =~ ^[1-9]$ ]] || die "BENCH_REPEAT must be 1..9"
@@ -320,6 +330,119 @@ if want redis; then
 	"$LG" redis --label redis --redis "$REDIS_URL" --rate 200 --duration "$WIN" --max-duration 5s --json "$OUT/redis.json" | tee "$OUT/redis.txt" || log "redis baseline failed"
 fi
 
+# ------------------------------------------------------------------------------------------ peer
+# Centrifugo, the best-known Go realtime server, as the product users would pick instead. Its binary
+# comes from CENTRIFUGO_BIN (nothing of it is in this repository). Each Centrifugo gets a generated
+# config on a free port: HS256 tokens with the same secret (the loadgen's tokens work on both),
+# clients may subscribe and subscribers publish (a writer socket publishes, as a tasksync writer
+# socket mutates), channel history (2000, 10 min) with forced recovery, recovery of up to 2000
+# publications in one subscribe reply (the default 300 would refuse the 1000 of the resume row),
+# Prometheus metrics for heap and goroutines; the memory engine, or Redis (REDIS_URL, a prefix of
+# this run's). Send queue per socket: 1 MiB on both.
+CF_VERSION=""
+if want peer && [[ -z ${CENTRIFUGO_BIN:-} ]]; then
+	log "== peer: CENTRIFUGO_BIN is not set: skipping the Centrifugo rows (build it from github.com/centrifugal/centrifugo, see README)"
+elif want peer; then
+	[[ -x $CENTRIFUGO_BIN ]] || die "CENTRIFUGO_BIN=$CENTRIFUGO_BIN is not an executable"
+	CF_VERSION=$("$CENTRIFUGO_BIN" version 2>&1 | head -1)
+	log "== peer: $CF_VERSION ($CENTRIFUGO_BIN)"
+	mkdir -p "$OUT/centrifugo"
+	# start_centrifugo NAME ENGINE(memory|redis) [REDIS_PREFIX]: one Centrifugo; sets CF_PORT.
+	start_centrifugo() {
+		local name=$1 engine=$2 prefix=${3:-$PREFIX-cf-$1} conf engine_json='{"type": "memory"}'
+		CF_PORT=$(free_port)
+		conf=$OUT/centrifugo/$name.json
+		if [[ $engine == redis ]]; then
+			engine_json=$(printf '{"type": "redis", "redis": {"address": ["%s"], "prefix": "%s"}}' "$REDIS_URL" "$prefix")
+		fi
+		printf '%s\n' \
+			'{' \
+			'  "log": {"level": "warn"},' \
+			"  \"http_server\": {\"address\": \"127.0.0.1\", \"port\": $CF_PORT}," \
+			"  \"client\": {\"token\": {\"hmac_secret_key\": \"$SECRET\"}, \"recovery_max_publication_limit\": 2000, \"queue_max_size\": 1048576}," \
+			"  \"http_api\": {\"key\": \"$SECRET\"}," \
+			'  "prometheus": {"enabled": true},' \
+			'  "channel": {"without_namespace": {"allow_subscribe_for_client": true, "allow_publish_for_subscriber": true,' \
+			'    "history_size": 2000, "history_ttl": "600s", "force_recovery": true}},' \
+			"  \"engine\": $engine_json" \
+			'}' >"$conf"
+		# (env -u: Centrifugo reads CENTRIFUGO_* variables as its own settings and warns about this one)
+		env -u CENTRIFUGO_BIN "$CENTRIFUGO_BIN" -c "$conf" >"$OUT/logs/$name.log" 2>&1 &
+		PIDS[$name]=$!
+		wait_until 30 http_ok "$CF_PORT" /metrics || die "Centrifugo $name did not start (see $OUT/logs/$name.log)"
+	}
+	cfws() { printf 'ws://127.0.0.1:%s/connection/websocket' "$1"; }
+	peer_want() { [[ " ${BENCH_PEER:-bc mem resume lat} " == *" $1 "* ]]; }
+	n=$((C_USERS * C_PER_USER))
+	RESUME_ROUNDS=5
+	[[ $QUICK == 1 ]] && RESUME_ROUNDS=2
+
+	if peer_want bc; then
+		log "== peer (broadcast): $n sockets in $C_USERS groups, a closed-loop writer per group: tasksync, Centrifugo memory, Centrifugo Redis"
+		for r in $(seq "$REPEAT"); do
+			start_server pt "$PORT"
+			sockets "p-bc-tasksync-r$r" --url "$(ws "$PORT")" --pid "${PIDS[pt]}" --users "$C_USERS" --sockets "$n" --writers "$C_USERS"
+			stop pt
+			for engine in memory redis; do
+				start_centrifugo "cf-bc-$engine-r$r" "$engine"
+				sockets "p-bc-cf$engine-r$r" --proto centrifugo --url "$(cfws "$CF_PORT")" --pid "${PIDS[cf-bc-$engine-r$r]}" \
+					--users "$C_USERS" --sockets "$n" --writers "$C_USERS"
+				stop "cf-bc-$engine-r$r"
+			done
+		done
+	fi
+
+	if peer_want mem; then
+		log "== peer (memory): RSS per idle authenticated socket, $IDLE_MEM sockets (open files: $FD_LIMIT per process)"
+		start_server pt "$PORT"
+		sockets p-mem-tasksync --url "$(ws "$PORT")" --pid "${PIDS[pt]}" --idle "$IDLE_MEM" --sockets 0 --warmup 0 --duration 1s --drain 0s
+		stop pt
+		for engine in memory redis; do
+			start_centrifugo "cf-mem-$engine" "$engine"
+			sockets "p-mem-cf$engine" --proto centrifugo --url "$(cfws "$CF_PORT")" --pid "${PIDS[cf-mem-$engine]}" \
+				--idle "$IDLE_MEM" --sockets 0 --warmup 0 --duration 1s --drain 0s
+			stop "cf-mem-$engine"
+		done
+	fi
+
+	resume() { # NAME ARGS...
+		local name=$1
+		shift
+		"$LG" resume --label "$name" --secret "$SECRET" --events 1000 --rounds "$RESUME_ROUNDS" --json "$OUT/$name.json" "$@" |
+			tee "$OUT/$name.txt" || log "$name: loadgen reported an error (see $OUT/$name.txt)"
+	}
+	if peer_want resume; then
+		log "== peer (resume): a socket that missed 1000 changes comes back, $RESUME_ROUNDS rounds a run"
+		for r in $(seq "$REPEAT"); do
+			start_server pt "$PORT"
+			resume "p-resume-tasksync-r$r" --url "$(ws "$PORT")"
+			stop pt
+			for engine in memory redis; do
+				start_centrifugo "cf-resume-$engine-r$r" "$engine"
+				resume "p-resume-cf$engine-r$r" --proto centrifugo --url "$(cfws "$CF_PORT")"
+				stop "cf-resume-$engine-r$r"
+			done
+		done
+	fi
+
+	if peer_want lat; then
+		log "== peer (cross-instance): write on one instance, event on the other, 200/s: tasksync (Postgres) vs Centrifugo (Redis engine)"
+		for r in $(seq "$REPEAT"); do
+			start_server pt1 "$PORT"
+			start_server pt2 "$((PORT + 1))"
+			sockets "p-lat-tasksync-r$r" --url "$(ws "$PORT"),$(ws "$((PORT + 1))")" --pid "${PIDS[pt1]},${PIDS[pt2]}" \
+				--users 10 --sockets 40 --rate 200
+			stop pt1 pt2
+			start_centrifugo "cf-lat1-r$r" redis "$PREFIX-cf-lat-r$r"
+			p1=$CF_PORT
+			start_centrifugo "cf-lat2-r$r" redis "$PREFIX-cf-lat-r$r"
+			sockets "p-lat-cfredis-r$r" --proto centrifugo --url "$(cfws "$p1"),$(cfws "$CF_PORT")" \
+				--pid "${PIDS[cf-lat1-r$r]},${PIDS[cf-lat2-r$r]}" --users 10 --sockets 40 --rate 200
+			stop "cf-lat1-r$r" "cf-lat2-r$r"
+		done
+	fi
+fi
+
 # ------------------------------------------------------------------------------------------ go
 if want go; then
 	log "== Go micro-benchmarks"
@@ -333,5 +456,5 @@ fi
 pg_version=$(psql -X -w -A -t -d "$DATABASE_ADMIN_URL" -c 'show server_version' </dev/null 2>/dev/null | cut -d' ' -f1 || true)
 redis_version=$(redis-cli -u "$REDIS_URL" info server 2>/dev/null | tr -d '\r' | awk -F: '/^redis_version:/{print $2}' || true)
 "$LG" report --dir "$OUT" --out "bench-results/$TS.json" --writers "$W" \
-	--pg-version "$pg_version" --redis-version "$redis_version" --load-before "$LOAD_BEFORE" | tee "$OUT/table.md"
+	--pg-version "$pg_version" --redis-version "$redis_version" --peer-version "$CF_VERSION" --load-before "$LOAD_BEFORE" | tee "$OUT/table.md"
 log "wrote bench-results/$TS.json and $OUT/"

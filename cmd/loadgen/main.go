@@ -8,6 +8,12 @@
 //	    protocol: writers, observers, idle sockets, chat turns; report
 //	    acked mutations/s, ack and write-to-other-socket latency, events
 //	    delivered/s, errors, disconnects and server memory per socket
+//	loadgen sockets --proto centrifugo --url ws://127.0.0.1:8000/connection/websocket --secret S
+//	    the same against Centrifugo, the benchmark peer (its JSON protocol:
+//	    a user's sockets subscribe to the user's channel, writers publish)
+//	loadgen resume --proto tasksync|centrifugo --url URL --secret S [--events 1000]
+//	    a socket that missed N changes comes back: time until it is current
+//	    (tasksync ?since=, Centrifugo recovery)
 //	loadgen notify --db URL [--rate 200] [--insert]
 //	    raw Postgres NOTIFY -> LISTEN latency (pgx), the baseline of the
 //	    cross-instance latency
@@ -49,7 +55,7 @@ func main() {
 	}
 }
 
-const usage = `usage: loadgen sockets|notify|redis|model|report [flags]   (loadgen CMD -h for the flags)`
+const usage = `usage: loadgen sockets|resume|notify|redis|model|report [flags]   (loadgen CMD -h for the flags)`
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -68,6 +74,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return runNotify(ctx, args, stdout)
 	case "redis":
 		return runRedis(ctx, args, stdout)
+	case "resume":
+		return runResume(ctx, args, stdout)
 	case "report":
 		return runReport(args, stdout)
 	case "model":

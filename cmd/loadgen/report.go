@@ -115,6 +115,50 @@ func reportRows() []row {
 			Base: metric{"redis", "paced.latency.p99_ms"}},
 		{Scenario: "-", What: "Redis PUBLISH->SUBSCRIBE, 1 publisher closed loop", Unit: "/s",
 			Val: metric{"redis", "max.received_per_second"}},
+		// The peer rows: tasksync beside Centrifugo, same loadgen, sockets,
+		// rates and task-event data, alternating runs. Ratio is tasksync /
+		// Centrifugo: >= 1 leads on throughput, <= 1 on memory and time.
+		{Scenario: "peer", What: "broadcast: deliveries/s, 1000 sockets in 10 groups of 100, a closed-loop writer per group (tasksync: a Postgres commit per change)", Unit: "/s",
+			Val: metric{"p-bc-tasksync", "events.delivered_per_second"}, BaseWhat: "Centrifugo, memory engine, history on",
+			Base: metric{"p-bc-cfmemory", "events.delivered_per_second"}, Compare: "ratio", Target: ">= 1.0",
+			Met: func(v, b float64) bool { return v >= b }},
+		{Scenario: "peer", What: "  the same", Unit: "/s",
+			Val: metric{"p-bc-tasksync", "events.delivered_per_second"}, BaseWhat: "Centrifugo, Redis engine, history on",
+			Base: metric{"p-bc-cfredis", "events.delivered_per_second"}, Compare: "ratio", Target: ">= 1.0",
+			Met: func(v, b float64) bool { return v >= b }},
+		{Scenario: "peer", What: "  writes acked/s in that run", Unit: "/s",
+			Val: metric{"p-bc-tasksync", "mutations.acked_per_second"}, BaseWhat: "Centrifugo memory engine, publishes acked/s",
+			Base: metric{"p-bc-cfmemory", "mutations.acked_per_second"}, Compare: "ratio"},
+		{Scenario: "peer", What: "  event frame size", Unit: "B",
+			Val: metric{"p-bc-tasksync", "events.frame_bytes_avg"}, BaseWhat: "Centrifugo push frame, same task data",
+			Base: metric{"p-bc-cfmemory", "events.frame_bytes_avg"}, Compare: "ratio"},
+		{Scenario: "peer", What: "RSS per idle authenticated socket (5000; quick: 300), subscribed to its user's events", Unit: "B",
+			Val: metric{"p-mem-tasksync", "memory.0.rss_per_socket"}, BaseWhat: "Centrifugo, memory engine, one channel each",
+			Base: metric{"p-mem-cfmemory", "memory.0.rss_per_socket"}, Compare: "ratio", Target: "<= 1.0",
+			Met: func(v, b float64) bool { return v <= b }},
+		{Scenario: "peer", What: "  the same", Unit: "B",
+			Val: metric{"p-mem-tasksync", "memory.0.rss_per_socket"}, BaseWhat: "Centrifugo, Redis engine",
+			Base: metric{"p-mem-cfredis", "memory.0.rss_per_socket"}, Compare: "ratio", Target: "<= 1.0",
+			Met: func(v, b float64) bool { return v <= b }},
+		{Scenario: "peer", What: "resume after missing 1000 changes: dial to current (tasksync ?since=, from the Postgres change log)", Unit: "ms",
+			Val: metric{"p-resume-tasksync", "time_to_current.median_ms"}, BaseWhat: "Centrifugo recovery, memory engine",
+			Base: metric{"p-resume-cfmemory", "time_to_current.median_ms"}, Compare: "ratio", Target: "<= 1.0",
+			Met: func(v, b float64) bool { return v <= b }},
+		{Scenario: "peer", What: "  the same", Unit: "ms",
+			Val: metric{"p-resume-tasksync", "time_to_current.median_ms"}, BaseWhat: "Centrifugo recovery, Redis engine",
+			Base: metric{"p-resume-cfredis", "time_to_current.median_ms"}, Compare: "ratio", Target: "<= 1.0",
+			Met: func(v, b float64) bool { return v <= b }},
+		{Scenario: "peer", What: "  of which: dial to first missed change", Unit: "ms",
+			Val: metric{"p-resume-tasksync", "time_to_first_change.median_ms"}, BaseWhat: "Centrifugo memory engine (all 1000 come in its subscribe reply)",
+			Base: metric{"p-resume-cfmemory", "time_to_first_change.median_ms"}, Compare: "ratio"},
+		{Scenario: "peer", What: "cross-instance write-to-other-socket p50 at 200/s (tasksync: persisted, Postgres NOTIFY)", Unit: "ms",
+			Val: metric{"p-lat-tasksync", "fanout.cross_instance.p50_ms"}, BaseWhat: "Centrifugo Redis engine, client publish, history on",
+			Base: metric{"p-lat-cfredis", "fanout.cross_instance.p50_ms"}, Compare: "ratio", Target: "<= 1.0",
+			Met: func(v, b float64) bool { return v <= b }},
+		{Scenario: "peer", What: "  the same, p99", Unit: "ms",
+			Val: metric{"p-lat-tasksync", "fanout.cross_instance.p99_ms"}, BaseWhat: "Centrifugo Redis engine",
+			Base: metric{"p-lat-cfredis", "fanout.cross_instance.p99_ms"}, Compare: "ratio", Target: "<= 1.0",
+			Met: func(v, b float64) bool { return v <= b }},
 		{Scenario: "d", What: "  chat turns beside them (test model server, one add_task call each): turn p50 / p99", Unit: "ms",
 			Val: metric{"d-hold-live", "chat.turn_latency.p50_ms"}, BaseWhat: "p99",
 			Base: metric{"d-hold-live", "chat.turn_latency.p99_ms"}},
@@ -272,6 +316,7 @@ type machineInfo struct {
 	Go         string `json:"go"`
 	Postgres   string `json:"postgres,omitempty"`
 	Redis      string `json:"redis,omitempty"`
+	Centrifugo string `json:"centrifugo,omitempty"`
 	LoadBefore string `json:"load_before,omitempty"`
 	LoadAfter  string `json:"load_after"`
 }
@@ -309,6 +354,7 @@ func runReport(args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "write the combined JSON (machine, table, every file) here")
 	pg := fs.String("pg-version", "", "recorded in the machine section")
 	rv := fs.String("redis-version", "", "recorded in the machine section")
+	cf := fs.String("peer-version", "", "the Centrifugo version of the peer rows, recorded in the machine section")
 	loadBefore := fs.String("load-before", "", "load average at the start of the run")
 	writers := fs.Int("writers", 0, "W of the scenario (a) rows")
 	if err := fs.Parse(args); err != nil {
@@ -317,7 +363,7 @@ func runReport(args []string, stdout io.Writer) error {
 	if *dir == "" {
 		return errors.New("--dir is required")
 	}
-	mi := machineInfo{NProc: runtime.NumCPU(), CPU: cpuModel(), Go: runtime.Version(), Postgres: *pg, Redis: *rv,
+	mi := machineInfo{NProc: runtime.NumCPU(), CPU: cpuModel(), Go: runtime.Version(), Postgres: *pg, Redis: *rv, Centrifugo: *cf,
 		LoadBefore: *loadBefore, LoadAfter: loadAvg()}
 	var rows []reportRow
 	for _, r := range reportRows() {
@@ -372,8 +418,12 @@ func runReport(args []string, stdout io.Writer) error {
 }
 
 func printTable(w io.Writer, mi machineInfo, rows []reportRow) {
-	fmt.Fprintf(w, "\nmachine: %d CPUs (%s), %s, PostgreSQL %s, Redis %s; load %s before, %s after\n\n",
+	fmt.Fprintf(w, "\nmachine: %d CPUs (%s), %s, PostgreSQL %s, Redis %s; load %s before, %s after\n",
 		mi.NProc, mi.CPU, mi.Go, mi.Postgres, mi.Redis, mi.LoadBefore, mi.LoadAfter)
+	if mi.Centrifugo != "" {
+		fmt.Fprintf(w, "peer: %s\n", mi.Centrifugo)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| | figure | tasksync | baseline | ratio / diff | target | met |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, r := range rows {

@@ -27,6 +27,7 @@ import (
 // socketsConfig are the flags of `loadgen sockets`.
 type socketsConfig struct {
 	Label       string   `json:"label"`
+	Proto       string   `json:"proto"`
 	URLs        []string `json:"urls"`
 	secret      string
 	Users       int     `json:"users"`
@@ -64,6 +65,7 @@ func parseSocketsFlags(args []string) (socketsConfig, error) {
 	urls := fs.String("url", "", "comma-separated socket URLs of the instances (ws://127.0.0.1:8080/ws,...): loopback only")
 	pids := fs.String("pid", "", "comma-separated server pids, in --url order, for VmRSS (else process_resident_memory_bytes from /metrics)")
 	fs.StringVar(&c.Label, "label", "", "scenario name recorded in the JSON")
+	fs.StringVar(&c.Proto, "proto", protoTasksync, "the server's protocol: tasksync, or centrifugo (its JSON protocol: each socket connects with a token for its user, subscribes to its user's channel, and writers publish task events into it; --url ws://HOST:PORT/connection/websocket)")
 	fs.StringVar(&c.secret, "secret", os.Getenv("AUTH_JWT_SECRET"), "HS256 secret the servers verify (default $AUTH_JWT_SECRET)")
 	fs.IntVar(&c.Users, "users", 1, "active users")
 	fs.IntVar(&c.Sockets, "sockets", 2, "active sockets, spread over the users and then over the instances (socket i: user i%users, instance (i/users)%instances)")
@@ -114,6 +116,10 @@ func parseSocketsFlags(args []string) (socketsConfig, error) {
 		return c, errors.New("--pid needs one pid per --url")
 	}
 	switch {
+	case c.Proto != protoTasksync && c.Proto != protoCentrifugo:
+		return c, fmt.Errorf("--proto must be %s or %s", protoTasksync, protoCentrifugo)
+	case c.Proto == protoCentrifugo && c.ChatRate > 0:
+		return c, errors.New("--chat-rate needs --proto tasksync (Centrifugo has no assistant)")
 	case len(c.secret) < auth.MinSecretBytes:
 		return c, fmt.Errorf("--secret (or AUTH_JWT_SECRET) must be at least %d bytes", auth.MinSecretBytes)
 	case c.Users < 1 || c.Sockets < 0 || c.Idle < 0 || c.IdlePerUser < 1 || c.ChatUsers < 1:
@@ -162,7 +168,13 @@ type loadgen struct {
 	// The measured window, in ns since t0; until it starts both are max.
 	winFrom, winTo atomic.Int64
 	stop           atomic.Bool // writers stop sending
-	closing        atomic.Bool // we are closing the sockets ourselves
+	// sendMu is held shared by a writer from its check of stop to the end
+	// of its write, and taken once exclusively when the window ends: after
+	// that no write is under way, so ending the traffic context cannot
+	// cancel one (the library closes a socket whose write is cancelled,
+	// which showed as a 1006 of our own making at the end of open-loop runs).
+	sendMu  sync.RWMutex
+	closing atomic.Bool // we are closing the sockets ourselves
 
 	ack, same, cross, chatReply, chatTurn hist
 
@@ -350,6 +362,8 @@ func (g *loadgen) run(ctx context.Context) (*socketsResult, error) {
 	winEnd := g.now()
 	g.winTo.Store(winEnd)
 	g.stop.Store(true)
+	g.sendMu.Lock() // wait for the writes under way (see sendMu)
+	g.sendMu.Unlock()
 	// Let outstanding mutations and chat turns finish, bounded by Drain.
 	deadline := time.Now().Add(cfg.Drain)
 	for time.Now().Before(deadline) && (g.ackedAll.Load() < g.sentAll.Load() || g.chatsBusy()) {
@@ -481,14 +495,18 @@ func (g *loadgen) dial(ctx context.Context, c *client, hc *http.Client, token st
 	dctx, cancel := context.WithTimeout(ctx, g.cfg.DialTimeout)
 	defer cancel()
 	u := g.cfg.URLs[c.inst]
-	sep := "?"
-	if strings.Contains(u, "?") {
-		sep = "&"
+	opts := &websocket.DialOptions{HTTPClient: hc}
+	// Centrifugo takes the token in its connect command; its socket counts
+	// as greeted once the reply to its subscribe arrives (cfHandshake).
+	if g.cfg.Proto != protoCentrifugo {
+		opts.HTTPHeader = http.Header{"Authorization": {"Bearer " + token}}
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "device=loadgen"
 	}
-	conn, res, err := websocket.Dial(dctx, u+sep+"device=loadgen", &websocket.DialOptions{
-		HTTPClient: hc,
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}},
-	})
+	conn, res, err := websocket.Dial(dctx, u, opts)
 	if err != nil {
 		key := "dial"
 		if res != nil {
@@ -500,6 +518,12 @@ func (g *loadgen) dial(ctx context.Context, c *client, hc *http.Client, token st
 	conn.SetReadLimit(64 << 20)
 	c.conn = conn
 	go c.readLoop(ctx)
+	if g.cfg.Proto == protoCentrifugo {
+		if err := conn.Write(dctx, websocket.MessageText, cfHandshake(token, c.user)); err != nil {
+			g.count(&g.dialErrors, "connect_write")
+			return err
+		}
+	}
 	select {
 	case <-c.hello:
 		return nil
@@ -556,7 +580,12 @@ func (g *loadgen) mutationFrame(n int64) []byte {
 
 // send records and sends mutation n on c.
 func (g *loadgen) send(ctx context.Context, c *client, n int64) error {
-	frame := g.mutationFrame(n)
+	var frame []byte
+	if g.cfg.Proto == protoCentrifugo {
+		frame = g.cfPublishFrame(n, c.user)
+	} else {
+		frame = g.mutationFrame(n)
+	}
 	t := g.now()
 	g.sendBy[n].Store(int32(c.idx + 1))
 	g.sendAt[n].Store(t)
@@ -580,13 +609,8 @@ func (g *loadgen) nextMutation() (int64, bool) {
 // closedLoop keeps one mutation in flight on c: the next is sent when the
 // reply (or error) to the previous one arrives.
 func (g *loadgen) closedLoop(ctx context.Context, c *client) {
-	for !g.stop.Load() {
-		n, ok := g.nextMutation()
-		if !ok {
-			return
-		}
-		c.inflight.Store(n)
-		if err := g.send(ctx, c, n); err != nil {
+	for {
+		if sent, err := g.sendNext(ctx, c); !sent || err != nil {
 			return
 		}
 		t := time.NewTimer(10 * time.Second)
@@ -612,14 +636,27 @@ func (g *loadgen) openLoop(ctx context.Context, writers []*client) {
 		if d := time.Until(at); d > 0 && !sleepCtx(ctx, d) {
 			return
 		}
-		n, ok := g.nextMutation()
-		if !ok {
-			return
-		}
-		if err := g.send(ctx, writers[i%len(writers)], n); err != nil && ctx.Err() != nil {
+		sent, err := g.sendNext(ctx, writers[i%len(writers)])
+		if !sent || (err != nil && ctx.Err() != nil) {
 			return
 		}
 	}
+}
+
+// sendNext sends the next mutation on c, unless the window has ended or
+// the run's bound on mutations is reached (sent is false then).
+func (g *loadgen) sendNext(ctx context.Context, c *client) (sent bool, err error) {
+	g.sendMu.RLock()
+	defer g.sendMu.RUnlock()
+	if g.stop.Load() {
+		return false, nil
+	}
+	n, ok := g.nextMutation()
+	if !ok {
+		return false, nil
+	}
+	c.inflight.Store(n)
+	return true, g.send(ctx, c, n)
 }
 
 // chatLoop starts chat turns at cfg.ChatRate on chat sockets that have no
@@ -686,6 +723,10 @@ func (c *client) readLoop(ctx context.Context) {
 				c.g.count(&c.g.closes, key)
 			}
 			return
+		}
+		if c.g.cfg.Proto == protoCentrifugo {
+			c.handleCentrifugo(buf.Bytes())
+			continue
 		}
 		c.handle(buf.Bytes())
 	}
