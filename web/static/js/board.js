@@ -80,7 +80,10 @@ export class Board {
   }
 
   setConnection(status) {
+    const was = this.status === 'live';
     this.status = status;
+    // Pending rows say whether their change is on its way or waits for the network.
+    if (was !== (status === 'live')) for (const row of this.rows.values()) if (row.pending) row.showSync();
   }
 
   /** Renders once per frame at most, however many changes came in it. */
@@ -461,12 +464,18 @@ class Row {
       this.tags.replaceChildren(...tags.map((t) => h('li.tag', {}, t)));
     }
     this.tags.hidden = tags.length === 0;
-    this.sync.textContent = pending ? 'Saving…' : '';
+    this.showSync();
 
     if (this.editing && prev && prev.version !== task.version && typeof task.version === 'number' && task.version > this.editing.base) {
       this.editing.note.hidden = false;
     }
     this.renderConflict(conflict);
+  }
+
+  /** The pending note: saving while connected; kept on this device (and sent later) while not. */
+  showSync() {
+    const text = !this.pending ? '' : this.board.status === 'live' ? 'Saving…' : 'Not sent yet: saved on this device';
+    if (this.sync.textContent !== text) this.sync.textContent = text;
   }
 
   renderConflict(c) {
