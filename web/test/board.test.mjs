@@ -286,6 +286,8 @@ test('server restarted under an open page: reconnecting, then caught up', async 
   await a.stop(); // graceful: the socket closes with 1001; reconnects then fail until A is back
   await pa.locator('#conn[data-state="reconnecting"]').waitFor();
   assert.equal(await pa.locator('#conn-text').textContent(), 'Reconnecting…');
+  // Who else is online is unknown while reconnecting: presence claims nothing ("This device only" was wrong).
+  assert.equal(await pa.locator('#presence').isVisible(), false);
 
   // A change made through the other instance while A is down.
   await rest(b, alice.token, 'POST', '/api/alice/tasks', { title: 'Made while you were away', priority: 'high' });

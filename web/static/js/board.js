@@ -317,17 +317,20 @@ export class Board {
       }
     }
     // Order: when it is what is on screen minus the rows that left, nothing
-    // moves; else rows out of place are moved one by one (moving a row blurs
-    // what is focused in it, so only those that must).
+    // moves. Else the rows that keep their relative order (the longest
+    // increasing run of their old positions) stay, and only the others are
+    // moved or inserted, one by one: a task that changed place moves alone
+    // (moving a row also blurs what is focused in it).
     const order = shown.map((t) => t.id);
     const before = this.order.filter((id) => keep.has(id));
     if (before.length !== order.length || before.some((id, i) => id !== order[i])) {
-      let prev = null;
-      for (const id of order) {
-        const el = this.rows.get(id).el;
-        const want = prev ? prev.nextSibling : this.list.firstChild;
-        if (want !== el) this.list.insertBefore(el, want);
-        prev = el;
+      const was = new Map(before.map((id, i) => [id, i]));
+      const stay = steady(order.map((id) => was.get(id) ?? -1));
+      let next = null;
+      for (let i = order.length - 1; i >= 0; i--) {
+        const el = this.rows.get(order[i]).el;
+        if (!stay.has(i) || el.parentNode !== this.list) this.list.insertBefore(el, next);
+        next = el;
       }
     }
     this.order = order;
@@ -360,6 +363,30 @@ export class Board {
     const next = el.nextElementSibling || el.previousElementSibling;
     (next?.querySelector('.task-check') || $('#new-title')).focus();
   }
+}
+
+/**
+ * The indexes of positions whose old position (-1: new) is part of a longest
+ * increasing run: the rows that can stay where they are.
+ */
+function steady(pos) {
+  const tails = []; // tails[k]: index in pos of the smallest tail of a run of length k+1
+  const prev = new Array(pos.length);
+  for (let i = 0; i < pos.length; i++) {
+    if (pos[i] < 0) continue;
+    let lo = 0;
+    let hi = tails.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pos[tails[mid]] < pos[i]) lo = mid + 1;
+      else hi = mid;
+    }
+    prev[i] = lo > 0 ? tails[lo - 1] : -1;
+    tails[lo] = i;
+  }
+  const out = new Set();
+  for (let i = tails.length ? tails[tails.length - 1] : -1; i >= 0; i = prev[i]) out.add(i);
+  return out;
 }
 
 function cmp(a, b) {
@@ -399,6 +426,8 @@ class Row {
       this.board.complete(this.task, this.check.checked);
     });
     this.title = h('span.task-title');
+    // The task's number: what the assistant and the API call it ("complete task 12").
+    this.num = h('span.task-num');
     this.desc = h('p.task-desc');
     this.prio = h('span.badge.prio');
     this.due = h('span.due');
@@ -413,7 +442,7 @@ class Row {
       },
     }, 'Delete');
     this.main = h('div.task-main', {},
-      h('div.task-line', {}, this.title),
+      h('div.task-line', {}, this.title, ' ', this.num),
       this.desc,
       h('div.task-meta', {}, this.prio, this.due, this.tags, this.sync));
     this.actions = h('div.task-actions', {}, this.editBtn, this.deleteBtn);
@@ -449,6 +478,8 @@ class Row {
     this.editBtn.setAttribute('aria-label', `Edit “${task.title}”`);
     this.deleteBtn.setAttribute('aria-label', `Delete “${task.title}”`);
     this.title.textContent = task.title;
+    this.num.textContent = placeholder ? '' : `#${task.id}`;
+    this.num.title = placeholder ? '' : `Task ${task.id}: the number the assistant knows it by`;
     this.desc.textContent = task.description || '';
     this.desc.hidden = !task.description;
     this.prio.textContent = PRIORITY_LABEL[task.priority] || task.priority;

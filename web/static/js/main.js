@@ -365,4 +365,4 @@ if (!first) {
 registerOffline();
 
 // Exposed for the browser tests and for poking around in the console.
-window.tasksync = { get client() { return client; }, board, chat, h };
+window.tasksync = { get client() { return client; }, board, chat, h, toast };
