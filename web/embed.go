@@ -96,7 +96,7 @@ type file struct {
 type site struct {
 	version string
 	index   file
-	worker  file // sw.js with this build's assets path
+	worker  file            // sw.js with this build's assets path
 	files   map[string]file // by path under static/, e.g. "js/main.js"
 }
 
