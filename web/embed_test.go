@@ -260,6 +260,6 @@ func TestServiceWorker(t *testing.T) {
 	}
 	src := body(t, res)
 	if strings.Contains(src, "__VERSION__") || !strings.Contains(src, "'"+assets+"'") {
-		t.Errorf("sw.js does not name this build's assets %s", assets)
+		t.Errorf("sw.js does not name this build's assets %s:\n%.300s", assets, src)
 	}
 }

@@ -4,8 +4,8 @@
 // of changes not yet sent); nothing of the API is cached here.
 //
 // Served at /sw.js (scope /) by web/embed.go, which writes this build's
-// assets path in for __VERSION__: a new build is a new worker, whose
-// activation drops the caches of older builds.
+// assets path into ASSETS: a new build is a new worker, whose activation
+// drops the caches of older builds.
 //
 //   /assets/<version>/...  immutable: from the cache, else the network (then cached)
 //   / and /sdk/...         served no-cache: the network first (then cached), the cache when it fails
