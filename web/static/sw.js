@@ -63,7 +63,8 @@ self.addEventListener('fetch', (event) => {
     }
     try {
       const res = await fetch(req);
-      if (res.ok) await cache.put(key, res.clone());
+      // Stored after the page has its answer, not before.
+      if (res.ok) event.waitUntil(cache.put(key, res.clone()));
       return res;
     } catch (err) {
       const hit = await cache.match(key);
