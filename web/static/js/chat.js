@@ -323,12 +323,10 @@ export class Chat {
     try {
       for await (const ev of stream) {
         const f = { ...ev, type: `chat.${ev.type}` };
-        if (ev.type === 'started') {
-          this.streams.set(f.turn_id, stream);
-          this.started(f, bubble);
-        } else {
-          this.handle(f);
-        }
+        // A turn already running when this page connected comes without its start.
+        this.streams.set(f.turn_id, stream);
+        if (ev.type === 'started') this.started(f, bubble);
+        else this.handle(f);
         if (ev.type === 'done' || ev.type === 'error') this.streams.delete(f.turn_id);
       }
     } catch (err) {
