@@ -362,6 +362,8 @@ if (!first) {
   start(first);
 }
 
+// The offline shell: registered at once, while the server that served this
+// page is surely there (a registration that fails is logged by the browser).
 registerOffline();
 
 // Exposed for the browser tests and for poking around in the console.
