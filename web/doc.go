@@ -15,6 +15,11 @@
 //     version (a page from an older or newer instance during a rolling
 //     deploy) is still served, uncached, so that a mixed fleet never
 //     breaks a page.
+//   - The offline shell's service worker at [ServiceWorkerPath] (/sw.js,
+//     scope /, no-cache), with this build's assets path written in: it
+//     keeps the page, its files and the SDK's modules, so that a reload
+//     without network shows the board (the task list and the changes not
+//     yet sent come from the SDK's IndexedDB state).
 //   - Anything else it is asked for is a 404 in the API's JSON error shape,
 //     so that mounting it broadly never turns an API typo into HTML.
 //   - The limits the board checks before sending (title, description and
@@ -24,9 +29,11 @@
 //     and package chat, which own them (static/js/limits.js reads it). A
 //     limit is stated once, in Go; no static file repeats one.
 //
-// The client itself (static/js) speaks docs/PROTOCOL.md over one socket
-// (its token in the Sec-WebSocket-Protocol header, never in the URL) and
-// reads history over REST; static/js/main.js describes its parts.
+// The client itself (static/js) implements no protocol: it imports the
+// TypeScript SDK from /sdk/tasksync-client.js (package tsclient serves
+// clients/ts/dist), which speaks docs/PROTOCOL.md over one socket and keeps
+// the outbox; the board reads conversation history over REST.
+// static/js/main.js describes its parts.
 // web/test holds the browser tests (Node, playwright-core, Debian's
 // Chromium), run by web/test/run.sh.
 //

@@ -31,6 +31,13 @@ const AssetsPrefix = "/assets/"
 // so that the page names exactly the files of its own build.
 const versionPlaceholder = "/assets/__VERSION__/"
 
+// ServiceWorkerPath is where the offline shell's service worker is served:
+// at the root, so that its scope covers the page at /.
+const ServiceWorkerPath = "/sw.js"
+
+// serviceWorker is its file under static/.
+const serviceWorker = "sw.js"
+
 // limitsPlaceholder is replaced in index.html by the JSON of [pageLimits]:
 // the page reads the limits from there (static/js/limits.js), so that each
 // is stated once, in the Go package that enforces it.
@@ -89,11 +96,12 @@ type file struct {
 type site struct {
 	version string
 	index   file
+	worker  file            // sw.js with this build's assets path
 	files   map[string]file // by path under static/, e.g. "js/main.js"
 }
 
 // Handler returns the handler of the browser client. Mount it for GET at
-// "/{$}" and at AssetsPrefix; it answers anything else with a JSON 404.
+// "/{$}", at ServiceWorkerPath and at AssetsPrefix; it answers anything else with a JSON 404.
 func Handler() http.Handler {
 	s, err := load(static)
 	if err != nil {
@@ -145,6 +153,12 @@ func load(fsys fs.FS) (*site, error) {
 		return nil, fmt.Errorf("index.html has no %s placeholder", limitsPlaceholder)
 	}
 	indexBody = bytes.ReplaceAll(indexBody, []byte(versionPlaceholder), []byte(AssetsPrefix+s.version+"/"))
+	// The service worker names this build's assets (its cache is per build).
+	sw, ok := s.files[serviceWorker]
+	if !ok {
+		return nil, fmt.Errorf("static/%s is missing", serviceWorker)
+	}
+	s.worker = newFile(serviceWorker, bytes.ReplaceAll(sw.body, []byte(versionPlaceholder), []byte(AssetsPrefix+s.version+"/")))
 	indexBody = bytes.ReplaceAll(indexBody, []byte(limitsPlaceholder), lim)
 	s.index = newFile("index.html", indexBody)
 	return s, nil
@@ -197,6 +211,10 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; {
 	case p == "/" || p == "/index.html":
 		f, cache = s.index, "no-cache"
+	case p == ServiceWorkerPath:
+		// Browsers check for a new worker at every navigation anyway;
+		// no-cache makes that check reach the server.
+		f, cache = s.worker, "no-cache"
 	case strings.HasPrefix(p, AssetsPrefix):
 		version, name, _ := strings.Cut(strings.TrimPrefix(p, AssetsPrefix), "/")
 		var ok bool

@@ -238,3 +238,28 @@ func TestPageCarriesLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestServiceWorker checks the offline shell's worker: served at the root
+// (its scope must cover /), revalidated on every check, and naming this
+// build's assets path (its cache is per build), never the placeholder.
+func TestServiceWorker(t *testing.T) {
+	t.Parallel()
+	h := web.Handler()
+	html := body(t, get(t, h, "/", nil))
+	assets := assetRef.FindStringSubmatch(html)[1]
+	assets = assets[:strings.Index(assets[len("/assets/"):], "/")+len("/assets/")+1] // "/assets/<version>/"
+	res := get(t, h, web.ServiceWorkerPath, nil)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d", web.ServiceWorkerPath, res.StatusCode)
+	}
+	if ct := res.Header.Get("Content-Type"); ct != "text/javascript; charset=utf-8" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if cc := res.Header.Get("Cache-Control"); cc != "no-cache" {
+		t.Errorf("Cache-Control %q, want no-cache", cc)
+	}
+	src := body(t, res)
+	if strings.Contains(src, "__VERSION__") || !strings.Contains(src, "'"+assets+"'") {
+		t.Errorf("sw.js does not name this build's assets %s:\n%.300s", assets, src)
+	}
+}

@@ -354,6 +354,7 @@ func (s *server) routes() http.Handler {
 	webClient := web.Handler()
 	mux.Handle("GET /{$}", webClient)
 	mux.Handle("GET "+web.AssetsPrefix, webClient)
+	mux.Handle("GET "+web.ServiceWorkerPath, webClient) // the offline shell
 	// The TypeScript SDK, for pages that import it from this server:
 	// /sdk/tasksync-client.js and the other files of clients/ts/dist.
 	mux.Handle("GET "+tsclient.Prefix, tsclient.Handler())

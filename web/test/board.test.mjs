@@ -155,7 +155,7 @@ test('another user sees nothing of it', async () => {
   await pbob.locator('#new-title').fill('Buy a birthday present');
   await pbob.locator('#new-title').press('Enter');
   await row(pbob, 'Buy a birthday present').and(pbob.locator(':not(.is-pending)')).waitFor();
-  const seen = await pbob.evaluate(() => window.tasksync.store.view().tasks.map((t) => t.title));
+  const seen = await pbob.evaluate(() => window.tasksync.board.tasks().map((t) => t.title));
   assert.deepEqual(seen, ['Buy a birthday present']);
   assert.equal(await pbob.locator('#counts').textContent(), '1 open · 0 done');
   assert.ok(!(await titles(pa)).includes('Buy a birthday present'));
@@ -286,6 +286,8 @@ test('server restarted under an open page: reconnecting, then caught up', async 
   await a.stop(); // graceful: the socket closes with 1001; reconnects then fail until A is back
   await pa.locator('#conn[data-state="reconnecting"]').waitFor();
   assert.equal(await pa.locator('#conn-text').textContent(), 'Reconnecting…');
+  // Who else is online is unknown while reconnecting: presence claims nothing ("This device only" was wrong).
+  assert.equal(await pa.locator('#presence').isVisible(), false);
 
   // A change made through the other instance while A is down.
   await rest(b, alice.token, 'POST', '/api/alice/tasks', { title: 'Made while you were away', priority: 'high' });
@@ -357,12 +359,12 @@ test('token expiry: a new token extends the live socket (auth.refresh); after 40
   pages.push(p);
   await openBoard(p, b, token('carol', '4m'));
   await p.locator('#banner[data-kind="expiring"]', { hasText: 'Your session ends at' }).waitFor();
-  const session = await p.evaluate(() => window.tasksync.conn.hello.session_id);
+  const session = await p.evaluate(() => window.tasksync.client.connection.get().sessionId);
   await p.locator('#refresh-token').fill(token('carol'));
   await p.locator('#refresh-token').press('Enter');
   await p.locator('.toast', { hasText: 'Session extended' }).waitFor();
   await p.locator('#banner').waitFor({ state: 'hidden' });
-  assert.equal(await p.evaluate(() => window.tasksync.conn.hello.session_id), session, 'the same socket');
+  assert.equal(await p.evaluate(() => window.tasksync.client.connection.get().sessionId), session, 'the same socket');
 
   // A token that runs out: the server closes with 4001, the page asks for a new one.
   const q = await newPage(browser);
@@ -399,7 +401,7 @@ test("the server's limits: an over-long title, too many tags, a long tag or mess
   const limits = await p.evaluate(() => JSON.parse(document.getElementById('limits').textContent));
   assert.equal(limits.max_title, 200);
   const nothingSent = async () => {
-    assert.equal(await p.evaluate(() => window.tasksync.store.ops.length), 0, 'a change was sent');
+    assert.equal(await p.evaluate(() => window.tasksync.client.outbox.get().length), 0, 'a change was sent');
     assert.deepEqual(await rest(b, lena.token, 'GET', '/api/lena/tasks'), []);
   };
 
@@ -456,7 +458,7 @@ test("the server's limits: an over-long title, too many tags, a long tag or mess
   assert.ok((await editError.textContent()).endsWith(`is too long: at most ${limits.max_tag} characters per tag.`));
   await editTags.press('Enter');
   assert.equal(await p.locator('#tasks .editor').count(), 1, 'the editor stays open');
-  assert.equal(await p.evaluate(() => window.tasksync.store.ops.length), 0, 'a change was sent');
+  assert.equal(await p.evaluate(() => window.tasksync.client.outbox.get().length), 0, 'a change was sent');
   await p.locator('#tasks .editor input[id$="-title"]').fill('t'.repeat(limits.max_title + 1));
   await p.locator('#tasks .editor .field-error', { hasText: 'The title is too long' }).waitFor();
   await p.keyboard.press('Escape');

@@ -178,7 +178,7 @@ export async function newPage(browser, { width = 1280, height = 860 } = {}) {
 export async function openBoard(page, inst, tok) {
   await page.goto(`${inst.url}/#token=${tok}`);
   await live(page);
-  await page.waitForFunction(() => window.tasksync?.store.loaded === true);
+  await page.waitForFunction(() => window.tasksync?.board.loaded === true);
   return page;
 }
 

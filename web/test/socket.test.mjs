@@ -54,8 +54,10 @@ test('the token is never in a socket URL or the console, through failed reconnec
   const tok = token('tina');
   const p = await watchedPage();
   await openBoard(p, s, tok);
-  // The server took the token from the subprotocols and answered tasksync.v1 alone.
-  assert.equal(await p.evaluate(() => window.tasksync.conn.ws.protocol), 'tasksync.v1');
+  // The server took the token from the subprotocols and answered tasksync.v1 alone: the
+  // SDK drops a socket answered with any other subprotocol (1002), so live means tasksync.v1.
+  assert.equal(await p.evaluate(() => window.tasksync.client.connection.get().status), 'live');
+  assert.equal(p.frames[0]?.type, 'hello');
   assert.equal(p.sockets.length, 1);
   assert.match(p.sockets[0], /\/ws\?since=-1&device=/);
 
@@ -103,7 +105,7 @@ test('a snapshot in pages: the board shows every task once, then live events app
   assert.equal(shown.length, n);
   assert.equal(new Set(shown).size, n, 'every task once');
   assert.equal(await p.locator('#counts').textContent(), `${n} open · 0 done`);
-  assert.equal(await p.evaluate(() => window.tasksync.store.seq), pages[0].seq);
+  assert.equal(await p.evaluate(() => window.tasksync.client.seq), pages[0].seq);
 
   // Live events after the snapshot apply on top of it.
   const made = await rest(s, tok, 'POST', `/api/${user}/tasks`, { title: 'After the snapshot' });
@@ -120,13 +122,13 @@ test('a snapshot in pages: the board shows every task once, then live events app
   // unfinished one and ends with exactly the second.
   const mark = p.frames.length;
   await p.evaluate(() => {
-    const { conn } = window.tasksync;
-    conn.request({ type: 'sync', id: 'again-1', since: -1 }).catch(() => {});
-    conn.request({ type: 'sync', id: 'again-2', since: -1 }).catch(() => {});
+    const { client } = window.tasksync;
+    client.request({ type: 'sync', id: 'again-1', since: -1 }).catch(() => {});
+    client.request({ type: 'sync', id: 'again-2', since: -1 }).catch(() => {});
   });
   await waitFor(() => p.frames.slice(mark).some((f) => f.type === 'snapshot' && f.id === 'again-2' && f.more === false),
     { what: "the second sync's last page" });
-  await p.waitForFunction((want) => window.tasksync.store.view().tasks.length === want, n);
+  await p.waitForFunction((want) => window.tasksync.board.tasks().length === want, n);
   const again = await titles(p);
   assert.equal(again.length, n);
   assert.equal(new Set(again).size, n, 'every task once after a snapshot replaced an unfinished one');

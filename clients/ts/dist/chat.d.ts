@@ -51,7 +51,10 @@ export interface ChatDeps {
 export declare class Chat {
     #private;
     constructor(deps: ChatDeps);
-    /** Turns started on another device (or over REST) stream here too: cb gets each one's stream at its start. */
+    /**
+     * Turns started on another device (or over REST) stream here too: cb gets each one's stream at its
+     * start, or at the first event seen of a turn that began before this client connected.
+     */
     readonly turns: {
         subscribe: (cb: (stream: ChatStream) => void) => (() => void);
     };

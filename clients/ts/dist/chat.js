@@ -113,11 +113,15 @@ export class Chat {
     #byTurn = new Map();
     #turnListeners = new Set();
     #cancelWanted = new Set();
+    #ended = new Set(); // turns that ended here (a late frame of one starts nothing)
     #next = 1;
     constructor(deps) {
         this.#d = deps;
     }
-    /** Turns started on another device (or over REST) stream here too: cb gets each one's stream at its start. */
+    /**
+     * Turns started on another device (or over REST) stream here too: cb gets each one's stream at its
+     * start, or at the first event seen of a turn that began before this client connected.
+     */
     turns = {
         subscribe: (cb) => {
             this.#turnListeners.add(cb);
@@ -179,12 +183,14 @@ export class Chat {
             status: "cancelled", text: "", tool_calls: [],
         });
         if (stream.turnId)
-            this.#byTurn.delete(stream.turnId);
+            this.#end(stream.turnId);
     }
     /** Routes a frame; returns whether it was a chat frame. */
     apply(f) {
         if (!isChatFrame(f))
             return false;
+        if (this.#ended.has(f.turn_id))
+            return true;
         let stream = this.#byTurn.get(f.turn_id);
         if (!stream && f.type === "chat.started") {
             const rid = f.request_id !== undefined ? String(f.request_id) : undefined;
@@ -202,12 +208,26 @@ export class Chat {
                     cb(stream);
             }
         }
-        if (!stream)
-            return true; // a turn whose start this socket did not see
+        if (!stream) {
+            // A turn whose start this socket did not see (it began before this
+            // client connected): its remaining events are handed over like a turn
+            // started elsewhere, from the first one seen. The message is unknown.
+            stream = new ChatStream("", false, (s) => this.#cancel(s));
+            stream.identify(f.conversation_id, f.turn_id);
+            this.#byTurn.set(f.turn_id, stream);
+            for (const cb of [...this.#turnListeners])
+                cb(stream);
+        }
         stream.push({ ...f, type: f.type.slice(5) });
         if (f.type === "chat.done" || f.type === "chat.error")
-            this.#byTurn.delete(f.turn_id);
+            this.#end(f.turn_id);
         return true;
+    }
+    #end(turnId) {
+        this.#byTurn.delete(turnId);
+        this.#ended.add(turnId);
+        if (this.#ended.size > 256)
+            this.#ended.delete(this.#ended.values().next().value);
     }
     /** The socket went away: turns in progress cannot be followed any more. */
     down() {

@@ -129,7 +129,7 @@ class Client {
                 };
             },
             create: (fields) => this.#mutate({ type: "task.create", task: fields }),
-            update: (id, patch) => this.#mutate({ type: "task.update", task_id: id, task: patch }),
+            update: (id, patch, opts) => this.#mutate({ type: "task.update", task_id: id, task: patch, base_version: opts?.baseVersion }),
             complete: async (id, completed) => {
                 await this.#loaded;
                 const current = this.#all().get(this.#outbox.resolveId(id));

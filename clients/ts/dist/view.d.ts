@@ -1,12 +1,17 @@
 import type { Task, TaskFields, TaskFilter, TaskPatch } from "./protocol.gen.js";
 import type { ViewTask } from "./outbox.js";
 /** What a TaskView needs from the client. */
+/** Options of TaskView.update. */
+export interface UpdateOptions {
+    /** The task version the change was made on (default: the version known now). */
+    baseVersion?: number;
+}
 export interface TaskSource {
     /** The whole view (server state plus pending changes); the same Map until something changed. */
     all(): ReadonlyMap<number, ViewTask>;
     subscribe(cb: () => void): () => void;
     create(fields: TaskFields): Promise<Task>;
-    update(id: number, patch: TaskPatch): Promise<Task>;
+    update(id: number, patch: TaskPatch, opts?: UpdateOptions): Promise<Task>;
     complete(id: number, completed?: boolean): Promise<Task>;
     delete(id: number): Promise<void>;
 }
@@ -28,8 +33,12 @@ export declare class TaskView {
     subscribe: (cb: () => void) => (() => void);
     /** Creates a task; it shows at once with a negative temporary id; resolves with the server's task. */
     create(fields: TaskFields): Promise<Task>;
-    /** Changes some fields (sent with base_version: a concurrent change elsewhere is a conflict). */
-    update(id: number, patch: TaskPatch): Promise<Task>;
+    /**
+     * Changes some fields (sent with base_version: a concurrent change elsewhere is a conflict).
+     * base_version is the version shown now, unless opts.baseVersion names the one the user started
+     * from (an editor opened before a change came in: saving it should be a conflict, not an overwrite).
+     */
+    update(id: number, patch: TaskPatch, opts?: UpdateOptions): Promise<Task>;
     /** Sets completion; toggles the shown value when completed is omitted. */
     complete(id: number, completed?: boolean): Promise<Task>;
     /** Deletes a task. */

@@ -44,9 +44,13 @@ export class TaskView {
     create(fields) {
         return this.#src.create(fields);
     }
-    /** Changes some fields (sent with base_version: a concurrent change elsewhere is a conflict). */
-    update(id, patch) {
-        return this.#src.update(id, patch);
+    /**
+     * Changes some fields (sent with base_version: a concurrent change elsewhere is a conflict).
+     * base_version is the version shown now, unless opts.baseVersion names the one the user started
+     * from (an editor opened before a change came in: saving it should be a conflict, not an overwrite).
+     */
+    update(id, patch, opts) {
+        return this.#src.update(id, patch, opts);
     }
     /** Sets completion; toggles the shown value when completed is omitted. */
     complete(id, completed) {

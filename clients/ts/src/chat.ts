@@ -151,13 +151,17 @@ export class Chat {
   readonly #byTurn = new Map<string, ChatStream>();
   readonly #turnListeners = new Set<(s: ChatStream) => void>();
   readonly #cancelWanted = new Set<ChatStream>();
+  readonly #ended = new Set<string>(); // turns that ended here (a late frame of one starts nothing)
   #next = 1;
 
   constructor(deps: ChatDeps) {
     this.#d = deps;
   }
 
-  /** Turns started on another device (or over REST) stream here too: cb gets each one's stream at its start. */
+  /**
+   * Turns started on another device (or over REST) stream here too: cb gets each one's stream at its
+   * start, or at the first event seen of a turn that began before this client connected.
+   */
   readonly turns = {
     subscribe: (cb: (stream: ChatStream) => void): (() => void) => {
       this.#turnListeners.add(cb);
@@ -216,12 +220,13 @@ export class Chat {
       type: "done", conversation_id: stream.conversation ?? 0, turn_id: stream.turnId ?? "", message_id: 0,
       status: "cancelled", text: "", tool_calls: [],
     });
-    if (stream.turnId) this.#byTurn.delete(stream.turnId);
+    if (stream.turnId) this.#end(stream.turnId);
   }
 
   /** Routes a frame; returns whether it was a chat frame. */
   apply(f: ServerFrame): boolean {
     if (!isChatFrame(f)) return false;
+    if (this.#ended.has(f.turn_id)) return true;
     let stream = this.#byTurn.get(f.turn_id);
     if (!stream && f.type === "chat.started") {
       const rid = f.request_id !== undefined ? String(f.request_id) : undefined;
@@ -237,10 +242,24 @@ export class Chat {
         for (const cb of [...this.#turnListeners]) cb(stream);
       }
     }
-    if (!stream) return true; // a turn whose start this socket did not see
+    if (!stream) {
+      // A turn whose start this socket did not see (it began before this
+      // client connected): its remaining events are handed over like a turn
+      // started elsewhere, from the first one seen. The message is unknown.
+      stream = new ChatStream("", false, (s) => this.#cancel(s));
+      stream.identify(f.conversation_id, f.turn_id);
+      this.#byTurn.set(f.turn_id, stream);
+      for (const cb of [...this.#turnListeners]) cb(stream);
+    }
     stream.push({ ...f, type: f.type.slice(5) } as ChatEvent);
-    if (f.type === "chat.done" || f.type === "chat.error") this.#byTurn.delete(f.turn_id);
+    if (f.type === "chat.done" || f.type === "chat.error") this.#end(f.turn_id);
     return true;
+  }
+
+  #end(turnId: string): void {
+    this.#byTurn.delete(turnId);
+    this.#ended.add(turnId);
+    if (this.#ended.size > 256) this.#ended.delete(this.#ended.values().next().value!);
   }
 
   /** The socket went away: turns in progress cannot be followed any more. */

@@ -213,7 +213,8 @@ class Client implements TasksyncClient {
           };
         },
         create: (fields) => this.#mutate({ type: "task.create", task: fields }) as Promise<Task>,
-        update: (id, patch) => this.#mutate({ type: "task.update", task_id: id, task: patch }) as Promise<Task>,
+        update: (id, patch, opts) =>
+          this.#mutate({ type: "task.update", task_id: id, task: patch, base_version: opts?.baseVersion }) as Promise<Task>,
         complete: async (id, completed) => {
           await this.#loaded;
           const current = this.#all().get(this.#outbox.resolveId(id));

@@ -1,9 +1,13 @@
 // The assistant panel: the conversation list and history (REST), sending a
-// message (chat.send), and the turn as it streams over the socket to every
-// session of the user: chat.started, chat.delta (text, appended as it
-// comes), chat.tool_call / chat.tool_result (shown as they happen; their
-// effect reaches the board through the ordinary task events), and
-// chat.done or chat.error. Stop sends chat.cancel.
+// message (client.chat.send), and the turn as it streams to every session
+// of the user, through the SDK's chat streams: started, delta (text,
+// appended as it comes), tool_call / tool_result (shown as they happen;
+// their effect reaches the board through the ordinary task events), and
+// done or error. Turns started on another device arrive through
+// client.chat.turns. Stop cancels the turn's stream.
+//
+// The conversation on screen is remembered (localStorage, per user), so a
+// reload reopens it.
 
 import { $, h, toast, formatTime } from './dom.js';
 import { describeError } from './board.js';
@@ -46,11 +50,11 @@ function describeResult(raw) {
 export class Chat {
   /**
    * @param {object} o
-   * @param {{request: Function}} o.conn
    * @param {(path: string, init?: object) => Promise<any>} o.api REST under /api/{user_id}
    */
-  constructor({ conn, api }) {
-    this.conn = conn;
+  constructor({ api }) {
+    this.client = null;
+    this.off = null;
     this.api = api;
     this.log = $('#chat-log');
     this.input = $('#chat-input');
@@ -69,15 +73,27 @@ export class Chat {
     $('#chat-new').addEventListener('click', () => { this.open(null); this.input.focus(); });
   }
 
+  /** Follows client's chat streams (a new session). */
+  attach(client) {
+    this.detach();
+    this.client = client;
+    this.off = client.chat.turns.subscribe((stream) => this.follow(stream, null));
+  }
+
+  detach() {
+    this.off?.();
+    this.off = null;
+    this.client = null;
+  }
+
   reset() {
     this.conversations = []; // newest first
     this.active = null; // conversation id, or null for a new chat
     this.turns = new Map(); // turn id → {conv, el, text, calls, tools}
+    this.streams = new Map(); // turn id → the SDK's stream of a turn this page follows
     this.running = new Map(); // conversation id → turn id
-    this.sent = new Set(); // ids of this page's chat.send frames
-    this.sessions = new Set(); // this page's socket session ids (one per connection)
-    this.nextReq = 1;
     this.loaded = false;
+    this.reopened = false;
     this.log.replaceChildren();
     this.renderList();
     this.renderEmpty();
@@ -89,8 +105,7 @@ export class Chat {
    * reconnect, turns that ended while the socket was down (their chat.done
    * never reached us) are settled from what the server stored.
    */
-  async connected(hello) {
-    this.sessions.add(hello.session_id);
+  async connected() {
     const first = !this.loaded;
     this.loaded = true;
     const before = new Map(this.running);
@@ -118,7 +133,29 @@ export class Chat {
     }
     this.renderList();
     this.updateControls();
+    if (!this.reopened) {
+      // After a reload: the conversation that was on screen, if it still exists.
+      this.reopened = true;
+      const last = Number(localStorage.getItem(this.key()) || 0);
+      if (last && this.active === null && this.conversations.some((c) => c.id === last)) {
+        this.open(last);
+        return;
+      }
+    }
     if (this.active !== null && ended.includes(this.active)) this.open(this.active);
+  }
+
+  /** Where the open conversation is remembered: per user (a shared browser). */
+  key() {
+    return `tasksync.chat.${this.client?.userId ?? ''}`;
+  }
+
+  /** Remembers the conversation on screen (none: a new chat). */
+  remember() {
+    try {
+      if (this.active === null) localStorage.removeItem(this.key());
+      else localStorage.setItem(this.key(), String(this.active));
+    } catch { /* private mode */ }
   }
 
   renderList() {
@@ -144,6 +181,7 @@ export class Chat {
   /** Shows a conversation (null: a new one) with its stored messages. */
   async open(id) {
     this.active = id;
+    this.remember();
     this.renderList();
     this.log.replaceChildren();
     // Turns of other conversations keep streaming into detached elements.
@@ -259,9 +297,9 @@ export class Chat {
     return !showProblems($('#chat-error'), { message: this.input }, problem ? { message: problem } : {});
   }
 
-  async send() {
+  send() {
     const message = this.input.value.trim();
-    if (!message) return;
+    if (!message || !this.client) return;
     if (!this.checkInput()) {
       this.input.focus();
       return;
@@ -270,34 +308,49 @@ export class Chat {
       toast('The assistant is still answering: wait, or stop it first.');
       return;
     }
-    const id = `chat-${this.nextReq++}`;
     this.clearEmpty();
     const bubble = this.userBubble(message);
     bubble.classList.add('is-pending');
     this.log.append(bubble);
-    this.sent.add(id);
     this.input.value = '';
     this.scroll(true);
-    const frame = { type: 'chat.send', id, message };
-    if (this.active !== null) frame.conversation_id = this.active;
+    const stream = this.client.chat.send(message, this.active !== null ? { conversationId: this.active } : {});
+    this.follow(stream, bubble);
+  }
+
+  /** Shows a turn's events as they come; bubble is this page's message (null: a turn from elsewhere). */
+  async follow(stream, bubble) {
     try {
-      const reply = await this.conn.request(frame);
-      bubble.classList.remove('is-pending');
-      if (this.active === null) {
-        this.active = reply.conversation_id;
-        this.renderList();
+      for await (const ev of stream) {
+        const f = { ...ev, type: `chat.${ev.type}` };
+        // A turn already running when this page connected comes without its start.
+        this.streams.set(f.turn_id, stream);
+        if (ev.type === 'started') this.started(f, bubble);
+        else this.handle(f);
+        if (ev.type === 'done' || ev.type === 'error') this.streams.delete(f.turn_id);
       }
     } catch (err) {
+      if (stream.turnId) {
+        // The socket went away during the turn: it goes on on the server;
+        // the next hello settles it from what the server stored.
+        this.streams.delete(stream.turnId);
+        return;
+      }
+      if (!bubble) return;
       bubble.classList.remove('is-pending');
       bubble.classList.add('is-failed');
       bubble.append(h('p.msg-error', { role: 'alert' }, `Not sent: ${describeError(err)}`));
-      if (!this.input.value) this.input.value = message;
+      if (!this.input.value) this.input.value = stream.message;
     }
   }
 
   stop() {
     if (this.active === null) return;
-    this.conn.request({ type: 'chat.cancel', conversation_id: this.active }).catch((err) => {
+    const stream = this.streams.get(this.running.get(this.active));
+    const done = stream
+      ? stream.cancel()
+      : this.client?.request({ type: 'chat.cancel', conversation_id: this.active }); // a turn this page did not see start
+    done?.catch((err) => {
       toast(`Could not stop the answer: ${describeError(err)}`, { kind: 'error' });
     });
   }
@@ -306,7 +359,6 @@ export class Chat {
 
   handle(f) {
     switch (f.type) {
-      case 'chat.started': return this.started(f);
       case 'chat.delta': {
         const t = this.turnFor(f);
         if (!t) return;
@@ -329,15 +381,20 @@ export class Chat {
     }
   }
 
-  started(f) {
+  /** A turn began: bubble is this page's message when the turn is its own. */
+  started(f, bubble) {
     this.running.set(f.conversation_id, f.turn_id);
     let c = this.conversations.find((x) => x.id === f.conversation_id);
     if (!c) c = { id: f.conversation_id, title: f.title };
     c.updated_at = new Date().toISOString();
     this.conversations = [c, ...this.conversations.filter((x) => x !== c)];
     // Our own message is on screen already; one sent from another device is not.
-    const ours = this.sessions.has(f.session_id) && this.sent.has(f.request_id);
-    if (ours && this.active === null) this.active = f.conversation_id;
+    const ours = !!bubble;
+    if (ours) bubble.classList.remove('is-pending');
+    if (ours && this.active === null) {
+      this.active = f.conversation_id;
+      this.remember();
+    }
     this.renderList();
     if (f.conversation_id === this.active) {
       if (!ours) this.log.append(this.userBubble(f.message));

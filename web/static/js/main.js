@@ -1,33 +1,30 @@
 // tasksync in the browser. The parts:
 //
 //   auth.js    the token: from /#token=... or pasted, kept in sessionStorage
-//   socket.js  the one socket: requests and replies, close codes, reconnect
-//              with backoff and jitter, resume with ?since=<last seq>
-//   store.js   the task set: events applied by seq, paged snapshots, optimistic
-//              changes with rollback, conflicts
+//   /sdk/      the client SDK (clients/ts, served by the server): the socket,
+//              reconnects, sync, the durable outbox, presence, chat streams.
+//              The protocol is implemented there only.
 //   board.js   the board: create, edit, complete, delete, filter, sort
 //   chat.js    the assistant panel: conversations, streaming answers
+//   offline.js the service worker's registration (sw.js: the offline shell)
 //
 // This file wires them together and owns the page's chrome: sign-in and
 // sign-out, the connection indicator, presence and the session banner.
 
+import { createClient } from '/sdk/tasksync-client.js';
 import { $, h, toast, formatTime, formatIn } from './dom.js';
 import { initialToken, TokenSource, checkToken, forget, save, tokenUser, decodeToken } from './auth.js';
-import { Connection, DisconnectedError, CloseCodes } from './socket.js';
-import { TaskStore } from './store.js';
 import { Board, describeError } from './board.js';
 import { Chat } from './chat.js';
+import { registerOffline } from './offline.js';
 
-const store = new TaskStore();
 let tokens = null;
-let conn = null;
+let client = null;
 let userId = '';
 let expiryTimer = 0;
-
-/** What Board and Chat talk to: whichever connection is current. */
-const client = {
-  request: (frame, opts) => (conn ? conn.request(frame, opts) : Promise.reject(new DisconnectedError())),
-};
+let greetedSession = '';
+let everLive = false;
+const unsubscribe = [];
 
 /** REST under /api/{user_id}, with the bearer token; JSON in and out. */
 async function api(path, init = {}) {
@@ -46,8 +43,8 @@ async function api(path, init = {}) {
   return body;
 }
 
-const board = new Board({ store, conn: client });
-const chat = new Chat({ conn: client, api });
+const board = new Board();
+const chat = new Chat({ api });
 
 // ------------------------------------------------------------ sign-in
 
@@ -85,13 +82,21 @@ $('#signin-token').addEventListener('keydown', (e) => {
   }
 });
 
+/** Ends the client (its outbox stays in IndexedDB, for this user only: the SDK never shows it to another). */
+function stopClient() {
+  for (const off of unsubscribe.splice(0)) off();
+  const c = client;
+  client = null;
+  board.detach();
+  chat.detach();
+  c?.close();
+}
+
 function signOut(reason) {
-  if (conn) conn.stop();
-  conn = null;
+  stopClient();
   forget();
   tokens = null;
   clearTimeout(expiryTimer);
-  store.reset();
   chat.reset();
   setPresence(null);
   showSignin(reason);
@@ -110,26 +115,39 @@ $('#signout-all').addEventListener('click', async () => {
 // ------------------------------------------------------------ the session
 
 function start(source) {
-  if (userId && source.userId !== userId) {
-    store.reset();
-    chat.reset();
-  }
+  stopClient();
+  if (userId && source.userId !== userId) chat.reset();
   tokens = source;
   userId = source.userId;
+  greetedSession = '';
+  everLive = false;
   showUser(userId);
   $('#signin').hidden = true;
   $('#app').hidden = false;
   document.title = 'tasksync';
   hideBanner();
-  conn = new Connection({
-    tokens,
-    since: () => store.seq,
-    onHello,
-    onFrame,
-    onState,
-    probe,
+  client = createClient({
+    url: location.origin,
+    getToken: () => tokens?.token ?? null,
+    userId, // the stored list and outbox show at once (offline too) when they are this user's
+    onConflict: (c) => board.conflict(c),
+    device: deviceLabel(), // presence lists it; no secret
   });
-  conn.start();
+  board.attach(client);
+  chat.attach(client);
+  unsubscribe.push(client.connection.subscribe(onState));
+  unsubscribe.push(client.presence.subscribe((p) => setPresence(p)));
+  onState(client.connection.get());
+}
+
+/** "Chrome on Linux": how presence names this device. */
+function deviceLabel() {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox'
+    : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : 'Browser';
+  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Mac OS X/.test(ua) ? 'macOS'
+    : /Windows/.test(ua) ? 'Windows' : /Linux/.test(ua) ? 'Linux' : '';
+  return os ? `${browser} on ${os}` : browser;
 }
 
 function showUser(id) {
@@ -138,102 +156,91 @@ function showUser(id) {
   $('#avatar').textContent = (id[0] || '?').toUpperCase();
 }
 
-function onHello(hello) {
-  store.dropPartial(); // pages of the last socket's snapshot will not be continued on this one
-  userId = hello.user_id;
-  showUser(userId);
-  scheduleExpiry(hello.token_expires_at ? Date.parse(hello.token_expires_at) : Infinity);
-  client.request({ type: 'presence.list' }).then(setPresence, () => setPresence(null));
-  chat.connected(hello);
-}
-
-function onFrame(f) {
-  switch (f.type) {
-    case 'task.created':
-    case 'task.updated':
-    case 'task.deleted':
-    case 'snapshot':
-      if (store.applyFrame(f) === 'gap') {
-        // Cannot happen with a conforming server; recover rather than guess.
-        // (seq is still -1 before the first snapshot: that asks for one.)
-        client.request({ type: 'sync', since: store.seq }).catch(() => {});
-      }
-      return;
-    case 'presence':
-      setPresence(f);
-      return;
-    case 'error':
-      if (f.code !== 'rate_limited') toast(`Server: ${f.message}`, { kind: 'error' });
-      return;
-    default:
-      if (f.type.startsWith('chat.')) chat.handle(f);
+/** A new socket said hello (a new session id). */
+function greeted(s) {
+  greetedSession = s.sessionId;
+  everLive = true;
+  if (client.userId && client.userId !== userId) {
+    userId = client.userId;
+    showUser(userId);
   }
-}
-
-/** A REST call that tells a refused token (401) from a server that is down. */
-async function probe() {
-  try {
-    const res = await fetch(`/api/${encodeURIComponent(userId)}/tasks?limit=1`, {
-      headers: { Authorization: `Bearer ${tokens.token}` },
-    });
-    return res.status === 401 ? 'rejected' : 'accepted';
-  } catch {
-    return 'unreachable';
-  }
+  scheduleExpiry(tokens.expiresAt);
+  chat.connected(s.sessionId);
 }
 
 // ------------------------------------------------------------ connection state
 
-const STATE_TEXT = {
-  connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline',
-  auth: 'Signed out', 'signed-out': 'Signed out', closed: 'Disconnected',
+// The SDK's statuses, as the pill shows them (data-state keeps the names
+// the stylesheet and the tests know: "auth" for unauthenticated).
+const STATE = {
+  connecting: ['connecting', 'Connecting…'], live: ['live', 'Live'], reconnecting: ['reconnecting', 'Reconnecting…'],
+  offline: ['offline', 'Offline'], unauthenticated: ['auth', 'Signed out'], closed: ['closed', 'Disconnected'],
 };
 
 function onState(s) {
+  if (!client) return;
+  const [state, text] = STATE[s.status] || [s.status, s.status];
   const pill = $('#conn');
-  pill.dataset.state = s.state;
-  $('#conn-text').textContent = STATE_TEXT[s.state] || s.state;
-  const why = s.code ? ` (${CloseCodes[s.code] || 'code ' + s.code})` : '';
-  pill.title = s.state === 'reconnecting'
+  pill.dataset.state = state;
+  $('#conn-text').textContent = text;
+  const why = s.error?.message ? ` (${s.error.message})` : '';
+  pill.title = s.status === 'reconnecting'
     ? `Connection lost${why}. Retrying${s.retryAt ? ' ' + formatIn(s.retryAt - Date.now()) : ''}; click to retry now.`
-    : s.state === 'live' ? 'Changes sync live with your other devices.' : (s.reason || '');
-  switch (s.state) {
+    : s.status === 'live' ? 'Changes sync live with your other devices.'
+      : s.status === 'offline' ? 'This device is offline. Changes are kept here and sent when the network returns.'
+        : (s.error?.message || '');
+  board.setConnection(s.status);
+  if (s.status !== 'live') setPresence(null);
+  switch (s.status) {
     case 'live':
+      if (s.sessionId !== greetedSession) greeted(s);
+      setPresence(client.presence.get());
       if (!$('#refresh-form').hidden && tokens && !tokens.expired(5 * 60000)) hideBanner();
-      if ($('#banner').dataset.kind === 'closed' || $('#banner').dataset.kind === 'notice') hideBanner();
+      if ($('#banner').dataset.kind === 'notice') hideBanner();
       break;
     case 'reconnecting':
-      if (s.reason && s.reason !== 'connecting') showBanner(s.reason, { kind: 'notice' });
+      if (s.error?.code === 4009) showBanner('Too many open tabs or devices for this account. Close one; retrying in a while.', { kind: 'notice' });
       break;
-    case 'auth':
-      if (s.reason === 'rejected' && !conn?.hello) {
+    case 'unauthenticated': {
+      const code = s.error?.code;
+      if (code === 4010) {
+        signOut('You were signed out everywhere. Sign in again.');
+        break;
+      }
+      if (code === 4003) {
+        signOut('The new token belongs to another user. Sign in again.');
+        break;
+      }
+      const expired = code === 4001 || (tokens && tokens.expired(5000)) || /expired/.test(s.error?.message || '');
+      if (!expired && !everLive) {
         // Refused before it ever connected: a token for another server or secret.
         signOut('The server did not accept this token. Check that it was issued for this server.');
         break;
       }
-      setPresence(null);
-      showBanner(s.reason === 'rejected'
+      showBanner(!expired
         ? 'The server no longer accepts your token. Paste a new one to continue; your board is kept.'
         : `Your session expired${tokens ? ' at ' + formatTime(new Date(tokens.expiresAt)) : ''}. Paste a new token to continue; unsaved changes are kept.`,
       { kind: 'auth', form: true });
       break;
-    case 'signed-out':
-      signOut(s.reason);
-      break;
-    case 'closed':
-      if (conn && !conn.stopped) showBanner(s.reason || 'Disconnected.', { kind: 'closed', action: ['Reconnect', () => conn?.connectNow()] });
-      break;
+    }
   }
 }
 
 $('#conn').addEventListener('click', () => {
-  if (conn && (conn.state === 'reconnecting' || conn.state === 'closed')) conn.connectNow();
+  const st = client?.connection.get().status;
+  if (st === 'reconnecting' || st === 'closed') client.reconnect();
 });
 
+/**
+ * The user's sessions online. Shown only while this device is live: while
+ * it reconnects nobody knows who else is online, and "This device only"
+ * would be a claim the page cannot back.
+ */
 function setPresence(p) {
   const el = $('#presence');
-  if (!p || typeof p.online !== 'number') {
+  if (!p || typeof p.online !== 'number' || p.online < 1 || client?.connection.get().status !== 'live') {
     el.hidden = true;
+    delete el.dataset.online;
     return;
   }
   el.hidden = false;
@@ -258,23 +265,15 @@ function scheduleExpiry(at) {
     return;
   }
   line.textContent = `Session expires at ${formatTime(new Date(at))}.`;
-  const lead = tokens.canRefresh ? 60000 : 5 * 60000;
+  const lead = 5 * 60000;
   const wait = Math.max(0, at - lead - Date.now());
   // setTimeout's limit is 24.8 days; re-arm for anything longer.
   expiryTimer = setTimeout(() => (at - Date.now() > lead + 1000 ? scheduleExpiry(at) : expiring(at)),
     Math.min(wait, 2 ** 31 - 1));
 }
 
-async function expiring(at) {
-  if (tokens.canRefresh) {
-    try {
-      const fresh = await tokens.refresh();
-      const exp = await conn.refreshToken(fresh);
-      tokens.replace(fresh);
-      scheduleExpiry(Date.parse(exp));
-      return;
-    } catch { /* fall through to asking */ }
-  }
+function expiring(at) {
+  // A fragment or pasted token cannot be renewed by the page: ask for one.
   showBanner(`Your session ends at ${formatTime(new Date(at))} (${formatIn(at - Date.now())}). Paste a new token to stay signed in.`,
     { kind: 'expiring', form: true });
 }
@@ -292,14 +291,15 @@ $('#refresh-form').addEventListener('submit', async (e) => {
   if (newUser !== userId) {
     // Another account: start over as that user.
     save(raw);
-    if (conn) conn.stop();
     start(new TokenSource(raw, 'pasted'));
     return;
   }
   input.value = '';
-  if (conn && conn.state === 'live') {
+  if (client?.connection.get().status === 'live') {
     try {
-      const exp = await conn.refreshToken(raw);
+      // The live socket takes the newer token (auth.refresh): it stays open.
+      const reply = await client.request({ type: 'auth.refresh', token: raw });
+      const exp = reply.expires_at;
       tokens.replace(raw);
       hideBanner();
       scheduleExpiry(Date.parse(exp));
@@ -311,7 +311,7 @@ $('#refresh-form').addEventListener('submit', async (e) => {
   }
   tokens.replace(raw);
   hideBanner();
-  conn?.connectNow();
+  client?.reconnect(); // getToken() now returns the new token
 });
 
 function showBanner(text, { kind, form = false, action = null }) {
@@ -362,5 +362,9 @@ if (!first) {
   start(first);
 }
 
+// The offline shell: registered at once, while the server that served this
+// page is surely there (a registration that fails is logged by the browser).
+registerOffline();
+
 // Exposed for the browser tests and for poking around in the console.
-window.tasksync = { store, get conn() { return conn; }, board, chat, h };
+window.tasksync = { get client() { return client; }, board, chat, h, toast };

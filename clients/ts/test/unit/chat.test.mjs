@@ -61,6 +61,30 @@ test("a turn started on another device streams through client.chat.turns", async
   assert.equal(await turns[1].conversationId, 4);
 });
 
+test("a turn already running when the client connects streams through client.chat.turns from its first event seen", async (t) => {
+  const server = await startFakeServer();
+  t.after(() => server.stop());
+  server.chatEndless = true;
+  server.startTurn({ conversationId: 9, message: "started before this client" }); // no socket yet: its start is lost
+  const client = await newClient(server);
+  t.after(() => client.close());
+  const turns = [];
+  client.chat.turns.subscribe((s) => turns.push(s));
+  await client.ready();
+  await waitFor(() => turns.length === 1);
+  assert.equal(turns[0].local, false);
+  assert.equal(turns[0].message, "", "its message was in the start this client did not see");
+  assert.equal(await turns[0].conversationId, 9);
+  const events = [];
+  for await (const ev of turns[0]) {
+    events.push(ev.type);
+    if (events.length === 2) server.turns.get(9).cancel();
+  }
+  assert.equal(events[0], "delta");
+  assert.equal(events.at(-1), "done");
+  assert.equal(turns.length, 1, "one stream for the turn; its late frames start no other");
+});
+
 test("a refused chat.send throws from the iterator", async (t) => {
   const server = await startFakeServer();
   t.after(() => server.stop());
