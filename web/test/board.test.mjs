@@ -345,10 +345,24 @@ test('sign-in: a pasted token works, a bad one is refused with a message, sign-o
   await live(p);
   assert.equal(await p.locator('#user-id').textContent(), 'bob');
   assert.match(await p.locator('#session-expiry').textContent(), /Session expires at/);
+  // The stored task list (IndexedDB) is there while signed in, and gone after sign-out:
+  // a signed-out user's tasks do not stay on a shared computer.
+  const stored = () => p.evaluate(() => new Promise((resolve, reject) => {
+    const req = indexedDB.open('tasksync', 1);
+    req.onupgradeneeded = () => req.result.createObjectStore('state');
+    req.onerror = () => reject(req.error);
+    req.onsuccess = () => {
+      const get = req.result.transaction('state').objectStore('state').get('client');
+      get.onsuccess = () => { resolve(get.result?.user_id ?? null); req.result.close(); };
+      get.onerror = () => reject(get.error);
+    };
+  }));
+  await waitFor(async () => (await stored()) === 'bob', { what: "bob's list stored on this device" });
   await p.locator('#account summary').click();
   await p.locator('#signout').click();
   await p.locator('#signin').waitFor();
   assert.equal(await p.evaluate(() => sessionStorage.length), 0);
+  await waitFor(async () => (await stored()) === null, { what: 'the stored list deleted at sign-out' });
   noErrors(p);
   await close(p);
 });

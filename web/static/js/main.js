@@ -11,7 +11,7 @@
 // This file wires them together and owns the page's chrome: sign-in and
 // sign-out, the connection indicator, presence and the session banner.
 
-import { createClient } from '/sdk/tasksync-client.js';
+import { createClient, indexedDBStorage } from '/sdk/tasksync-client.js';
 import { $, h, toast, formatTime, formatIn } from './dom.js';
 import { initialToken, TokenSource, checkToken, forget, save, tokenUser, decodeToken } from './auth.js';
 import { Board, describeError } from './board.js';
@@ -82,18 +82,27 @@ $('#signin-token').addEventListener('keydown', (e) => {
   }
 });
 
-/** Ends the client (its outbox stays in IndexedDB, for this user only: the SDK never shows it to another). */
-function stopClient() {
+// The stored task list, last seq and outbox (IndexedDB): one per browser profile.
+const storage = indexedDBStorage();
+
+/**
+ * Ends the client. Its outbox stays in IndexedDB (for this user only: the SDK never shows it to
+ * another); with wipe, the stored list is deleted too, unless changes still wait to be sent
+ * (they are sent at this user's next sign-in on this device: nothing made here is lost).
+ */
+function stopClient({ wipe = false } = {}) {
   for (const off of unsubscribe.splice(0)) off();
   const c = client;
   client = null;
   board.detach();
   chat.detach();
-  c?.close();
+  if (!c) return;
+  const unsent = c.outbox.get().length;
+  void c.close().then(() => (wipe && unsent === 0 ? storage.clear() : undefined)).catch(() => {});
 }
 
 function signOut(reason) {
-  stopClient();
+  stopClient({ wipe: true }); // a signed-out user's tasks do not stay on a shared computer
   forget();
   tokens = null;
   clearTimeout(expiryTimer);
@@ -129,6 +138,7 @@ function start(source) {
   client = createClient({
     url: location.origin,
     getToken: () => tokens?.token ?? null,
+    storage,
     userId, // the stored list and outbox show at once (offline too) when they are this user's
     onConflict: (c) => board.conflict(c),
     device: deviceLabel(), // presence lists it; no secret
