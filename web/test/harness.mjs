@@ -1,139 +1,18 @@
-// Test harness: server instances (started, stopped and restarted on the same
-// port), tokens, REST calls, the browser and its pages, and waiting on
-// conditions with deadlines (never fixed sleeps).
+// Test harness of the board's browser tests: server instances, tokens, REST
+// calls and waiting with deadlines come from scripts/testkit/instances.mjs
+// (shared with the SDK's tests); here: SQL as another program, the browser
+// and its pages.
 
-import { spawn, execFileSync } from 'node:child_process';
-import { createWriteStream, writeFileSync, rmSync } from 'node:fs';
-import { once } from 'node:events';
-import net from 'node:net';
-import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
+import { env as base } from '../../scripts/testkit/instances.mjs';
 
-function need(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run the browser tests with web/test/run.sh`);
-  return v;
-}
+export { waitFor, freePort, Instance, token, rest } from '../../scripts/testkit/instances.mjs';
 
 export const env = {
-  bin: need('TASKSYNC_SERVER_BIN'),
-  db: need('TASKSYNC_TEST_DATABASE_URL'),
-  redis: need('TASKSYNC_TEST_REDIS_URL'),
-  prefix: need('TASKSYNC_TEST_REDIS_PREFIX'),
-  secret: need('TASKSYNC_TEST_SECRET'),
-  pids: need('TASKSYNC_TEST_PIDS'),
-  logs: need('TASKSYNC_TEST_LOGS'),
-  screenshots: need('TASKSYNC_SCREENSHOTS'),
-  chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+  ...base,
+  screenshots: process.env.TASKSYNC_SCREENSHOTS || (() => { throw new Error('TASKSYNC_SCREENSHOTS is not set: run the browser tests with web/test/run.sh'); })(),
 };
-
-/** Polls fn until it returns a truthy value; fails with what after ms. */
-export async function waitFor(fn, { timeout = 15000, interval = 50, what = 'condition' } = {}) {
-  const end = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    await new Promise((r) => setTimeout(r, interval));
-  }
-}
-
-export async function freePort() {
-  const srv = net.createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-/** One server process; start() again after stop() reuses the port. */
-export class Instance {
-  constructor(name, extraEnv = {}) {
-    this.name = name;
-    this.extraEnv = extraEnv;
-    this.port = 0;
-    this.proc = null;
-    this.starts = 0;
-  }
-
-  get url() { return `http://127.0.0.1:${this.port}`; }
-
-  async start() {
-    if (!this.port) this.port = await freePort();
-    this.starts++;
-    const log = createWriteStream(path.join(env.logs, `${this.name}.log`), { flags: 'a' });
-    const proc = spawn(env.bin, ['serve'], {
-      env: {
-        PATH: process.env.PATH,
-        DATABASE_URL: env.db,
-        REDIS_URL: env.redis,
-        REDIS_PREFIX: env.prefix,
-        LISTEN_ADDR: `127.0.0.1:${this.port}`,
-        AUTH_JWT_SECRET: env.secret,
-        INSTANCE_ID: `${this.name}-${this.starts}`,
-        AUTO_MIGRATE: 'false',
-        LOG_LEVEL: 'info',
-        SHUTDOWN_TIMEOUT: '5s',
-        ...this.extraEnv,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    proc.stdout.pipe(log);
-    proc.stderr.pipe(log);
-    this.proc = proc;
-    this.exited = once(proc, 'exit');
-    writeFileSync(this.pidFile, String(proc.pid));
-    let exited = false;
-    this.exited.then(() => { exited = true; });
-    await waitFor(async () => {
-      if (exited) throw new Error(`${this.name} exited at start (see its log)`);
-      const res = await fetch(`${this.url}/readyz`);
-      return res.ok;
-    }, { timeout: 30000, interval: 100, what: `${this.name} /readyz` });
-  }
-
-  get pidFile() { return path.join(env.pids, `${this.name}.pid`); }
-
-  /** SIGTERM: the graceful shutdown that closes sockets with 1001. */
-  async stop() {
-    const proc = this.proc;
-    if (!proc) return;
-    this.proc = null;
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      const killer = setTimeout(() => proc.kill('SIGKILL'), 15000);
-      await this.exited;
-      clearTimeout(killer);
-    }
-    rmSync(this.pidFile, { force: true });
-  }
-}
-
-/** A signed dev token, as `server token USER --ttl 1h` prints it. */
-export function token(user, ttl = '1h', secret = env.secret) {
-  return execFileSync(env.bin, ['token', user, '--ttl', ttl], {
-    env: { PATH: process.env.PATH, AUTH_JWT_SECRET: secret },
-  }).toString().trim();
-}
-
-/** A REST call as user; resolves to the parsed body, throws on an error status. */
-export async function rest(inst, tok, method, p, body) {
-  const res = await fetch(`${inst.url}${p}`, {
-    method,
-    headers: { Authorization: `Bearer ${tok}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
 
 /** Runs SQL on the tests' database as another program would (psql), outside the server. */
 export function sql(statement) {
