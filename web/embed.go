@@ -8,20 +8,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
-	"path"
 	"regexp"
+	"slices"
 	"strings"
-	"time"
 
-	"tasksync"
 	"tasksync/chat"
-	"tasksync/internal/httpjson"
+	"tasksync/internal/static"
 	"tasksync/tasks"
 )
 
 //go:embed static
-var static embed.FS
+var staticFS embed.FS
 
 // AssetsPrefix is where the files named by the page are served, followed
 // by the version and the file's path under static/.
@@ -74,36 +73,18 @@ func pageLimits() limits {
 	}
 }
 
-// contentTypes are set explicitly: the system's MIME table must not decide
-// what a browser executes (X-Content-Type-Options: nosniff is set too).
-var contentTypes = map[string]string{
-	".html": "text/html; charset=utf-8",
-	".css":  "text/css; charset=utf-8",
-	".js":   "text/javascript; charset=utf-8",
-	".json": "application/json; charset=utf-8",
-	".svg":  "image/svg+xml",
-	".png":  "image/png",
-	".txt":  "text/plain; charset=utf-8",
-}
-
-type file struct {
-	body        []byte
-	etag        string
-	contentType string
-}
-
 // site is the embedded tree, read once.
 type site struct {
 	version string
-	index   file
-	worker  file            // sw.js with this build's assets path
-	files   map[string]file // by path under static/, e.g. "js/main.js"
+	index   static.File
+	worker  static.File            // sw.js with this build's assets path
+	files   map[string]static.File // by path under static/, e.g. "js/main.js"
 }
 
 // Handler returns the handler of the browser client. Mount it for GET at
 // "/{$}", at ServiceWorkerPath and at AssetsPrefix; it answers anything else with a JSON 404.
 func Handler() http.Handler {
-	s, err := load(static)
+	s, err := load(staticFS)
 	if err != nil {
 		// The files are compiled in: a failure is a broken build.
 		panic("web: " + err.Error())
@@ -116,33 +97,24 @@ func load(fsys fs.FS) (*site, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &site{files: map[string]file{}}
-	tree := sha256.New()
-	var indexBody []byte
-	err = fs.WalkDir(root, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(root, p)
-		if err != nil {
-			return err
-		}
-		tree.Write([]byte(p))
-		tree.Write([]byte{0})
-		tree.Write(b)
-		if p == "index.html" {
-			indexBody = b
-			return nil
-		}
-		s.files[p] = newFile(p, b)
-		return nil
-	})
+	files, err := static.ReadTree(root)
 	if err != nil {
 		return nil, err
 	}
-	if indexBody == nil {
+	// The version names this build: a hash of every path and its bytes.
+	tree := sha256.New()
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		tree.Write([]byte(p))
+		tree.Write([]byte{0})
+		tree.Write(files[p].Body)
+	}
+	indexFile, ok := files["index.html"]
+	if !ok {
 		return nil, fs.ErrNotExist
 	}
+	delete(files, "index.html")
+	s := &site{files: files}
+	indexBody := indexFile.Body
 	s.version = hex.EncodeToString(tree.Sum(nil))[:12]
 	// json.Marshal escapes <, > and &: the block cannot end its <script>.
 	lim, err := json.Marshal(pageLimits())
@@ -158,19 +130,10 @@ func load(fsys fs.FS) (*site, error) {
 	if !ok {
 		return nil, fmt.Errorf("static/%s is missing", serviceWorker)
 	}
-	s.worker = newFile(serviceWorker, bytes.ReplaceAll(sw.body, []byte(versionPlaceholder), []byte(AssetsPrefix+s.version+"/")))
+	s.worker = static.NewFile(serviceWorker, bytes.ReplaceAll(sw.Body, []byte(versionPlaceholder), []byte(AssetsPrefix+s.version+"/")))
 	indexBody = bytes.ReplaceAll(indexBody, []byte(limitsPlaceholder), lim)
-	s.index = newFile("index.html", indexBody)
+	s.index = static.NewFile("index.html", indexBody)
 	return s, nil
-}
-
-func newFile(name string, b []byte) file {
-	sum := sha256.Sum256(b)
-	ct, ok := contentTypes[path.Ext(name)]
-	if !ok {
-		ct = "application/octet-stream"
-	}
-	return file{body: b, etag: `"` + hex.EncodeToString(sum[:])[:16] + `"`, contentType: ct}
 }
 
 // hostSource matches a Host header that is safe to repeat in the
@@ -199,13 +162,11 @@ func csp(r *http.Request) string {
 }
 
 func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
+	if !static.ReadOnly(w, r) {
 		return
 	}
 	var (
-		f     file
+		f     static.File
 		cache string
 	)
 	switch p := r.URL.Path; {
@@ -219,7 +180,7 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		version, name, _ := strings.Cut(strings.TrimPrefix(p, AssetsPrefix), "/")
 		var ok bool
 		if f, ok = s.files[name]; !ok {
-			s.notFound(w, r)
+			static.NotFound(w, r)
 			return
 		}
 		cache = "public, max-age=31536000, immutable"
@@ -229,23 +190,14 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			cache = "no-cache"
 		}
 	default:
-		s.notFound(w, r)
+		static.NotFound(w, r)
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", f.contentType)
-	h.Set("Cache-Control", cache)
-	h.Set("ETag", f.etag)
 	h.Set("Content-Security-Policy", csp(r))
-	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-	// ServeContent answers If-None-Match (304), HEAD and Range.
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
-}
-
-func (s *site) notFound(w http.ResponseWriter, r *http.Request) {
-	httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+	f.Serve(w, r, cache)
 }
