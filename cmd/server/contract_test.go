@@ -1,35 +1,15 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"tasksync/internal/contract"
 )
-
-// errorRecorder is a testing.TB whose Errorf is recorded instead of
-// failing the test, so that a test can check that a check fails.
-type errorRecorder struct {
-	testing.TB
-	mu   sync.Mutex
-	errs []string
-}
-
-func (r *errorRecorder) Errorf(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.errs = append(r.errs, fmt.Sprintf(format, args...))
-}
-
-func (r *errorRecorder) errors() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.errs...)
-}
 
 // The test socket checks every server frame against docs/schemas: a server
 // that sends a task event without the task's fields fails the test that
@@ -55,7 +35,7 @@ func TestWSClientFailsOnAFrameThatDoesNotMatchItsSchema(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	rec := &errorRecorder{TB: t}
+	rec := &contract.ErrorRecorder{TB: t}
 	c := dialWith(rec, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	c.next("task.created") // still delivered
 	c.next("pong")
@@ -64,7 +44,7 @@ func TestWSClientFailsOnAFrameThatDoesNotMatchItsSchema(t *testing.T) {
 	c.conn.CloseNow()
 	<-c.closed
 	<-c.checked
-	errs := rec.errors()
+	errs := rec.Errors()
 	if len(errs) != 1 {
 		t.Fatalf("%d errors, want 1 (for the task event): %q", len(errs), errs)
 	}
