@@ -25,10 +25,12 @@ before(async () => {
 });
 
 after(async () => {
-  await closeAll();
+  const invalid = await closeAll();
   await inst?.stop();
   await ba?.close();
+  assert.deepEqual(invalid, [], 'every frame sent and received validates against docs/schemas');
 });
+
 
 /** A fetch that counts the requests it makes. */
 function countingFetch() {

@@ -25,11 +25,12 @@ export function switchableOnline(initial = true) {
 }
 
 const open = new Set();
+const recorders = [];
 
 /**
  * createClient with test defaults (fast backoff, memory storage, a
  * switchable online source); resolves to { client, rec, online }. Every
- * client is closed by closeAll().
+ * client is closed, and its frames checked, by closeAll().
  */
 export function testClient({ urls, token, getToken, storage, online, ...rest }) {
   const { WebSocket, rec } = recordingWebSocket();
@@ -44,6 +45,7 @@ export function testClient({ urls, token, getToken, storage, online, ...rest }) 
     ...rest,
   });
   open.add(client);
+  recorders.push(rec);
   const close = client.close.bind(client);
   client.close = async () => {
     open.delete(client);
@@ -52,8 +54,14 @@ export function testClient({ urls, token, getToken, storage, online, ...rest }) 
   return { client, rec, online: net };
 }
 
+/**
+ * Closes every client testClient made, and resolves to what their sockets
+ * sent or received that does not validate against docs/schemas since the
+ * last call (assert it is empty).
+ */
 export async function closeAll() {
   await Promise.all([...open].map((c) => c.close().catch(() => {})));
+  return recorders.splice(0).flatMap((rec) => rec.invalid);
 }
 
 /** The instance the client's socket is on (from hello), as its INSTANCE_ID prefix. */
