@@ -114,7 +114,7 @@ func (c *client) handleCentrifugo(frame []byte) {
 		case bytes.Equal(line, cfPing):
 			c.cfPong()
 		case bytes.HasPrefix(line, cfPushStart):
-			c.cfPush(line)
+			c.recordEvent(line)
 		case bytes.HasPrefix(line, cfIDStart):
 			c.cfReply(line)
 		default:
@@ -133,20 +133,21 @@ func (c *client) cfPong() {
 	}()
 }
 
-// cfPush records a publication as an event, and its latency when it
-// carries a mutation this run sent from another socket.
-func (c *client) cfPush(line []byte) {
+// recordEvent counts a delivered change (a tasksync event frame or a
+// Centrifugo publication), and its latency when it carries a mutation this
+// run sent from another socket.
+func (c *client) recordEvent(frame []byte) {
 	g := c.g
 	now := g.now()
 	if g.inWindow(now) {
 		g.delivered.Add(1)
-		g.deliveredBytes.Add(int64(len(line)))
+		g.deliveredBytes.Add(int64(len(frame)))
 	}
-	i := bytes.Index(line, g.titleNeedle)
+	i := bytes.Index(frame, g.titleNeedle)
 	if i < 0 || g.sendAt == nil {
 		return
 	}
-	n, ok := leadingInt(line[i+len(g.titleNeedle):])
+	n, ok := leadingInt(frame[i+len(g.titleNeedle):])
 	if !ok || n < 0 || n >= int64(len(g.sendAt)) {
 		return
 	}

@@ -751,28 +751,7 @@ func (c *client) handle(f []byte) {
 	now := g.now()
 	switch {
 	case bytes.HasPrefix(f, prefixEvent):
-		if g.inWindow(now) {
-			g.delivered.Add(1)
-			g.deliveredBytes.Add(int64(len(f)))
-		}
-		i := bytes.Index(f, g.titleNeedle)
-		if i < 0 || g.sendAt == nil {
-			return
-		}
-		n, ok := leadingInt(f[i+len(g.titleNeedle):])
-		if !ok || n < 0 || n >= int64(len(g.sendAt)) {
-			return
-		}
-		by := int(g.sendBy[n].Load()) - 1
-		at := g.sendAt[n].Load()
-		if by < 0 || by == c.idx || !g.inWindow(at) {
-			return
-		}
-		if g.clients[by].inst == c.inst {
-			g.same.record(time.Duration(now - at))
-		} else {
-			g.cross.record(time.Duration(now - at))
-		}
+		c.recordEvent(f)
 	case bytes.HasPrefix(f, prefixReply):
 		rest := f[len(prefixReply):]
 		if len(rest) > 0 && rest[0] == '"' { // a chat request id ("c123")
