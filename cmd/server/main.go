@@ -19,6 +19,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	// Time zones of tasks and quick-add text ("tz") are read on any host,
+	// also one without /usr/share/zoneinfo (a distroless image).
+	_ "time/tzdata"
 
 	"tasksync/auth"
 )

@@ -136,6 +136,7 @@ func TestOpenAPITour(t *testing.T) {
 		"PUT /api/{user_id}/tasks/{id}":            `{"title":"tour, replaced"}`,
 		"PATCH /api/{user_id}/tasks/{id}":          `{"priority":"high"}`,
 		"POST /api/{user_id}/chat":                 `{"message":"what's pending?"}`,
+		"POST /api/{user_id}/parse":                `{"text":"Pay rent every month on the 1st !high #home","tz":"Europe/Berlin"}`,
 		"POST /mcp":                                `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
 		"PATCH /api/{user_id}/tasks/{id}/complete": `{"completed":true}`,
 		"POST /api/{user_id}/tasks/{id}/complete":  `{"completed":false}`,

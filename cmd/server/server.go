@@ -33,6 +33,7 @@ import (
 	"tasksync/migrations"
 	"tasksync/realtime"
 	"tasksync/tasks"
+	"tasksync/tasks/quickadd"
 	"tasksync/web"
 )
 
@@ -343,6 +344,8 @@ func (s *server) routes() http.Handler {
 
 	api := s.apiMiddleware()
 	(&tasks.Handler{Service: s.tasks, MaxBody: s.cfg.MaxBodyBytes}).Register(mux, api)
+	// The quick-add preview: text in, task fields out; nothing stored.
+	(&quickadd.Handler{MaxBody: s.cfg.MaxBodyBytes}).Register(mux, api)
 	s.chat.register(mux, api, s.verifier) // /api/{user_id}/chat, /conversations, /mcp
 	// Sign out everywhere: refuse the caller's current tokens and close
 	// their sockets, on every instance.
