@@ -71,6 +71,95 @@ func (l *ChangeLog) ReadAfter(ctx context.Context, cursors map[string]int64, per
 	return collectEvents(rows)
 }
 
+// CurrentSeqs returns the current seq of each of users (0 for a user who
+// never changed anything): one round trip for many new sockets.
+func (l *ChangeLog) CurrentSeqs(ctx context.Context, users []string) (map[string]int64, error) {
+	rows, err := l.db.Query(ctx, `SELECT user_id, seq FROM user_seqs WHERE user_id = ANY($1::text[])`, users)
+	if err != nil {
+		return nil, fmt.Errorf("read current seqs: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]int64, len(users))
+	for rows.Next() {
+		var u string
+		var seq int64
+		if err := rows.Scan(&u, &seq); err != nil {
+			return nil, fmt.Errorf("scan current seq: %w", err)
+		}
+		out[u] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read current seqs: %w", err)
+	}
+	return out, nil
+}
+
+// logRange is one catch-up read: a user's events with After < seq <= UpTo.
+type logRange struct {
+	User        string
+	After, UpTo int64
+}
+
+// ReadRanges reads several ranges, of any users, in one round trip: for
+// range i, out[i] holds up to limit of its events in seq order.
+func (l *ChangeLog) ReadRanges(ctx context.Context, ranges []logRange, limit int) ([][]*Event, error) {
+	idx := make([]int32, len(ranges))
+	users := make([]string, len(ranges))
+	afters := make([]int64, len(ranges))
+	upTos := make([]int64, len(ranges))
+	for i, r := range ranges {
+		idx[i], users[i], afters[i], upTos[i] = int32(i), r.User, r.After, r.UpTo
+	}
+	rows, err := l.db.Query(ctx, `
+		SELECT c.i, c.user_id, e.seq, e.op, e.task_id, e.task, e.created_at
+		FROM unnest($1::int[], $2::text[], $3::bigint[], $4::bigint[]) AS c(i, user_id, after, up_to)
+		CROSS JOIN LATERAL (
+			SELECT seq, op, task_id, task, created_at FROM task_events e
+			WHERE e.user_id = c.user_id AND e.seq > c.after AND e.seq <= c.up_to
+			ORDER BY seq LIMIT $5
+		) e
+		ORDER BY c.i, e.seq`, idx, users, afters, upTos, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read change log ranges: %w", err)
+	}
+	out := make([][]*Event, len(ranges))
+	for rows.Next() {
+		var i int32
+		e := &Event{}
+		var task []byte
+		if err := rows.Scan(&i, &e.UserID, &e.Seq, &e.Op, &e.TaskID, &task, &e.CreatedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("scan event: %w", err)
+		}
+		if err := e.prepare(task); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if i < 0 || int(i) >= len(out) {
+			rows.Close()
+			return nil, fmt.Errorf("read change log ranges: range %d of %d", i, len(out))
+		}
+		out[i] = append(out[i], e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// prepare sets the task JSON of a scanned event and encodes its frame.
+func (e *Event) prepare(task []byte) error {
+	if task != nil {
+		e.Task = task
+	}
+	frame, err := encodeEvent(e)
+	if err != nil {
+		return err
+	}
+	e.frame = frame
+	return nil
+}
+
 func collectEvents(rows pgx.Rows) ([]*Event, error) {
 	var out []*Event
 	for rows.Next() {
@@ -80,15 +169,10 @@ func collectEvents(rows pgx.Rows) ([]*Event, error) {
 			rows.Close()
 			return nil, fmt.Errorf("scan event: %w", err)
 		}
-		if task != nil {
-			e.Task = task
-		}
-		frame, err := encodeEvent(e)
-		if err != nil {
+		if err := e.prepare(task); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		e.frame = frame
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

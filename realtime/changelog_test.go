@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,30 @@ func TestChangeLogReadsAndPrunes(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("batch %v, want %v", got, want)
 		}
+	}
+
+	// The grouped catch-up forms: seqs of several users (0 for a new one),
+	// and ranges of any users, each answered in order and within its bounds.
+	seqs, err := log.CurrentSeqs(ctx, []string{"u1", "u2", "nobody"})
+	if err != nil || seqs["u1"] != 5 || seqs["u2"] != 6 || seqs["nobody"] != 0 {
+		t.Fatalf("current seqs: %v, %v", seqs, err)
+	}
+	ranges, err := log.ReadRanges(ctx, []logRange{{"u2", 3, 6}, {"u1", 0, 2}, {"nobody", 0, 9}, {"u1", 3, 99}}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for i, evs := range ranges {
+		for _, e := range evs {
+			got = append(got, strconv.Itoa(i)+e.UserID+":"+strconv.FormatInt(e.Seq, 10))
+		}
+	}
+	want = []string{"0u2:4", "0u2:5", "1u1:1", "1u1:2", "3u1:4", "3u1:5"}
+	if strings.Join(got, " ") != strings.Join(want, " ") || len(ranges) != 4 {
+		t.Fatalf("ranges %v, want %v", got, want)
+	}
+	if f := string(ranges[0][0].Frame()); !strings.HasPrefix(f, `{"type":"task.updated","seq":4,`) {
+		t.Fatalf("frame of a ranged read: %s", f)
 	}
 
 	// Events older than the retention go; newer ones stay.

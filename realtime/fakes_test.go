@@ -328,6 +328,22 @@ func (l *fakeLog) ReadAfter(ctx context.Context, cursors map[string]int64, perUs
 	return out, nil
 }
 
+func (l *fakeLog) CurrentSeqs(ctx context.Context, users []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, u := range users {
+		out[u], _ = l.CurrentSeq(ctx, u)
+	}
+	return out, nil
+}
+
+func (l *fakeLog) ReadRanges(ctx context.Context, ranges []logRange, limit int) ([][]*Event, error) {
+	out := make([][]*Event, len(ranges))
+	for i, r := range ranges {
+		out[i], _ = l.Read(ctx, r.User, r.After, r.UpTo, limit)
+	}
+	return out, nil
+}
+
 // fakeTasks is a TaskService over an in-memory list. Mutations block while
 // hold is set (a table locked in the database).
 type fakeTasks struct {

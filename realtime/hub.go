@@ -47,6 +47,10 @@ type changeReader interface {
 	CurrentSeq(ctx context.Context, userID string) (int64, error)
 	Read(ctx context.Context, userID string, after, upTo int64, limit int) ([]*Event, error)
 	ReadAfter(ctx context.Context, cursors map[string]int64, perUser int) ([]*Event, error)
+	// The batched forms of CurrentSeq and Read, for the catch-up reads of
+	// many sessions at once (catchup.go).
+	CurrentSeqs(ctx context.Context, users []string) (map[string]int64, error)
+	ReadRanges(ctx context.Context, ranges []logRange, limit int) ([][]*Event, error)
 }
 
 // HubConfig holds what a Hub needs.

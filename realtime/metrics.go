@@ -19,6 +19,8 @@ type Metrics struct {
 	listenReconnects prometheus.Counter
 	redisReconnects  prometheus.Counter
 	logReads         prometheus.Counter
+	catchupQueries   prometheus.Counter
+	catchupRequests  prometheus.Counter
 	snapshots        prometheus.Counter
 	closes           *prometheus.CounterVec
 }
@@ -50,6 +52,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tasksync_redis_reconnects_total", Help: "Recoveries of the broker after failed calls or a lost subscription."}),
 		logReads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tasksync_change_log_reads_total", Help: "Batched change-log reads by the hub."}),
+		catchupQueries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tasksync_catchup_queries_total", Help: "Catch-up queries (current seq of new sockets, change-log replays), each serving one or more grouped requests."}),
+		catchupRequests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tasksync_catchup_requests_total", Help: "Catch-up reads asked for by sessions; over tasksync_catchup_queries_total, the average group."}),
 		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tasksync_snapshots_total", Help: "Full snapshots sent instead of a replay."}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -63,7 +69,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.socketsOpen, m.framesIn, m.framesOut, m.eventsFanned, m.deliveryLatency,
-			m.slowConsumers, m.lagging, m.listenReconnects, m.redisReconnects, m.logReads, m.snapshots, m.closes)
+			m.slowConsumers, m.lagging, m.listenReconnects, m.redisReconnects, m.logReads, m.catchupQueries, m.catchupRequests, m.snapshots, m.closes)
 	}
 	return m
 }

@@ -27,7 +27,24 @@ type presence struct {
 	refreshUsers map[string]struct{}
 	refreshEvery bool
 	wake         chan struct{}
+
+	// joins groups the presence joins of sessions that start together (a
+	// reconnect storm: thousands in a second) into one pipelined write.
+	joins grouper[presenceJoin]
 }
+
+// presenceJoin is one session's join, in a group of joins.
+type presenceJoin struct {
+	s   *session
+	err error
+}
+
+// Presence joins: at most presenceJoinWriters broker writes at once; what
+// arrives meanwhile is written together, up to presenceJoinGroup entries.
+const (
+	presenceJoinWriters = 2
+	presenceJoinGroup   = 512
+)
 
 // announceEvery is the least time between two presence frames for one
 // user: the first join or leave is announced at once, the ones that follow
@@ -50,8 +67,10 @@ func newPresence(h *Hub, ttl time.Duration) *presence {
 	if ttl <= 0 {
 		ttl = DefaultPresenceTTL
 	}
-	return &presence{hub: h, ttl: ttl, windows: map[string]*announceWindow{},
+	p := &presence{hub: h, ttl: ttl, windows: map[string]*announceWindow{},
 		refreshUsers: map[string]struct{}{}, wake: make(chan struct{}, 1)}
+	p.joins = grouper[presenceJoin]{max: presenceJoinWriters, maxGroup: presenceJoinGroup, run: p.writeJoins}
+	return p
 }
 
 type presenceFrame struct {
@@ -65,15 +84,31 @@ type presenceFrame struct {
 // join records s and tells the user's sessions everywhere. With the broker
 // down the entry is recorded when it comes back (refreshAll).
 func (p *presence) join(ctx context.Context, s *session) {
-	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
-	defer cancel()
-	err := p.hub.broker.PresenceSet(ctx, []PresenceEntry{s.presence}, p.ttl)
-	p.hub.relay.result(err)
-	if err != nil {
-		p.hub.logger.Warn("presence: join not recorded (broker down); it will be on recovery", "err", err)
+	j := &presenceJoin{s: s}
+	if !p.joins.do(ctx, j) || j.err != nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
+	defer cancel()
 	p.announce(ctx, s.userID, "join", s.id)
+}
+
+// writeJoins records a group of joins in one pipelined broker write.
+func (p *presence) writeJoins(ctx context.Context, group []*presenceJoin) {
+	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
+	defer cancel()
+	entries := make([]PresenceEntry, len(group))
+	for i, j := range group {
+		entries[i] = j.s.presence
+	}
+	err := p.hub.broker.PresenceSet(ctx, entries, p.ttl)
+	p.hub.relay.result(err)
+	if err != nil {
+		p.hub.logger.Warn("presence: joins not recorded (broker down); they will be on recovery", "sessions", len(group), "err", err)
+	}
+	for _, j := range group {
+		j.err = err
+	}
 }
 
 // leave removes s and tells the others.

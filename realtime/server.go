@@ -63,6 +63,10 @@ type Config struct {
 	// SnapshotTimeout bounds one, client reading included.
 	MaxSnapshots    int
 	SnapshotTimeout time.Duration
+	// CatchupQueries bounds the catch-up queries (current seq of a new
+	// socket, change-log replay) running at once on this instance; reads
+	// that arrive meanwhile are grouped into the next query (catchup.go).
+	CatchupQueries int
 	// OriginPatterns are the host patterns (path.Match) of other origins
 	// allowed to open sockets; the server's own origin always is.
 	OriginPatterns []string
@@ -90,6 +94,7 @@ func (c *Config) defaults() {
 	def(&c.SendQueueBytes, DefaultSendQueueBytes)
 	def(&c.MaxInFlight, DefaultMaxInFlight)
 	def(&c.MaxSnapshots, DefaultMaxSnapshots)
+	def(&c.CatchupQueries, DefaultCatchupQueries)
 	defDur(&c.WriteTimeout, DefaultWriteTimeout)
 	defDur(&c.PingInterval, DefaultPingInterval)
 	defDur(&c.PongTimeout, DefaultPongTimeout)
@@ -113,6 +118,7 @@ type Server struct {
 	logger   *slog.Logger
 	hub      *Hub
 	changes  changeReader
+	reads    *groupReader // catch-up reads, grouped across sessions
 	tasks    TaskService
 	verifier auth.TokenVerifier
 	metrics  *Metrics
@@ -148,6 +154,7 @@ func NewServer(cfg Config, d ServerDeps) *Server {
 	srv := &Server{cfg: cfg, logger: d.Logger, hub: d.Hub, changes: d.Hub.changes, tasks: d.Tasks,
 		verifier: d.Verifier, metrics: d.Hub.metrics, chat: d.Chat,
 		snapshotSlots: make(chan struct{}, cfg.MaxSnapshots), drained: make(chan struct{})}
+	srv.reads = newGroupReader(srv.changes, srv.metrics, cfg.CatchupQueries)
 	srv.handlers = srv.handlerTable()
 	return srv
 }
@@ -215,7 +222,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		since = &n
 	}
-	startSeq, err := srv.changes.CurrentSeq(r.Context(), id.UserID)
+	startSeq, err := srv.reads.currentSeq(r.Context(), id.UserID)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return

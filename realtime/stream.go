@@ -309,13 +309,13 @@ func (s *session) raiseKnown(seq int64) {
 func (s *session) currentSeq() (int64, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, readTimeout)
 	defer cancel()
-	return s.srv.changes.CurrentSeq(ctx, s.userID)
+	return s.srv.reads.currentSeq(ctx, s.userID)
 }
 
 func (s *session) readLog(after, upTo int64) ([]*Event, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, readTimeout)
 	defer cancel()
-	return s.srv.changes.Read(ctx, s.userID, after, upTo, fillPage)
+	return s.srv.reads.read(ctx, s.userID, after, upTo)
 }
 
 type syncedFrame struct {

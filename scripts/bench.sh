@@ -16,7 +16,9 @@
 #   BENCH_REPEAT=N       run the rate and latency scenarios (a, b, c, e) N times, alternating
 #                        with their baselines; the table shows the median and the min..max spread
 #   BENCH_WRITERS=W      concurrency of scenario (a) and of its pgbench baseline (default 16)
-#   BENCH_ONLY="a b"     run only these scenarios (a b c d e redis peer go)
+#   BENCH_ONLY="a b"     run only these scenarios (a b c d e f redis peer go)
+#   BENCH_STORM_SOCKETS, BENCH_STORM_USERS   scenario f's size (10000 sockets of 1000 users; quick: 1000/100)
+#   BENCH_STORM_ENV="VAR=V ..."   extra server settings for both instances of scenario f
 #   CENTRIFUGO_BIN=PATH  a Centrifugo v6 binary (github.com/centrifugal/centrifugo, built from source or
 #                        a release) for the peer rows; unset: they are skipped, with a note
 #   BENCH_PEER="bc mem resume lat"   the peer rows to run (broadcast, memory, resume, cross-instance)
@@ -39,6 +41,10 @@
 #   e  4 users with 2 sockets each, 200 mutations/s in all (one writer socket per user: a socket's
 #      requests are served one after the other, so one socket at 200/s would measure its own queue):
 #      without, with, and again without 10,000 idle sockets of other users on the same instance
+#   f  the reconnect storm: 10,000 sockets of 1000 users on instance A while 200 creates/s go over
+#      REST to instance B; kill -9 A; every socket reconnects to B with ?since= and full-jitter backoff:
+#      time until all are current, events missed and doubled (every socket's seqs against user_seqs),
+#      errors and disconnects on B, Postgres transactions/s (pg_stat_database) before and during
 #   redis  PUBLISH -> SUBSCRIBE latency at 200/s and one publisher's closed-loop rate
 #   peer   Centrifugo beside tasksync, alternating runs, the same loadgen, sockets, rates and task-event
 #          data (loadgen sockets --proto centrifugo): broadcast to 1000 sockets in 10 groups of 100
@@ -57,7 +63,7 @@ need_go
 QUICK=${BENCH_QUICK:-0}
 REPEAT=${BENCH_REPEAT:-1}
 W=${BENCH_WRITERS:-16}
-ONLY=${BENCH_ONLY:-"a b c d e redis peer go"}
+ONLY=${BENCH_ONLY:-"a b c d e f redis peer go"}
 [[ ${BENCH_GO:-1} == 0 ]] && ONLY=${ONLY//go/}
 PORT=${BENCH_PORT_BASE:-18400}
 [[ $REPEAT =~ ^[1-9]$ ]] || die "BENCH_REPEAT must be 1..9"
@@ -322,6 +328,33 @@ if want e; then
 	unset "PIDS[ehold]"
 	e_run e-base-r2
 	stop e1
+fi
+
+# ------------------------------------------------------------------------------------------ (f)
+# The reconnect storm: STORM_SOCKETS sockets of STORM_USERS users on instance A, writes at 200/s over
+# REST on instance B, kill -9 A, every socket back on B with since and full-jitter backoff (loadgen
+# storm sends the SIGKILL itself, to a process this script started). Each of A, B and the loadgen
+# holds every socket as a file descriptor, so the count is capped by the open-files limit.
+if want f; then
+	STORM_SOCKETS=${BENCH_STORM_SOCKETS:-10000} STORM_USERS=${BENCH_STORM_USERS:-1000}
+	[[ $QUICK == 1 ]] && STORM_SOCKETS=${BENCH_STORM_SOCKETS:-1000} STORM_USERS=${BENCH_STORM_USERS:-100}
+	if ((FD_LIMIT < STORM_SOCKETS + 200)); then
+		STORM_SOCKETS=$((FD_LIMIT - 200))
+		log "open files limited to $FD_LIMIT: $STORM_SOCKETS sockets in the storm"
+	fi
+	log "== (f) reconnect storm: $STORM_SOCKETS sockets of $STORM_USERS users on A, kill -9 A, all back on B with since"
+	for r in $(seq "$REPEAT"); do
+		start_server fa "$PORT" ${BENCH_STORM_ENV:-}
+		start_server fb "$((PORT + 1))" ${BENCH_STORM_ENV:-}
+		"$LG" storm --label "f-storm-r$r" --secret "$SECRET" --db "$DBURL" --url-a "$(ws "$PORT")" --url-b "$(ws "$((PORT + 1))")" \
+			--kill-pid "${PIDS[fa]}" --users "$STORM_USERS" --sockets "$STORM_SOCKETS" --rate 200 \
+			--json "$OUT/f-storm-r$r.json" | tee "$OUT/f-storm-r$r.txt" || log "f-storm-r$r: loadgen reported an error (counted in the table)"
+		wait "${PIDS[fa]}" 2>/dev/null || true
+		unset "PIDS[fa]"
+		log "f-storm-r$r: B logged $(grep -c 'level=ERROR' "$OUT/logs/fb.log" || true) errors and $(grep -c 'level=WARN' "$OUT/logs/fb.log" || true) warnings ($OUT/logs/fb.log)"
+		cp "$OUT/logs/fb.log" "$OUT/logs/fb-r$r.log"
+		stop fb
+	done
 fi
 
 # ------------------------------------------------------------------------------------------ redis

@@ -14,6 +14,10 @@
 //	loadgen resume --proto tasksync|centrifugo --url URL --secret S [--events 1000]
 //	    a socket that missed N changes comes back: time until it is current
 //	    (tasksync ?since=, Centrifugo recovery)
+//	loadgen storm --url-a URL --url-b URL --kill-pid PID --db URL --secret S
+//	    the reconnect storm: N sockets on A, kill -9 A, all reconnect to B
+//	    with since and full-jitter backoff while writes go on; time until
+//	    all are current, events missed or doubled, Postgres load
 //	loadgen notify --db URL [--rate 200] [--insert]
 //	    raw Postgres NOTIFY -> LISTEN latency (pgx), the baseline of the
 //	    cross-instance latency
@@ -55,7 +59,7 @@ func main() {
 	}
 }
 
-const usage = `usage: loadgen sockets|resume|notify|redis|model|report [flags]   (loadgen CMD -h for the flags)`
+const usage = `usage: loadgen sockets|resume|storm|notify|redis|model|report [flags]   (loadgen CMD -h for the flags)`
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -76,6 +80,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return runRedis(ctx, args, stdout)
 	case "resume":
 		return runResume(ctx, args, stdout)
+	case "storm":
+		return runStorm(ctx, args, stdout)
 	case "report":
 		return runReport(args, stdout)
 	case "model":

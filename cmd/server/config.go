@@ -86,7 +86,8 @@ type Config struct {
 	// a peer that accepts nothing for this long is dropped),
 	// WS_REQUEST_TIMEOUT (10s for one request's work), WS_MAX_IN_FLIGHT (8
 	// requests of one socket worked on at once), WS_MAX_SNAPSHOTS (4
-	// snapshots built at once per instance).
+	// snapshots built at once per instance), WS_CATCHUP_QUERIES (4
+	// catch-up queries at once per instance; more reads are grouped).
 	WSMaxFrameBytes     int64
 	WSFrameRate         float64
 	WSFrameBurst        int
@@ -98,6 +99,7 @@ type Config struct {
 	WSRequestTimeout    time.Duration
 	WSMaxInFlight       int
 	WSMaxSnapshots      int
+	WSCatchupQueries    int
 	// PRESENCE_TTL (default 60s): a device vanishes from presence this long
 	// after its instance stopped refreshing it.
 	PresenceTTL time.Duration
@@ -368,6 +370,7 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 		WSRequestTimeout:     e.duration("WS_REQUEST_TIMEOUT", realtime.DefaultRequestTimeout, 100*time.Millisecond, 10*time.Minute),
 		WSMaxInFlight:        int(e.integer("WS_MAX_IN_FLIGHT", realtime.DefaultMaxInFlight, 1, 1000)),
 		WSMaxSnapshots:       int(e.integer("WS_MAX_SNAPSHOTS", realtime.DefaultMaxSnapshots, 1, 1000)),
+		WSCatchupQueries:     int(e.integer("WS_CATCHUP_QUERIES", realtime.DefaultCatchupQueries, 1, 1000)),
 		PresenceTTL:          e.duration("PRESENCE_TTL", realtime.DefaultPresenceTTL, 3*time.Second, time.Hour),
 		EventRetention:       e.duration("EVENT_RETENTION", 7*24*time.Hour, time.Minute, 365*24*time.Hour),
 		IdempotencyRetention: e.duration("IDEMPOTENCY_RETENTION", 24*time.Hour, time.Minute, 30*24*time.Hour),

@@ -207,6 +207,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(list
 		RequestTimeout:    cfg.WSRequestTimeout,
 		MaxInFlight:       cfg.WSMaxInFlight,
 		MaxSnapshots:      cfg.WSMaxSnapshots,
+		CatchupQueries:    cfg.WSCatchupQueries,
 		OriginPatterns:    cfg.WSAllowedOrigins,
 	}, realtime.ServerDeps{Logger: log, Hub: hub, Tasks: taskService, Verifier: tokens, Chat: chatSrv})
 
