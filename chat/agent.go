@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
+
+	"tasksync/tasks"
 )
 
 // Agent runs the rounds of one turn: call the model with the history, run
@@ -162,7 +165,8 @@ func (a *Agent) Run(ctx context.Context, in TurnInput, emit func(Event)) TurnOut
 			default:
 				// Detached from cancellation: a change that started is
 				// finished and reported, never left half-known.
-				result, isErr = a.Tools.Call(context.WithoutCancel(ctx), in.UserID, c.Name, json.RawMessage(c.Arguments))
+				callCtx := WithActor(context.WithoutCancel(ctx), tasks.ActorAssistant, strconv.FormatInt(in.ConversationID, 10))
+				result, isErr = a.Tools.Call(callCtx, in.UserID, c.Name, json.RawMessage(c.Arguments))
 			}
 			emit(&ToolResultEvent{Type: TypeToolResult, ConversationID: in.ConversationID, TurnID: in.TurnID,
 				CallID: c.ID, Name: name, Result: result, IsError: isErr})

@@ -9,6 +9,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"tasksync/auth"
+	"tasksync/tasks"
 )
 
 // MCPVersion is the server version announced to MCP clients.
@@ -41,7 +42,7 @@ func NewMCPServer(tools *Tools, logger *slog.Logger) *mcp.Server {
 				// one; refuse rather than guess.
 				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: `{"error":"unauthenticated"}`}}}, nil
 			}
-			result, isErr := tools.Call(ctx, user, name, req.Params.Arguments)
+			result, isErr := tools.Call(WithActor(ctx, tasks.ActorMCP, ""), user, name, req.Params.Arguments)
 			return &mcp.CallToolResult{IsError: isErr, Content: []mcp.Content{&mcp.TextContent{Text: string(result)}}}, nil
 		})
 	}

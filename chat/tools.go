@@ -208,6 +208,28 @@ func toolError(ctx context.Context, logger *slog.Logger, name string, err error)
 	return b
 }
 
+// actorKey is the context key of the actor tool calls are made as.
+type actorKey struct{}
+
+type toolActor struct{ actor, session string }
+
+// WithActor returns ctx under which Tools.Call logs its changes as made by
+// actor (tasks.ActorAssistant, tasks.ActorMCP) in session (the
+// conversation id, or ""). Without it, changes are logged as the
+// assistant's.
+func WithActor(ctx context.Context, actor, session string) context.Context {
+	return context.WithValue(ctx, actorKey{}, toolActor{actor, session})
+}
+
+// mutationOptions are the options of a change made by a tool call under ctx.
+func mutationOptions(ctx context.Context) tasks.MutationOptions {
+	a, ok := ctx.Value(actorKey{}).(toolActor)
+	if !ok {
+		return tasks.MutationOptions{Actor: tasks.ActorAssistant}
+	}
+	return tasks.MutationOptions{Actor: a.actor, Session: a.session}
+}
+
 // MutationResult is the result of add_task, complete_task, update_task and
 // delete_task (the seed contract).
 type MutationResult struct {
@@ -238,7 +260,7 @@ func (t *Tools) call(ctx context.Context, userID, name string, raw json.RawMessa
 		if err != nil {
 			return nil, err
 		}
-		res, err := t.tasks.Create(ctx, userID, f, tasks.MutationOptions{})
+		res, err := t.tasks.Create(ctx, userID, f, mutationOptions(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -269,7 +291,7 @@ func (t *Tools) call(ctx context.Context, userID, name string, raw json.RawMessa
 			return nil, err
 		}
 		done := true
-		res, err := t.tasks.SetCompleted(ctx, userID, id, &done, tasks.MutationOptions{})
+		res, err := t.tasks.SetCompleted(ctx, userID, id, &done, mutationOptions(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -287,7 +309,7 @@ func (t *Tools) call(ctx context.Context, userID, name string, raw json.RawMessa
 		if f == (tasks.Fields{}) {
 			return nil, tasksync.Errorf(tasksync.CodeInvalid, "nothing to update: give a title, description, priority, due_date or tags")
 		}
-		res, err := t.tasks.Update(ctx, userID, id, f, tasks.MutationOptions{})
+		res, err := t.tasks.Update(ctx, userID, id, f, mutationOptions(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -304,7 +326,9 @@ func (t *Tools) call(ctx context.Context, userID, name string, raw json.RawMessa
 		if err != nil {
 			return nil, err
 		}
-		if _, err := t.tasks.Delete(ctx, userID, id, tasks.MutationOptions{IfVersion: task.Version}); err != nil {
+		opts := mutationOptions(ctx)
+		opts.IfVersion = task.Version
+		if _, err := t.tasks.Delete(ctx, userID, id, opts); err != nil {
 			if tasksync.ErrorCode(err) == tasksync.CodeVersionMismatch {
 				return nil, tasksync.Errorf(tasksync.CodeConflict, "task %d changed while deleting it; list the tasks and try again", id)
 			}

@@ -208,8 +208,10 @@ func (srv *Server) sync(_ context.Context, s *session, f inFrame) ([]byte, error
 	return nil, nil
 }
 
-func mutationOptions(f inFrame) tasks.MutationOptions {
-	return tasks.MutationOptions{IdempotencyKey: f.MutationID, IfVersion: f.BaseVersion}
+// mutationOptions are the guards of a mutation frame; the change log
+// records it as made by this socket session.
+func mutationOptions(s *session, f inFrame) tasks.MutationOptions {
+	return tasks.MutationOptions{IdempotencyKey: f.MutationID, IfVersion: f.BaseVersion, Actor: tasks.ActorSocket, Session: s.id}
 }
 
 func mutationReply(f inFrame, res tasks.Result, err error) ([]byte, error) {
@@ -231,7 +233,7 @@ func (srv *Server) createTask(ctx context.Context, s *session, f inFrame) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	res, err := srv.tasks.Create(ctx, s.userID, fields, mutationOptions(f))
+	res, err := srv.tasks.Create(ctx, s.userID, fields, mutationOptions(s, f))
 	return mutationReply(f, res, err)
 }
 
@@ -243,7 +245,7 @@ func (srv *Server) updateTask(ctx context.Context, s *session, f inFrame) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	res, err := srv.tasks.Update(ctx, s.userID, f.TaskID, fields, mutationOptions(f))
+	res, err := srv.tasks.Update(ctx, s.userID, f.TaskID, fields, mutationOptions(s, f))
 	return mutationReply(f, res, err)
 }
 
@@ -251,7 +253,7 @@ func (srv *Server) completeTask(ctx context.Context, s *session, f inFrame) ([]b
 	if err := needTask(f); err != nil {
 		return nil, err
 	}
-	res, err := srv.tasks.SetCompleted(ctx, s.userID, f.TaskID, f.Completed, mutationOptions(f))
+	res, err := srv.tasks.SetCompleted(ctx, s.userID, f.TaskID, f.Completed, mutationOptions(s, f))
 	return mutationReply(f, res, err)
 }
 
@@ -259,7 +261,7 @@ func (srv *Server) deleteTask(ctx context.Context, s *session, f inFrame) ([]byt
 	if err := needTask(f); err != nil {
 		return nil, err
 	}
-	res, err := srv.tasks.Delete(ctx, s.userID, f.TaskID, mutationOptions(f))
+	res, err := srv.tasks.Delete(ctx, s.userID, f.TaskID, mutationOptions(s, f))
 	return mutationReply(f, res, err)
 }
 

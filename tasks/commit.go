@@ -74,6 +74,7 @@ type job struct {
 	fn     mutation
 	single bool  // fn is one statement: alone and without a key, autocommit
 	insert *Task // for a create: the row, so that a batch can insert many at once
+	actor  actorSetting
 
 	res     Result
 	err     error
@@ -195,7 +196,7 @@ func (s *Service) runBatch(batch []*job) {
 				i += n
 				continue
 			}
-			j.res, j.err = runMutation(ctx, tx, j.userID, j.key, j.fp, j.fn, true)
+			j.res, j.err = runMutation(ctx, tx, j, true)
 			if j.err != nil && !refusal(j.err) {
 				return fmt.Errorf("batch aborted: %w", j.err)
 			}
@@ -236,10 +237,11 @@ func (s *Service) runBatch(batch []*job) {
 }
 
 // plainCreates counts the creates without idempotency key (whose callers
-// still wait) at the start of jobs.
+// still wait) at the start of jobs, made by the same actor and session (the
+// change log records one actor per statement).
 func plainCreates(jobs []*job) int {
 	n := 0
-	for n < len(jobs) && jobs[n].insert != nil && jobs[n].key == "" && jobs[n].ctx.Err() == nil {
+	for n < len(jobs) && jobs[n].insert != nil && jobs[n].key == "" && jobs[n].ctx.Err() == nil && jobs[n].actor == jobs[0].actor {
 		n++
 	}
 	return n
@@ -254,23 +256,26 @@ func plainCreates(jobs []*job) int {
 // order for RETURNING, nor that identity values follow VALUES order).
 func insertMany(ctx context.Context, tx querier, jobs []*job) error {
 	var sql strings.Builder
-	sql.WriteString("WITH v (i, user_id, title, description, completed, priority, tags, due_at) AS (VALUES ")
-	args := make([]any, 0, 8*len(jobs))
+	// The jobs share one actor (plainCreates), named first.
+	sql.WriteString("WITH actor AS MATERIALIZED (" + setActorSQL + "),\n")
+	sql.WriteString("v (i, user_id, title, description, completed, priority, tags, due_at, remind_at, recurrence, tz, series_id) AS (VALUES ")
+	args := make([]any, 0, 2+12*len(jobs))
+	args = append(args, jobs[0].actor.actor, jobs[0].actor.session)
 	for i, j := range jobs {
 		if i > 0 {
 			sql.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&sql, "($%d::int, $%d::text, $%d::text, $%d::text, $%d::bool, $%d::text, $%d::text[], $%d::timestamptz)",
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+		fmt.Fprintf(&sql, "($%d::int, $%d::text, $%d::text, $%d::text, $%d::bool, $%d::text, $%d::text[], $%d::timestamptz, $%d::timestamptz, $%d::text, $%d::text, $%d::bigint)",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12)
 		t := j.insert
-		args = append(args, i, t.UserID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt)
+		args = append(args, i, t.UserID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt, t.RemindAt, t.Recurrence, t.TZ, t.SeriesID)
 	}
 	sql.WriteString(`),
-		n AS (SELECT nextval(pg_get_serial_sequence('tasks', 'id')) AS id, v.* FROM v),
+		n AS (SELECT nextval(pg_get_serial_sequence('tasks', 'id')) AS id, v.* FROM v, actor),
 		ins AS (
-			INSERT INTO tasks (id, user_id, title, description, completed, priority, tags, due_at) OVERRIDING SYSTEM VALUE
-			SELECT id, user_id, title, description, completed, priority, tags, due_at FROM n
+			INSERT INTO tasks (id, user_id, title, description, completed, priority, tags, due_at, remind_at, recurrence, tz, series_id) OVERRIDING SYSTEM VALUE
+			SELECT id, user_id, title, description, completed, priority, tags, due_at, remind_at, recurrence, tz, series_id FROM n
 			RETURNING ` + columns + `)
 		SELECT n.i, ins.* FROM ins JOIN n ON n.id = ins.id`)
 	rows, err := tx.Query(ctx, sql.String(), args...)
@@ -365,7 +370,7 @@ func (s *Service) runAlone(j *job) (Result, error) {
 	if err != nil {
 		return Result{}, notApplied(fmt.Errorf("begin: %w", err))
 	}
-	res, err := runMutation(ctx, tx, j.userID, j.key, j.fp, j.fn, false)
+	res, err := runMutation(ctx, tx, j, false)
 	if err != nil {
 		_ = tx.Rollback(ctx) // on failure pgx closes the connection: nothing is committed
 		if refusal(err) || serverRefused(err) {

@@ -335,6 +335,11 @@ var poisonMutations = []struct {
 	{"invalid UTF-8 title", "mallory", Fields{Title: ptr("bad\xff\xfe")}, MutationOptions{}, tasksync.CodeInvalid},
 	{"NUL in tag", "mallory", Fields{Title: ptr("t"), Tags: &[]string{"x\x00"}}, MutationOptions{IdempotencyKey: "k2"}, tasksync.CodeInvalid},
 	{"NUL in description", "mallory", Fields{Title: ptr("t"), Description: ptr("\x00")}, MutationOptions{}, tasksync.CodeInvalid},
+	{"NUL in session", "mallory", Fields{Title: ptr("t")}, MutationOptions{Actor: ActorSocket, Session: "s\x00"}, tasksync.CodeBadRequest},
+	{"over-long actor", "mallory", Fields{Title: ptr("t")}, MutationOptions{Actor: strings.Repeat("a", MaxActor+1), IdempotencyKey: "k3"}, tasksync.CodeBadRequest},
+	{"NUL in tz", "mallory", Fields{Title: ptr("t"), TZSet: true, TZ: ptr("UTC\x00")}, MutationOptions{}, tasksync.CodeInvalid},
+	{"rule without due", "mallory", Fields{Title: ptr("t"), RecurrenceSet: true, Recurrence: ptr("FREQ=DAILY")}, MutationOptions{}, tasksync.CodeInvalid},
+	{"over-long rule", "mallory", Fields{Title: ptr("t"), DueSet: true, DueAt: ptr(time.Now()), RecurrenceSet: true, Recurrence: ptr("FREQ=DAILY;BYHOUR=1" + strings.Repeat(",1", 300))}, MutationOptions{}, tasksync.CodeInvalid},
 }
 
 // TestPoisonMutationsNeverFailABatch: poison mutations submitted amid other

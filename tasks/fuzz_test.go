@@ -159,7 +159,7 @@ func FuzzParseListQuery(f *testing.F) {
 	})
 }
 
-var editableKeys = []string{"title", "description", "completed", "priority", "tags", "due_date"}
+var editableKeys = []string{"title", "description", "completed", "priority", "tags", "due_date", "due_at", "remind_at", "recurrence", "tz"}
 
 func FuzzDecodeFields(f *testing.F) {
 	for _, seed := range []string{
@@ -176,6 +176,12 @@ func FuzzDecodeFields(f *testing.F) {
 		`{"priority":" Low "}`, `{"priority":"urgent"}`, `{"unknown":{"nested":[1,2,3]}}`, `{}`,
 		"{\"title\":\"bad\xff\xfe\"}", "{\"tags\":[\"a\",\"\xc3\"]}", `{"title":"\ud800"}`, `{"title":"\ud83d\ude00"}`,
 		`{"description":"\udc00\ud800"}`, `{"tags":["\ud800"],"title":"\\ud800"}`,
+		`{"due_at":"2026-12-01T09:00:00Z","due_date":"2026-12-01T10:00:00+01:00"}`, `{"due_at":"2026-12-01T09:00:00Z","due_date":"2026-12-02"}`,
+		`{"due_at":null,"due_date":"2026-12-02"}`, `{"remind_at":"2026-12-01T08:50:00Z","remind_at2":1}`, `{"remind_at":5}`,
+		`{"title":"t","due_at":"2026-11-30T09:00:00+01:00","recurrence":"RRULE:freq=weekly;byday=MO","tz":"Europe/Berlin"}`,
+		`{"recurrence":"FREQ=HOURLY"}`, `{"recurrence":"FREQ=DAILY;COUNT=0"}`, `{"recurrence":"FREQ=DAILY;COUNT=2;UNTIL=20270101T000000Z"}`,
+		`{"recurrence":"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}`, `{"recurrence":"DTSTART:20260101T000000Z\nFREQ=DAILY"}`, `{"recurrence":""}`,
+		`{"recurrence":null,"due_at":null}`, `{"tz":"Mars/Olympus"}`, `{"tz":"Local"}`, `{"tz":""}`, `{"tz":"../../etc/passwd"}`, `{"tz":"America/New_York"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -183,6 +189,7 @@ func FuzzDecodeFields(f *testing.F) {
 	bases := []Task{
 		{Priority: PriorityMedium, Tags: []string{}}, // what Create starts from
 		{Title: "existing", Description: "d", Priority: PriorityHigh, Tags: []string{"a"}, DueAt: &due, Completed: true, Version: 3},
+		{Title: "weekly", Priority: PriorityLow, Tags: []string{}, DueAt: &due, RemindAt: &due, Recurrence: ptr("FREQ=WEEKLY"), TZ: ptr("Europe/Berlin"), SeriesID: ptr(int64(7))},
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var raw map[string]json.RawMessage
@@ -218,7 +225,7 @@ func FuzzDecodeFields(f *testing.F) {
 					t.Fatalf("check error %#v: want invalid with fields", err)
 				}
 				for name := range e.Fields {
-					if !slices.Contains([]string{"title", "description", "priority", "tags"}, name) && !strings.HasPrefix(name, "tags[") {
+					if !slices.Contains([]string{"title", "description", "priority", "tags", "recurrence", "tz"}, name) && !strings.HasPrefix(name, "tags[") {
 						t.Errorf("check: unexpected field %q", name)
 					}
 				}
@@ -246,11 +253,21 @@ func FuzzDecodeFields(f *testing.F) {
 				t.Errorf("text Postgres cannot store passed check: %q %q", task.Title, task.Description)
 			}
 			checkTime(t, "due_date", task.DueAt)
+			checkTime(t, "remind_at", task.RemindAt)
+			if task.Recurrence != nil {
+				if _, err := Rule(task); err != nil {
+					t.Errorf("recurrence %q passed check but has no rule: %v", *task.Recurrence, err)
+				}
+			}
+			if _, err := Location(task.TZ); err != nil {
+				t.Errorf("tz %v passed check: %v", task.TZ, err)
+			}
 
 			// Normalising is idempotent: sending back what the task holds
 			// is a no-op (which is what keeps versions from moving).
 			back := Fields{Title: &task.Title, Description: &task.Description, Completed: &task.Completed,
-				Priority: &task.Priority, Tags: &task.Tags, DueSet: true, DueAt: task.DueAt}
+				Priority: &task.Priority, Tags: &task.Tags, DueSet: true, DueAt: task.DueAt,
+				RemindSet: true, RemindAt: task.RemindAt, RecurrenceSet: true, Recurrence: task.Recurrence, TZSet: true, TZ: task.TZ}
 			again := task
 			back.applyTo(&again)
 			if !sameEditable(task, again) {

@@ -183,7 +183,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, err)
 		return
 	}
-	res, err := h.Service.Create(r.Context(), user, f, MutationOptions{IdempotencyKey: key})
+	res, err := h.Service.Create(r.Context(), user, f, MutationOptions{IdempotencyKey: key, Actor: ActorREST})
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return
@@ -219,7 +219,7 @@ func (h *Handler) mutation(w http.ResponseWriter, r *http.Request, do func(user 
 		httpjson.WriteError(w, r, err)
 		return
 	}
-	res, err := do(user, id, MutationOptions{IfVersion: version, IdempotencyKey: key})
+	res, err := do(user, id, MutationOptions{IfVersion: version, IdempotencyKey: key, Actor: ActorREST})
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return

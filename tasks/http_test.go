@@ -37,7 +37,7 @@ func TestHTTPCreateAndGet(t *testing.T) {
 		t.Errorf("Content-Type %q", ct)
 	}
 	raw := res.jsonObject(t)
-	wantKeys := []string{"completed", "created_at", "description", "due_date", "id", "priority", "tags", "title", "updated_at", "user_id", "version"}
+	wantKeys := []string{"completed", "created_at", "description", "due_at", "due_date", "id", "priority", "recurrence", "remind_at", "series_id", "tags", "title", "tz", "updated_at", "user_id", "version"}
 	if keys := slices.Sorted(maps.Keys(raw)); !slices.Equal(keys, wantKeys) {
 		t.Errorf("task JSON keys %v, want %v", keys, wantKeys)
 	}

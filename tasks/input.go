@@ -23,8 +23,15 @@ const (
 	MaxTag         = 50
 )
 
+// Limits of the time fields.
+const (
+	MaxRecurrence = 500
+	MaxTZ         = 64
+)
+
 // Fields is a set of editable task fields as sent by a client. A nil pointer
-// means "not sent"; DueSet with a nil DueAt means "clear the due date".
+// means "not sent"; DueSet with a nil DueAt means "clear the due date", and
+// the same for RemindSet, RecurrenceSet and TZSet.
 type Fields struct {
 	Title       *string
 	Description *string
@@ -33,6 +40,14 @@ type Fields struct {
 	Tags        *[]string
 	DueAt       *time.Time
 	DueSet      bool
+	RemindAt    *time.Time
+	RemindSet   bool
+	// Recurrence is an RRULE without the "RRULE:" prefix (DecodeFields
+	// strips it).
+	Recurrence    *string
+	RecurrenceSet bool
+	TZ            *string
+	TZSet         bool
 }
 
 // DecodeFields reads the editable fields of a task from a JSON object, as
@@ -104,19 +119,75 @@ func DecodeFields(raw map[string]json.RawMessage) (Fields, error) {
 			f.Tags = &tags
 		}
 	}
-	if v, ok := raw["due_date"]; ok {
-		f.DueSet = true
-		if !isNull(v) {
-			var s string
-			if json.Unmarshal(v, &s) != nil {
-				bad["due_date"] = "must be a string: an RFC 3339 date-time or a YYYY-MM-DD date"
-			} else if t, err := ParseTime(s); err != nil {
-				bad["due_date"] = err.Error()
-			} else {
-				f.DueAt = &t
-			}
+	timeField := func(key string) (t *time.Time, sent bool) {
+		v, ok := raw[key]
+		if !ok {
+			return nil, false
+		}
+		if isNull(v) {
+			return nil, true
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			bad[key] = "must be a string: an RFC 3339 date-time or a YYYY-MM-DD date"
+			return nil, true
+		}
+		parsed, err := ParseTime(s)
+		if err != nil {
+			bad[key] = err.Error()
+			return nil, true
+		}
+		return &parsed, true
+	}
+	// due_at and due_date are one field under two names: either will do,
+	// both must agree.
+	dueDate, dateSent := timeField("due_date")
+	dueAt, atSent := timeField("due_at")
+	switch {
+	case atSent && dateSent && bad["due_at"] == "" && bad["due_date"] == "" && !sameTime(dueAt, dueDate):
+		bad["due_at"] = "differs from due_date: they are the same field, send one of them (or both equal)"
+	case atSent:
+		f.DueAt, f.DueSet = dueAt, true
+	case dateSent:
+		f.DueAt, f.DueSet = dueDate, true
+	}
+	f.RemindAt, f.RemindSet = timeField("remind_at")
+	textField := func(key string, dst **string) bool {
+		v, ok := raw[key]
+		if !ok {
+			return false
+		}
+		if isNull(v) {
+			return true
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			bad[key] = "must be a string or null"
+			return true
+		}
+		if !utf8json.Valid(v) {
+			bad[key] = notText
+			return true
+		}
+		s = strings.TrimSpace(s)
+		if s != "" { // "" clears, as null does
+			*dst = &s
+		}
+		return true
+	}
+	f.RecurrenceSet = textField("recurrence", &f.Recurrence)
+	if f.Recurrence != nil {
+		rule := *f.Recurrence
+		if len(rule) >= len("RRULE:") && strings.EqualFold(rule[:len("RRULE:")], "RRULE:") {
+			rule = strings.TrimSpace(rule[len("RRULE:"):])
+		}
+		rule = strings.ToUpper(rule)
+		f.Recurrence = &rule
+		if rule == "" {
+			f.Recurrence = nil
 		}
 	}
+	f.TZSet = textField("tz", &f.TZ)
 	if len(bad) > 0 {
 		return Fields{}, tasksync.Invalid(bad)
 	}
@@ -175,6 +246,15 @@ func (f Fields) applyTo(t *Task) {
 	}
 	if f.DueSet {
 		t.DueAt = f.DueAt
+	}
+	if f.RemindSet {
+		t.RemindAt = f.RemindAt
+	}
+	if f.RecurrenceSet {
+		t.Recurrence = f.Recurrence
+	}
+	if f.TZSet {
+		t.TZ = f.TZ
 	}
 }
 
@@ -249,6 +329,7 @@ func check(t Task) error {
 	for i, tag := range t.Tags {
 		text(fmt.Sprintf("tags[%d]", i), tag)
 	}
+	checkTimeFields(t, fields)
 	if len(fields) == 0 {
 		return nil
 	}
@@ -275,10 +356,20 @@ func fieldMessage(fe validator.FieldError) string {
 	}
 }
 
-// sameEditable reports whether a and b have the same client-visible fields.
+// sameEditable reports whether a and b have the same stored fields (the
+// ones the no-op trigger tasks_before_update compares).
 func sameEditable(a, b Task) bool {
 	return a.Title == b.Title && a.Description == b.Description && a.Completed == b.Completed &&
-		a.Priority == b.Priority && slices.Equal(a.Tags, b.Tags) && sameTime(a.DueAt, b.DueAt)
+		a.Priority == b.Priority && slices.Equal(a.Tags, b.Tags) && sameTime(a.DueAt, b.DueAt) &&
+		sameTime(a.RemindAt, b.RemindAt) && samePtr(a.Recurrence, b.Recurrence) && samePtr(a.TZ, b.TZ) &&
+		samePtr(a.SeriesID, b.SeriesID)
+}
+
+func samePtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 func sameTime(a, b *time.Time) bool {

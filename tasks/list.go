@@ -261,8 +261,7 @@ func (s *Service) List(ctx context.Context, userID string, q ListQuery) (Page, e
 			break
 		}
 		var t Task
-		if err := rows.Scan(&t.ID, &t.UserID, &t.Title, &t.Description, &t.Completed, &t.Priority, &t.Tags,
-			&t.DueAt, &t.CreatedAt, &t.UpdatedAt, &t.Version, &lastKey); err != nil {
+		if err := rows.Scan(append(scanDest(&t), &lastKey)...); err != nil {
 			rows.Close()
 			return Page{}, fmt.Errorf("list tasks: %w", err)
 		}

@@ -46,6 +46,43 @@ type MutationOptions struct {
 	// IfVersion, when not zero, is the version the client last saw; the
 	// mutation fails with CodeVersionMismatch if the task has moved on.
 	IfVersion int
+	// Actor names who makes the change (one of the Actor* values); the
+	// change log records it (task_events.actor). Empty means ActorService.
+	Actor string
+	// Session narrows Actor down: the socket session id, the assistant's
+	// conversation id. Empty for none.
+	Session string
+}
+
+// The actors of the change log (task_events.actor). The trigger writes
+// ActorSQL for a change made without naming one: plain SQL.
+const (
+	ActorSocket     = "socket"     // a socket frame; Session is the socket session id
+	ActorREST       = "rest"       // the REST API
+	ActorAssistant  = "assistant"  // a chat tool call; Session is the conversation id
+	ActorMCP        = "mcp"        // an MCP tool call
+	ActorRecurrence = "recurrence" // the next occurrence made by completing one
+	ActorReminder   = "reminder"   // the reminder machinery
+	ActorService    = "service"    // a Go caller of Service that named no actor
+	ActorSQL        = "sql"        // plain SQL: nothing was set
+)
+
+// Limits of MutationOptions.Actor and Session.
+const (
+	MaxActor   = 32
+	MaxSession = 200
+)
+
+// actorOf returns the actor and session a mutation is logged with.
+func actorOf(opts MutationOptions) (actor, session string, err error) {
+	actor = opts.Actor
+	if actor == "" {
+		actor = ActorService
+	}
+	if len(actor) > MaxActor || !storableText(actor) || len(opts.Session) > MaxSession || !storableText(opts.Session) {
+		return "", "", tasksync.Errorf(tasksync.CodeBadRequest, "the actor must be 1 to %d bytes and the session at most %d bytes of UTF-8 text", MaxActor, MaxSession)
+	}
+	return actor, opts.Session, nil
 }
 
 // querier is what a mutation runs its statements on: the batch's
@@ -56,6 +93,10 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
+
+// setActorSQL names the actor ($1) and session ($2) that the change-log
+// trigger records for the writes that follow in the transaction.
+const setActorSQL = `SELECT set_config('tasksync.actor', $1, true), set_config('tasksync.session', $2, true)`
 
 // mutation is the work of one mutation inside its transaction.
 type mutation func(ctx context.Context, q querier) (Result, error)
@@ -105,12 +146,12 @@ func NewServiceWith(db *pgxpool.Pool, opts BatchOptions) *Service {
 	return &Service{db: db, batches: batcher{opts: opts}, txTimeout: batchTimeout}
 }
 
-const columns = `id, user_id, title, description, completed, priority, tags, due_at, created_at, updated_at, version`
+const columns = `id, user_id, title, description, completed, priority, tags, due_at, remind_at, recurrence, tz, series_id, created_at, updated_at, version`
 
 // scanDest returns where the values of columns go in t.
 func scanDest(t *Task) []any {
 	return []any{&t.ID, &t.UserID, &t.Title, &t.Description, &t.Completed, &t.Priority, &t.Tags,
-		&t.DueAt, &t.CreatedAt, &t.UpdatedAt, &t.Version}
+		&t.DueAt, &t.RemindAt, &t.Recurrence, &t.TZ, &t.SeriesID, &t.CreatedAt, &t.UpdatedAt, &t.Version}
 }
 
 func scanTask(row pgx.Row) (Task, error) {
@@ -152,12 +193,21 @@ func (s *Service) Create(ctx context.Context, userID string, f Fields, opts Muta
 	// One statement: alone and without an idempotency key it runs in
 	// autocommit, one round trip instead of three (BEGIN, INSERT, COMMIT).
 	// In a batch, consecutive creates are one multi-row INSERT (insertMany).
+	actor, session, err := actorOf(opts)
+	if err != nil {
+		return Result{}, err
+	}
 	return s.submit(ctx, userID, opts, fingerprint(opts, "create", 0, t), func(ctx context.Context, tx querier) (Result, error) {
+		// The statement names its own actor: alone it runs in
+		// autocommit, where a set_config of its own would end with
+		// its own implicit transaction.
 		created, err := scanTask(tx.QueryRow(ctx, `
-			INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			WITH actor AS MATERIALIZED (`+setActorSQL+`)
+			INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_at, remind_at, recurrence, tz, series_id)
+			SELECT $3::text, $4::text, $5::text, $6::bool, $7::text, $8::text[], $9::timestamptz, $10::timestamptz, $11::text, $12::text, $13::bigint
+			FROM actor
 			RETURNING `+columns,
-			userID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt))
+			actor, session, userID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt, t.RemindAt, t.Recurrence, t.TZ, t.SeriesID))
 		if err != nil {
 			return Result{}, fmt.Errorf("insert task: %w", err)
 		}
@@ -184,7 +234,8 @@ func (s *Service) Replace(ctx context.Context, userID string, id int64, f Fields
 	}
 	return s.change(ctx, userID, id, opts, fingerprint(opts, "replace", id, f), func(cur Task) (Task, error) {
 		next := cur
-		next.Description, next.Priority, next.Tags, next.DueAt = "", PriorityMedium, []string{}, nil
+		next.Description, next.Priority, next.Tags = "", PriorityMedium, []string{}
+		next.DueAt, next.RemindAt, next.Recurrence, next.TZ = nil, nil, nil, nil
 		f.applyTo(&next)
 		return next, nil
 	})
@@ -236,10 +287,11 @@ func (s *Service) change(ctx context.Context, userID string, id int64, opts Muta
 			return Result{Op: OpUpdated, TaskID: id, Task: &cur}, nil
 		}
 		updated, err := scanTask(tx.QueryRow(ctx, `
-			UPDATE tasks SET title = $3, description = $4, completed = $5, priority = $6, tags = $7, due_at = $8
+			UPDATE tasks SET title = $3, description = $4, completed = $5, priority = $6, tags = $7, due_at = $8,
+				remind_at = $9, recurrence = $10, tz = $11, series_id = $12
 			WHERE user_id = $1 AND id = $2
 			RETURNING `+columns,
-			userID, id, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt))
+			userID, id, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt, t.RemindAt, t.Recurrence, t.TZ, t.SeriesID))
 		if err != nil {
 			return Result{}, fmt.Errorf("update task: %w", err)
 		}
@@ -292,19 +344,48 @@ func (s *Service) submit(ctx context.Context, userID string, opts MutationOption
 	if err := validUser(userID); err != nil {
 		return Result{}, err
 	}
+	actor, session, err := actorOf(opts)
+	if err != nil {
+		return Result{}, err
+	}
 	if ctx.Err() != nil {
 		return Result{}, notStarted(ctx)
 	}
-	j := &job{ctx: ctx, userID: userID, key: opts.IdempotencyKey, fp: fp, fn: fn, single: single, insert: insert, done: make(chan struct{})}
+	j := &job{ctx: ctx, userID: userID, key: opts.IdempotencyKey, fp: fp, fn: fn, single: single, insert: insert,
+		actor: actorSetting{actor: actor, session: session}, done: make(chan struct{})}
 	s.batches.run(s, j)
 	<-j.done
 	return j.res, j.err
 }
 
-// runMutation runs fn with its idempotency record. inBatch says the
-// transaction goes on after this mutation: a refusal must then leave no
-// trace, so a key claimed for it is released again.
-func runMutation(ctx context.Context, tx querier, userID, key, fp string, fn mutation, inBatch bool) (Result, error) {
+// actorSetting is the actor and session the change-log trigger records.
+type actorSetting struct{ actor, session string }
+
+// setActor makes the transaction's next writes be logged with j's actor.
+// It is set before every mutation, even one of the same actor as the one
+// before it in a batch, because a mutation may log other writes under
+// another actor (the next occurrence of a recurring task, as recurrence).
+// A single-statement mutation (a create) names its actor in its own
+// statement instead: alone it runs in autocommit, where a set_config of
+// its own would end with its own implicit transaction.
+func setActor(ctx context.Context, tx querier, j *job) error {
+	if j.single {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, setActorSQL, j.actor.actor, j.actor.session); err != nil {
+		return fmt.Errorf("set actor: %w", err)
+	}
+	return nil
+}
+
+// runMutation runs j's mutation with its idempotency record. inBatch says
+// the transaction goes on after this mutation: a refusal must then leave
+// no trace, so a key claimed for it is released again.
+func runMutation(ctx context.Context, tx querier, j *job, inBatch bool) (Result, error) {
+	userID, key, fp, fn := j.userID, j.key, j.fp, j.fn
+	if err := setActor(ctx, tx, j); err != nil {
+		return Result{}, err
+	}
 	if key != "" {
 		// Claim the key. A concurrent request with the same key blocks on
 		// the primary key until this transaction ends, then finds our row.

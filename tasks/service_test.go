@@ -427,6 +427,8 @@ func TestEventJSONMatchesREST(t *testing.T) {
 		record(alice.do(t, http.MethodPost, alice.tasksPath(""), `{"title":"due","due_date":"`+due+`"}`), http.StatusCreated)
 	}
 	record(alice.do(t, http.MethodPost, alice.tasksPath(""), `{"title":"no due"}`), http.StatusCreated)
+	rec := record(alice.do(t, http.MethodPost, alice.tasksPath(""), `{"title":"every","due_at":"2026-10-25T01:30:00.000001+02:00","remind_at":"2026-10-24T23:00:00Z","recurrence":"FREQ=WEEKLY;BYDAY=SU","tz":"Europe/Berlin"}`), http.StatusCreated).task(t)
+	record(alice.do(t, http.MethodPatch, alice.tasksPath(idPath(rec.ID)), `{"recurrence":null,"tz":null,"remind_at":"9999-12-31T23:59:59.999999Z"}`), http.StatusOK)
 
 	evs := events(t, e.db, "alice")
 	if len(evs) != len(bodies) {

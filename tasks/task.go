@@ -32,9 +32,21 @@ type Task struct {
 	Completed   bool
 	Priority    Priority
 	Tags        []string
-	DueAt       *time.Time
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// DueAt is when the task is due; JSON carries it twice, as due_at and
+	// (for date-only clients) due_date.
+	DueAt *time.Time
+	// RemindAt is the absolute time of the task's one reminder.
+	RemindAt *time.Time
+	// Recurrence is an RFC 5545 RRULE without the "RRULE:" prefix,
+	// evaluated from DueAt in TZ.
+	Recurrence *string
+	// TZ is an IANA zone name; nil means UTC.
+	TZ *string
+	// SeriesID is the id of the first task of a recurring series, shared
+	// by every occurrence; set by the server, never by clients.
+	SeriesID  *int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
 	// Version starts at 1 and grows by one with every change; it is the
 	// task's ETag and the base_version of socket updates.
 	Version int
@@ -71,6 +83,11 @@ type taskJSON struct {
 	Priority    Priority `json:"priority"`
 	Tags        []string `json:"tags"`
 	DueDate     *string  `json:"due_date"`
+	DueAt       *string  `json:"due_at"`
+	RemindAt    *string  `json:"remind_at"`
+	Recurrence  *string  `json:"recurrence"`
+	TZ          *string  `json:"tz"`
+	SeriesID    *int64   `json:"series_id"`
 	CreatedAt   string   `json:"created_at"`
 	UpdatedAt   string   `json:"updated_at"`
 	Version     int      `json:"version"`
@@ -81,6 +98,8 @@ func (t Task) MarshalJSON() ([]byte, error) {
 	j := taskJSON{
 		ID: t.ID, UserID: t.UserID, Title: t.Title, Description: t.Description,
 		Completed: t.Completed, Priority: t.Priority, Tags: t.Tags,
+		DueDate: timeText(t.DueAt), DueAt: timeText(t.DueAt), RemindAt: timeText(t.RemindAt),
+		Recurrence: t.Recurrence, TZ: t.TZ, SeriesID: t.SeriesID,
 		CreatedAt: t.CreatedAt.UTC().Format(TimeLayout),
 		UpdatedAt: t.UpdatedAt.UTC().Format(TimeLayout),
 		Version:   t.Version,
@@ -88,11 +107,26 @@ func (t Task) MarshalJSON() ([]byte, error) {
 	if j.Tags == nil {
 		j.Tags = []string{}
 	}
-	if t.DueAt != nil {
-		s := t.DueAt.UTC().Format(TimeLayout)
-		j.DueDate = &s
-	}
 	return json.Marshal(j)
+}
+
+func timeText(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := t.UTC().Format(TimeLayout)
+	return &s
+}
+
+func parseTimeText(key string, s *string) (*time.Time, error) {
+	if s == nil {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return &t, nil
 }
 
 // UnmarshalJSON reads the public shape of a task (clients in Go, tests).
@@ -112,14 +146,21 @@ func (t *Task) UnmarshalJSON(b []byte) error {
 	*t = Task{
 		ID: j.ID, UserID: j.UserID, Title: j.Title, Description: j.Description,
 		Completed: j.Completed, Priority: j.Priority, Tags: j.Tags,
+		Recurrence: j.Recurrence, TZ: j.TZ, SeriesID: j.SeriesID,
 		CreatedAt: created, UpdatedAt: updated, Version: j.Version,
 	}
-	if j.DueDate != nil {
-		due, err := time.Parse(time.RFC3339Nano, *j.DueDate)
-		if err != nil {
-			return fmt.Errorf("due_date: %w", err)
-		}
-		t.DueAt = &due
+	// due_at and due_date are the same field; a writer older than due_at
+	// sent only due_date.
+	due := j.DueAt
+	key := "due_at"
+	if due == nil {
+		due, key = j.DueDate, "due_date"
+	}
+	if t.DueAt, err = parseTimeText(key, due); err != nil {
+		return err
+	}
+	if t.RemindAt, err = parseTimeText("remind_at", j.RemindAt); err != nil {
+		return err
 	}
 	return nil
 }

@@ -86,7 +86,7 @@ func (g *loadgen) cfPublishFrame(n int64, channel string) []byte {
 	b = strconv.AppendInt(b, n, 10)
 	b = append(b, `","description":"`...)
 	b = append(b, g.pad...)
-	b = append(b, `","completed":false,"priority":"medium","tags":[],"due_date":null,"created_at":`+cfTaskTimestamp+
+	b = append(b, `","completed":false,"priority":"medium","tags":[],"due_date":null,"due_at":null,"remind_at":null,"recurrence":null,"tz":null,"series_id":null,"created_at":`+cfTaskTimestamp+
 		`,"updated_at":`+cfTaskTimestamp+`,"version":1}}}}`...)
 	return b
 }

@@ -66,7 +66,7 @@ type example struct {
 // {"id":7,"...":"..."}.
 var sampleTask = map[string]any{
 	"id": 7, "user_id": "alice", "title": "Buy milk", "description": "", "completed": false, "priority": "medium",
-	"tags": []any{"home"}, "due_date": nil, "created_at": "2026-11-25T19:25:40.577141Z",
+	"tags": []any{"home"}, "due_date": nil, "due_at": nil, "remind_at": nil, "recurrence": nil, "tz": nil, "series_id": nil, "created_at": "2026-11-25T19:25:40.577141Z",
 	"updated_at": "2026-11-25T19:25:40.577141Z", "version": 1,
 }
 
@@ -133,7 +133,7 @@ func TestProtocolExamplesMatchTheSchemas(t *testing.T) {
 }
 
 func TestBrokenFramesFail(t *testing.T) {
-	task := `{"id":7,"user_id":"alice","title":"Buy milk","description":"","completed":false,"priority":"medium","tags":[],"due_date":null,"created_at":"2026-11-25T19:25:40.577141Z","updated_at":"2026-11-25T19:25:40.577141Z","version":1}`
+	task := `{"id":7,"user_id":"alice","title":"Buy milk","description":"","completed":false,"priority":"medium","tags":[],"due_date":null,"due_at":null,"remind_at":null,"recurrence":null,"tz":null,"series_id":null,"created_at":"2026-11-25T19:25:40.577141Z","updated_at":"2026-11-25T19:25:40.577141Z","version":1}`
 	for _, tc := range []struct {
 		dir   Direction
 		frame string

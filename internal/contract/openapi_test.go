@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-const validTask = `{"id":1,"user_id":"u","title":"Buy milk","description":"","completed":false,"priority":"medium","tags":[],"due_date":null,"created_at":"2026-04-30T09:12:01.123456Z","updated_at":"2026-04-30T09:12:01.123456Z","version":1}`
+const validTask = `{"id":1,"user_id":"u","title":"Buy milk","description":"","completed":false,"priority":"medium","tags":[],"due_date":null,"due_at":null,"remind_at":null,"recurrence":null,"tz":null,"series_id":null,"created_at":"2026-04-30T09:12:01.123456Z","updated_at":"2026-04-30T09:12:01.123456Z","version":1}`
 
 // answer is what the fake server says to one request.
 type answer struct {

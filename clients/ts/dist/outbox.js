@@ -304,7 +304,12 @@ export function overlay(tasks, pending, userId) {
                 completed: f.completed ?? false,
                 priority: f.priority ?? "medium",
                 tags: f.tags ?? [],
-                due_date: dueDate(f.due_date),
+                due_date: dueDate(f.due_at ?? f.due_date),
+                due_at: dueDate(f.due_at ?? f.due_date),
+                remind_at: dueDate(f.remind_at),
+                recurrence: ruleText(f.recurrence),
+                tz: f.tz || null,
+                series_id: null,
                 created_at: m.created_at,
                 updated_at: m.created_at,
                 version: 0,
@@ -322,8 +327,15 @@ export function overlay(tasks, pending, userId) {
         else {
             const p = m.task;
             const next = { ...t, ...p, pending: true };
-            if ("due_date" in p)
-                next.due_date = dueDate(p.due_date);
+            // due_at and due_date are one field under two names.
+            if ("due_at" in p || "due_date" in p)
+                next.due_date = next.due_at = dueDate("due_at" in p ? p.due_at : p.due_date);
+            if ("remind_at" in p)
+                next.remind_at = dueDate(p.remind_at);
+            if ("recurrence" in p)
+                next.recurrence = ruleText(p.recurrence);
+            if ("tz" in p)
+                next.tz = p.tz || null;
             view.set(t.id, next);
         }
     }
@@ -347,7 +359,7 @@ function twinOf(tasks, f, afterId, claimed) {
         tags.push(tag);
     }
     const priority = (f.priority ?? "medium").trim().toLowerCase();
-    const due = dueDate(f.due_date);
+    const due = dueDate(f.due_at ?? f.due_date);
     for (const t of tasks.values()) {
         if (t.id <= afterId || claimed.has(t.id))
             continue;
@@ -362,6 +374,11 @@ function twinOf(tasks, f, afterId, claimed) {
         return t.id;
     }
     return undefined;
+}
+/** A rule as the server stores it: trimmed, without "RRULE:", upper case; "" is none. */
+function ruleText(r) {
+    const s = (r ?? "").trim().replace(/^rrule:/i, "").trim().toUpperCase();
+    return s === "" ? null : s;
 }
 /** A due date as the server stores it: YYYY-MM-DD means midnight UTC. */
 function dueDate(d) {

@@ -106,9 +106,29 @@ export interface Task {
      */
     tags: string[];
     /**
-     * When the task is due (UTC, six fractional digits), or null.
+     * When the task is due (UTC, six fractional digits), or null. Always equal to due_at (kept for date-only clients).
      */
     due_date: string | null;
+    /**
+     * When the task is due, or null: the same value as due_date.
+     */
+    due_at: string | null;
+    /**
+     * When the task's one reminder fires, or null.
+     */
+    remind_at: string | null;
+    /**
+     * An RFC 5545 RRULE without the RRULE: prefix (FREQ DAILY, WEEKLY, MONTHLY or YEARLY), evaluated from due_at in tz; null for a one-off task.
+     */
+    recurrence: string | null;
+    /**
+     * The IANA time zone the rule is evaluated in; null means UTC.
+     */
+    tz: string | null;
+    /**
+     * The id of the first task of a recurring series, shared by every occurrence; null for a task that is not part of one. Set by the server.
+     */
+    series_id: number | null;
     /**
      * A task time: UTC with exactly six fractional digits (the precision Postgres stores), identical over REST and in events.
      */
@@ -482,6 +502,22 @@ export interface TaskFields {
      * An RFC 3339 date-time, or YYYY-MM-DD meaning midnight UTC (years 1 to 9999), or null for no due date.
      */
     due_date?: string | null;
+    /**
+     * An RFC 3339 date-time, or YYYY-MM-DD meaning midnight UTC (years 1 to 9999), or null for no due date.
+     */
+    due_at?: string | null;
+    /**
+     * When to remind: an RFC 3339 date-time (or YYYY-MM-DD, midnight UTC), or null for no reminder.
+     */
+    remind_at?: string | null;
+    /**
+     * An RFC 5545 RRULE (an RRULE: prefix is stripped; read ignoring case): FREQ DAILY, WEEKLY, MONTHLY or YEARLY, with INTERVAL, COUNT or UNTIL, BYDAY, BYMONTHDAY, ... At most 500 characters. Needs due_at (the first occurrence). null or "" for none.
+     */
+    recurrence?: string | null;
+    /**
+     * An IANA time zone name (Europe/Berlin); null or "" means UTC.
+     */
+    tz?: string | null;
 }
 /**
  * Changes some fields of a task; an update that changes nothing answers with the current task and produces no event.
@@ -498,7 +534,7 @@ export interface TaskUpdateFrame {
     task: TaskPatch;
 }
 /**
- * A partial change of a task (task.update): only the fields sent change; due_date null clears the due date.
+ * A partial change of a task (task.update): only the fields sent change; due_date (or due_at) null clears the due date, remind_at, recurrence and tz null clear theirs.
  */
 export interface TaskPatch {
     /**
@@ -516,6 +552,22 @@ export interface TaskPatch {
      * An RFC 3339 date-time, or YYYY-MM-DD meaning midnight UTC (years 1 to 9999), or null for no due date.
      */
     due_date?: string | null;
+    /**
+     * An RFC 3339 date-time, or YYYY-MM-DD meaning midnight UTC (years 1 to 9999), or null for no due date.
+     */
+    due_at?: string | null;
+    /**
+     * When to remind: an RFC 3339 date-time (or YYYY-MM-DD, midnight UTC), or null for no reminder.
+     */
+    remind_at?: string | null;
+    /**
+     * An RFC 5545 RRULE (an RRULE: prefix is stripped; read ignoring case): FREQ DAILY, WEEKLY, MONTHLY or YEARLY, with INTERVAL, COUNT or UNTIL, BYDAY, BYMONTHDAY, ... At most 500 characters. Needs due_at (the first occurrence). null or "" for none.
+     */
+    recurrence?: string | null;
+    /**
+     * An IANA time zone name (Europe/Berlin); null or "" means UTC.
+     */
+    tz?: string | null;
 }
 /**
  * Sets completion with completed, or toggles it when completed is absent.

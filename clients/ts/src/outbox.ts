@@ -380,7 +380,12 @@ export function overlay(tasks: ReadonlyMap<number, Task>, pending: readonly Pend
         completed: f.completed ?? false,
         priority: f.priority ?? "medium",
         tags: f.tags ?? [],
-        due_date: dueDate(f.due_date),
+        due_date: dueDate(f.due_at ?? f.due_date),
+        due_at: dueDate(f.due_at ?? f.due_date),
+        remind_at: dueDate(f.remind_at),
+        recurrence: ruleText(f.recurrence),
+        tz: f.tz || null,
+        series_id: null,
         created_at: m.created_at,
         updated_at: m.created_at,
         version: 0,
@@ -395,7 +400,11 @@ export function overlay(tasks: ReadonlyMap<number, Task>, pending: readonly Pend
     else {
       const p = m.task as TaskPatch;
       const next: ViewTask = { ...t, ...p, pending: true } as ViewTask;
-      if ("due_date" in p) next.due_date = dueDate(p.due_date);
+      // due_at and due_date are one field under two names.
+      if ("due_at" in p || "due_date" in p) next.due_date = next.due_at = dueDate("due_at" in p ? p.due_at : p.due_date);
+      if ("remind_at" in p) next.remind_at = dueDate(p.remind_at);
+      if ("recurrence" in p) next.recurrence = ruleText(p.recurrence);
+      if ("tz" in p) next.tz = p.tz || null;
       view.set(t.id, next);
     }
   }
@@ -419,7 +428,7 @@ function twinOf(tasks: ReadonlyMap<number, Task>, f: TaskFields, afterId: number
     tags.push(tag);
   }
   const priority = (f.priority ?? "medium").trim().toLowerCase();
-  const due = dueDate(f.due_date);
+  const due = dueDate(f.due_at ?? f.due_date);
   for (const t of tasks.values()) {
     if (t.id <= afterId || claimed.has(t.id)) continue;
     if (t.title !== f.title.trim() || t.description !== (f.description ?? "").trim()) continue;
@@ -429,6 +438,12 @@ function twinOf(tasks: ReadonlyMap<number, Task>, f: TaskFields, afterId: number
     return t.id;
   }
   return undefined;
+}
+
+/** A rule as the server stores it: trimmed, without "RRULE:", upper case; "" is none. */
+function ruleText(r: string | null | undefined): string | null {
+  const s = (r ?? "").trim().replace(/^rrule:/i, "").trim().toUpperCase();
+  return s === "" ? null : s;
 }
 
 /** A due date as the server stores it: YYYY-MM-DD means midnight UTC. */

@@ -229,7 +229,9 @@ export class FakeServer {
     const now = stamp();
     const t = {
       id: this.state.nextId++, user_id: this.state.user, title: fields.title, description: fields.description ?? "",
-      completed: fields.completed ?? false, priority: fields.priority ?? "medium", tags: fields.tags ?? [], due_date: fields.due_date ?? null,
+      completed: fields.completed ?? false, priority: fields.priority ?? "medium", tags: fields.tags ?? [], due_date: fields.due_at ?? fields.due_date ?? null,
+      due_at: fields.due_at ?? fields.due_date ?? null, remind_at: fields.remind_at ?? null, recurrence: fields.recurrence ?? null,
+      tz: fields.tz ?? null, series_id: null,
       created_at: now, updated_at: now, version: 1,
     };
     this.state.tasks.set(t.id, t);
@@ -328,7 +330,9 @@ export class FakeServer {
       } else {
         const t = {
           id: st.nextId++, user_id: sock.user, title: f.task.title, description: f.task.description ?? "", completed: !!f.task.completed,
-          priority: f.task.priority ?? "medium", tags: f.task.tags ?? [], due_date: f.task.due_date ?? null, created_at: now, updated_at: now, version: 1,
+          priority: f.task.priority ?? "medium", tags: f.task.tags ?? [], due_date: f.task.due_at ?? f.task.due_date ?? null,
+          due_at: f.task.due_at ?? f.task.due_date ?? null, remind_at: f.task.remind_at ?? null, recurrence: f.task.recurrence ?? null,
+          tz: f.task.tz ?? null, series_id: null, created_at: now, updated_at: now, version: 1,
         };
         st.tasks.set(t.id, t);
         this.commit("task.created", t);

@@ -13,7 +13,8 @@ const protocol = readFileSync(join(schemasDir, "..", "PROTOCOL.md"), "utf8");
 // PROTOCOL.md abbreviates tasks as {"id":7,"...":"..."} and some strings as "...".
 const sampleTask = {
   id: 7, user_id: "alice", title: "Buy milk", description: "", completed: false, priority: "medium", tags: ["home"],
-  due_date: null, created_at: "2026-11-25T19:25:40.577141Z", updated_at: "2026-11-25T19:25:40.577141Z", version: 1,
+  due_date: null, due_at: null, remind_at: null, recurrence: null, tz: null, series_id: null,
+  created_at: "2026-11-25T19:25:40.577141Z", updated_at: "2026-11-25T19:25:40.577141Z", version: 1,
 };
 const samples = { session_id: "Q2GQ5ZT4MDX3S6KA", connected_at: "2026-11-25T19:25:21.949Z" };
 

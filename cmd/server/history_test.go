@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+func mcpConnect(t *testing.T, inst *instance, user string) *mcp.ClientSession {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "test-agent", Version: "1"}, nil)
+	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: inst.URL + "/mcp",
+		HTTPClient: &http.Client{Transport: bearer{token: tok(t, user, time.Hour), base: http.DefaultTransport}}}, nil)
+	if err != nil {
+		t.Fatalf("MCP connect as %s: %v", user, err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+// TestChangeLogRecordsEveryActor: a change made over a socket, REST, the
+// assistant, MCP and plain SQL is logged with who made it (and which
+// socket session or conversation), through the real server.
+func TestChangeLogRecordsEveryActor(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := env.start(env.config(nil))
+	ana := dial(t, a.WS, "ana")
+
+	created := ana.request(map[string]any{"type": "task.create", "task": map[string]any{"title": "by socket",
+		"due_at": "2026-12-07T09:00:00+01:00", "recurrence": "FREQ=WEEKLY;BYDAY=MO", "tz": "Europe/Berlin", "remind_at": "2026-12-07T08:45:00+01:00"}})
+	task := frame(created["task"].(map[string]any))
+	if created.typ() != "reply" || task["due_at"] != "2026-12-07T08:00:00.000000Z" || task["due_date"] != task["due_at"] ||
+		task["recurrence"] != "FREQ=WEEKLY;BYDAY=MO" || task["tz"] != "Europe/Berlin" || task["remind_at"] != "2026-12-07T07:45:00.000000Z" {
+		t.Fatalf("task.create reply: %v", created)
+	}
+	id := int64(task["id"].(float64))
+	if ev := ana.next("task.created"); fmt.Sprint(ev.task()) != fmt.Sprint(map[string]any(task)) {
+		t.Errorf("event %v\nreply %v", ev.task(), task)
+	}
+	if r := ana.request(map[string]any{"type": "task.update", "task_id": id, "task": map[string]any{"tz": "Mars/Olympus"}}); r["code"] != "invalid" {
+		t.Errorf("unknown tz over the socket: %v", r)
+	}
+
+	var updated map[string]any
+	if code := a.api(t, "ana", http.MethodPatch, fmt.Sprintf("/api/ana/tasks/%d", id), map[string]any{"title": "by rest"}, &updated); code != http.StatusOK {
+		t.Fatalf("PATCH: %d", code)
+	}
+	reply := ana.request(map[string]any{"type": "chat.send", "message": "add a task to buy groceries"})
+	ana.turnFrames(reply["turn_id"].(string))
+	conversation := fmt.Sprint(int64(reply["conversation_id"].(float64)))
+
+	cs := mcpConnect(t, a, "ana")
+	if got, isErr := mcpCall(t, cs, "update_task", map[string]any{"task_id": id, "title": "by mcp"}); isErr {
+		t.Fatalf("update_task: %s", got)
+	}
+	if _, err := env.DB.Pool.Exec(t.Context(), `UPDATE tasks SET title = 'by sql' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+
+	rows, err := env.DB.Pool.Query(t.Context(), `SELECT op, task, actor, coalesce(session, '-') FROM task_events WHERE user_id = 'ana' ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var op, actor, session string
+		var doc json.RawMessage
+		if err := rows.Scan(&op, &doc, &actor, &session); err != nil {
+			t.Fatal(err)
+		}
+		var tk struct{ Title string }
+		_ = json.Unmarshal(doc, &tk)
+		got = append(got, fmt.Sprintf("%s %q %s %s", op, tk.Title, actor, session))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		fmt.Sprintf(`created "by socket" socket %s`, ana.hello["session_id"]),
+		`updated "by rest" rest -`,
+		`created "Buy groceries" assistant ` + conversation,
+		`updated "by mcp" mcp -`,
+		`updated "by sql" sql -`,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("change log\n got %q\nwant %q", got, want)
+	}
+}
