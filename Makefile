@@ -9,7 +9,7 @@ SHELL := /bin/bash
 # Go from PATH, else the usual /usr/local/go.
 GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
 
-.PHONY: help dev test services services-stop build fmt vet bench bench-board chaos token screenshots
+.PHONY: help dev test services services-stop build fmt vet bench bench-board scale-demo chaos token screenshots
 
 help: ## list the targets
 	@echo "tasksync — make targets:"
@@ -53,6 +53,9 @@ bench: ## load scenarios vs their baselines + Go micro-benchmarks (~10 min; BENC
 bench-board: ## the browser board at 50 / 600 / 5,000 tasks: first render, change to row (~2 min; BENCH_SERVER_BIN=another build); docs/BENCHMARKS.md
 	@env_lines=$$(scripts/services.sh ensure); eval "$$env_lines"; \
 	bash web/test/bench.sh
+
+scale-demo: ## three instances behind Debian's nginx (no sticky sessions), kill -9 one under load: nothing lost (~1 min); docs/SCALING.md
+	@scripts/nginx-run.sh
 
 chaos: ## faults under load (kill -9, Postgres restarts, Redis kill, SIGTERM, poison), then issue 9's attacks as scenarios (~7 min; CHAOS_QUICK=1: ~1.5 min); docs/RELIABILITY.md
 	@scripts/chaos.sh

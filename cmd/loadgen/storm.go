@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,8 +35,7 @@ import (
 //     caller). Every socket sees its connection drop and reconnects to B
 //     with ?since=<the last seq it received>, after a full-jitter backoff
 //     (uniform in [0, min(max, min·2^attempt)], the SDK's defaults: 500 ms
-//     and 20 s). A socket closed with 1013 (Try Again Later) waits the
-//     retry_after_ms of the close reason, if there is one.
+//     and 20 s).
 //  4. A socket is current once B has answered its resume (the synced frame
 //     that ends a ?since= replay) and it holds every change that existed
 //     when B greeted it (hello's seq). The figure is the time from the kill
@@ -64,7 +62,11 @@ type stormConfig struct {
 	BackoffMin time.Duration `json:"-"`
 	BackoffMax time.Duration `json:"-"`
 	DialConc   int           `json:"dial_concurrency"`
-	SourceIPs  int           `json:"source_ips"`
+	// Failover: A and B are one load balancer in front of several
+	// instances and --kill-pid is one of them: only the sockets it held
+	// drop, and only they have to become current.
+	Failover  bool `json:"failover"`
+	SourceIPs int  `json:"source_ips"`
 	// for the JSON
 	BeforeS     float64 `json:"writes_before_kill_s"`
 	AfterS      float64 `json:"writes_after_kill_s"`
@@ -87,12 +89,18 @@ type stormResult struct {
 	// AllCurrentS is from the kill until the last socket was current (-1:
 	// not all were, within the deadline). Current is the per-socket
 	// distribution of the same time.
-	AllCurrentS  float64        `json:"all_current_s"`
-	CurrentCount int            `json:"current_sockets"`
-	Current      latencySummary `json:"time_to_current"`
-	Reconnects   int64          `json:"reconnects"`
-	Attempts     int64          `json:"dial_attempts"`
-	Retry1013    int64          `json:"closed_1013"`
+	AllCurrentS  float64 `json:"all_current_s"`
+	CurrentCount int     `json:"current_sockets"`
+	// Dropped are the sockets whose connection ended after the kill (all
+	// of them, unless --failover).
+	Dropped int `json:"sockets_dropped"`
+	// Instances counts the sockets by the instance that greeted them
+	// (hello's instance), at the first connect and at the reconnects.
+	InstancesBefore map[string]int64 `json:"instances_first_connect"`
+	InstancesAfter  map[string]int64 `json:"instances_reconnect"`
+	Current         latencySummary   `json:"time_to_current"`
+	Reconnects      int64            `json:"reconnects"`
+	Attempts        int64            `json:"dial_attempts"`
 	// What every socket received, checked against user_seqs at the end.
 	Events     int64 `json:"events_received"`
 	Missed     int64 `json:"missed"`
@@ -102,20 +110,25 @@ type stormResult struct {
 	Behind     int   `json:"sockets_behind_at_end"`
 	// Errors and disconnects seen on B (after the kill): dial failures by
 	// kind, close codes of sockets on B, error frames by code.
-	// ErrorsB is their sum, 1013s (admission control, retried) left out.
+	// ErrorsB is their sum.
 	ErrorsB      int64            `json:"errors_on_b"`
 	DialErrorsB  map[string]int64 `json:"dial_errors_b"`
 	ClosesB      map[string]int64 `json:"closes_b"`
 	ErrorFramesB map[string]int64 `json:"error_frames_b"`
 	ClosesA      map[string]int64 `json:"closes_a_before_kill"`
 	// Writes over REST on B.
-	Writes      int64              `json:"writes_ok"`
-	WriteErrors map[string]int64   `json:"write_errors"`
-	WriteBefore latencySummary     `json:"write_latency_before_kill"`
-	WriteStorm  latencySummary     `json:"write_latency_during_storm"`
-	Postgres    stormPG            `json:"postgres"`
-	ServerB     map[string]float64 `json:"server_b_metrics_delta"`
-	Errors      []string           `json:"errors,omitempty"`
+	Writes      int64            `json:"writes_ok"`
+	WriteErrors map[string]int64 `json:"write_errors"`
+	WriteBefore latencySummary   `json:"write_latency_before_kill"`
+	WriteStorm  latencySummary   `json:"write_latency_during_storm"`
+	Postgres    stormPG          `json:"postgres"`
+	// ListenOverflows is the kernel's count of connections dropped because
+	// a listen queue was full (TcpExt ListenOverflows, machine-wide) from
+	// the kill to the end: each one is a client's SYN retried 1 s, 3 s,
+	// 7 s later.
+	ListenOverflows int64              `json:"listen_overflows"`
+	ServerB         map[string]float64 `json:"server_b_metrics_delta"`
+	Errors          []string           `json:"errors,omitempty"`
 }
 
 // stormPG is Postgres' load, from pg_stat_database of the run's database.
@@ -147,15 +160,17 @@ type storm struct {
 	dialSem chan struct{}
 	clients []*http.Client
 
-	mu                          sync.Mutex
-	dialErrB, closesB, errB     map[string]int64
-	closesA, writeErr           map[string]int64
-	errors                      []string
-	current                     hist
-	writeBefore, writeStorm     hist
-	reconnects, attempts, r1013 atomic.Int64
-	writes                      atomic.Int64
-	currentN                    atomic.Int64
+	mu                      sync.Mutex
+	dialErrB, closesB, errB map[string]int64
+	closesA, writeErr       map[string]int64
+	errors                  []string
+	current                 hist
+	writeBefore, writeStorm hist
+	reconnects, attempts    atomic.Int64
+	dropped                 atomic.Int64
+	instBefore, instAfter   map[string]int64
+	writes                  atomic.Int64
+	currentN                atomic.Int64
 }
 
 type stormSocket struct {
@@ -204,6 +219,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&c.BackoffMin, "backoff-min", 500*time.Millisecond, "reconnect backoff: full jitter in [0, min(max, min*2^attempt)] (the SDK's default 500 ms)")
 	fs.DurationVar(&c.BackoffMax, "backoff-max", 20*time.Second, "reconnect backoff cap (the SDK's default 20 s)")
 	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "sockets opened at once before the kill (the reconnects are paced by the backoff alone)")
+	fs.BoolVar(&c.Failover, "failover", false, "--url-a and --url-b are a load balancer and --kill-pid one instance behind it: only the sockets that drop have to become current")
 	fs.IntVar(&c.SourceIPs, "source-ips", 1, "spread the sockets over this many source addresses 127.0.0.1..N")
 	fs.StringVar(&c.json, "json", "", "write the result as JSON to this file")
 	if err := fs.Parse(args); err != nil {
@@ -234,7 +250,7 @@ func runStorm(ctx context.Context, args []string, stdout io.Writer) error {
 
 	s := &storm{cfg: c, t0: time.Now(), dialSem: make(chan struct{}, max(1, c.DialConc)),
 		dialErrB: map[string]int64{}, closesB: map[string]int64{}, errB: map[string]int64{},
-		closesA: map[string]int64{}, writeErr: map[string]int64{}}
+		closesA: map[string]int64{}, writeErr: map[string]int64{}, instBefore: map[string]int64{}, instAfter: map[string]int64{}}
 	res, err := s.run(ctx)
 	if res != nil {
 		res.print(stdout)
@@ -353,6 +369,7 @@ func (s *storm) run(ctx context.Context) (*stormResult, error) {
 	}
 
 	// 3. Kill A.
+	overflows := listenOverflows()
 	killAt := s.since()
 	s.killed.Store(int64(killAt))
 	if err := syscall.Kill(c.KillPID, syscall.SIGKILL); err != nil {
@@ -372,10 +389,19 @@ func (s *storm) run(ctx context.Context) (*stormResult, error) {
 			<-writesDone
 			writesStopped = true
 		}
-		if allAt == 0 && s.currentN.Load() == int64(c.Sockets) {
+		target := int64(c.Sockets)
+		if c.Failover {
+			// The dropped sockets are known once the load balancer has
+			// passed the kill on (well within a second).
+			target = s.dropped.Load()
+			if s.since()-killAt < 2*time.Second || target == 0 {
+				target = -1
+			}
+		}
+		if allAt == 0 && s.currentN.Load() == target {
 			allAt = s.since()
 			res.AllCurrentS = round3((allAt - killAt).Seconds())
-			fmt.Fprintf(os.Stderr, "storm: all %d sockets current %.2f s after the kill\n", c.Sockets, res.AllCurrentS)
+			fmt.Fprintf(os.Stderr, "storm: all %d dropped sockets current %.2f s after the kill\n", target, res.AllCurrentS)
 		}
 		if allAt != 0 && writesStopped {
 			break
@@ -394,6 +420,7 @@ func (s *storm) run(ctx context.Context) (*stormResult, error) {
 		fmt.Fprintf(os.Stderr, "storm: %d of %d sockets current after %s\n", s.currentN.Load(), c.Sockets, c.Deadline)
 	}
 	mAfter, _ := scrapeMetrics(ctx, metricsB, stormMetrics...)
+	res.ListenOverflows = listenOverflows() - overflows
 
 	// 5. Every socket must reach its user's last seq.
 	final, err := finalSeqs(ctx, db, users)
@@ -435,25 +462,30 @@ func (s *storm) run(ctx context.Context) (*stormResult, error) {
 		so.mu.Unlock()
 	}
 	res.CurrentCount = int(s.currentN.Load())
+	res.Dropped = int(s.dropped.Load())
 	res.Current = s.current.summary()
-	res.Reconnects, res.Attempts, res.Retry1013 = s.reconnects.Load(), s.attempts.Load(), s.r1013.Load()
+	res.Reconnects, res.Attempts = s.reconnects.Load(), s.attempts.Load()
 	res.Writes = s.writes.Load()
 	s.mu.Lock()
 	res.DialErrorsB, res.ClosesB, res.ErrorFramesB, res.ClosesA, res.WriteErrors = s.dialErrB, s.closesB, s.errB, s.closesA, s.writeErr
 	res.Errors = s.errors
+	res.InstancesBefore, res.InstancesAfter = s.instBefore, s.instAfter
 	s.mu.Unlock()
 	for _, m := range []map[string]int64{res.DialErrorsB, res.ClosesB, res.ErrorFramesB} {
-		for k, v := range m {
-			if !strings.HasSuffix(k, "1013") {
-				res.ErrorsB += v
-			}
+		for _, v := range m {
+			res.ErrorsB += v
 		}
 	}
 	res.WriteBefore, res.WriteStorm = s.writeBefore.summary(), s.writeStorm.summary()
 	res.Postgres = pgLoad(samples, writeStart, killAt, stormEnd)
-	res.ServerB = map[string]float64{}
-	for _, n := range stormMetrics {
-		res.ServerB[n] = mAfter[n] - mBefore[n]
+	if !c.Failover { // behind a load balancer, /metrics is any instance's
+		res.ServerB = map[string]float64{}
+		for _, n := range stormMetrics {
+			res.ServerB[n] = mAfter[n] - mBefore[n]
+		}
+	}
+	if !c.Failover && res.Dropped != c.Sockets {
+		s.fail("%d of %d sockets dropped at the kill (all were on A)", res.Dropped, c.Sockets)
 	}
 	if res.Missed > 0 || res.Duplicates > 0 || res.Reordered > 0 || res.AllCurrentS < 0 {
 		return res, fmt.Errorf("storm: %d missed, %d duplicates, %d reordered, %d of %d sockets current",
@@ -465,6 +497,29 @@ func (s *storm) run(ctx context.Context) (*stormResult, error) {
 // stormMetrics are B's counters reported as deltas over the storm.
 var stormMetrics = []string{"tasksync_change_log_reads_total", "tasksync_catchup_queries_total",
 	"tasksync_catchup_requests_total", "tasksync_catchups_refused_total", "tasksync_snapshots_total", "tasksync_sockets_open"}
+
+// listenOverflows reads TcpExt ListenOverflows from /proc/net/netstat (0
+// where there is none).
+func listenOverflows() int64 {
+	b, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		return 0
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i += 2 {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != "TcpExt:" || len(values) != len(names) {
+			continue
+		}
+		for j, n := range names {
+			if n == "ListenOverflows" {
+				v, _ := strconv.ParseInt(values[j], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
 
 func readPG(ctx context.Context, db *pgx.Conn) (pgSample, error) {
 	var p pgSample
@@ -566,22 +621,18 @@ func (s *storm) socketLoop(ctx context.Context, so *stormSocket, opened chan<- b
 		return
 	}
 	opened <- true
-	code, reason := s.read(ctx, conn, so, hello, false)
+	code := s.read(ctx, conn, so, hello, false)
 	if ctx.Err() != nil {
 		return
 	}
 	if s.killed.Load() == 0 {
 		s.count(s.closesA, code)
 	}
+	s.dropped.Add(1)
 	attempt := 0
 	for ctx.Err() == nil {
-		// Full jitter; a 1013 carries how long to wait.
+		// Full jitter, as the SDK (clients/ts backoffDelay).
 		wait := time.Duration(rand.Int64N(int64(min(s.cfg.BackoffMax, s.cfg.BackoffMin<<min(attempt, 20))) + 1))
-		if code == "1013" {
-			if ms, ok := retryAfter(reason); ok {
-				wait = time.Duration(ms)*time.Millisecond + time.Duration(rand.Int64N(int64(s.cfg.BackoffMin)+1))/4
-			}
-		}
 		if !sleepCtx(ctx, wait) {
 			return
 		}
@@ -596,38 +647,16 @@ func (s *storm) socketLoop(ctx context.Context, so *stormSocket, opened chan<- b
 				return
 			}
 			s.count(s.dialErrB, key)
-			code, reason = key, ""
-			if ce := (websocket.CloseError{}); errors.As(err, &ce) {
-				code, reason = strconv.Itoa(int(ce.Code)), ce.Reason
-				if ce.Code == 1013 {
-					s.r1013.Add(1)
-				}
-			}
 			continue
 		}
 		s.reconnects.Add(1)
-		code, reason = s.read(ctx, conn, so, hello, true)
+		code := s.read(ctx, conn, so, hello, true)
 		if ctx.Err() != nil {
 			return
 		}
 		s.count(s.closesB, code)
-		if code == "1013" {
-			s.r1013.Add(1)
-		} else {
-			attempt = 0 // it was connected: start the backoff over
-		}
+		attempt = 0 // it was connected: start the backoff over
 	}
-}
-
-// retryAfter reads retry_after_ms from a close reason (a JSON object).
-func retryAfter(reason string) (int64, bool) {
-	var r struct {
-		RetryAfterMS int64 `json:"retry_after_ms"`
-	}
-	if json.Unmarshal([]byte(reason), &r) != nil || r.RetryAfterMS <= 0 {
-		return 0, false
-	}
-	return r.RetryAfterMS, true
 }
 
 // dial connects and reads hello (its seq is returned); since < 0 connects
@@ -665,6 +694,11 @@ func (s *storm) dial(ctx context.Context, hc *http.Client, url string, so *storm
 	}
 	hello, _ = intField(b, `"seq":`)
 	if since < 0 {
+		s.count(s.instBefore, stringField(b, `"instance":"`))
+	} else {
+		s.count(s.instAfter, stringField(b, `"instance":"`))
+	}
+	if since < 0 {
 		so.mu.Lock()
 		so.last = hello
 		so.mu.Unlock()
@@ -673,20 +707,19 @@ func (s *storm) dial(ctx context.Context, hc *http.Client, url string, so *storm
 }
 
 // read reads frames until the connection ends; it returns the close code
-// ("1006" for a dropped connection) and reason. On B, the socket becomes
+// ("1006" for a dropped connection). On B, the socket becomes
 // current at the synced frame that ends its resume, provided it then holds
 // everything up to hello's seq.
-func (s *storm) read(ctx context.Context, conn *websocket.Conn, so *stormSocket, hello int64, onB bool) (string, string) {
+func (s *storm) read(ctx context.Context, conn *websocket.Conn, so *stormSocket, hello int64, onB bool) string {
 	defer conn.CloseNow()
 	synced := false
 	for {
 		_, b, err := conn.Read(ctx)
 		if err != nil {
-			var ce websocket.CloseError
-			if errors.As(err, &ce) {
-				return strconv.Itoa(int(ce.Code)), ce.Reason
+			if code := websocket.CloseStatus(err); code != -1 {
+				return strconv.Itoa(int(code))
 			}
-			return "1006", ""
+			return "1006"
 		}
 		switch {
 		case bytes.HasPrefix(b, prefixEvent):
@@ -765,25 +798,41 @@ func (s *storm) writeLoop(ctx context.Context, users []string) {
 		go func() {
 			defer wg.Done()
 			body := fmt.Sprintf(`{"title":"storm %d","description":""}`, n)
-			req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost,
-				base+"/api/"+users[u]+"/tasks", strings.NewReader(body))
-			if err != nil {
-				s.count(s.writeErr, "request")
-				return
-			}
-			req.Header.Set("Authorization", "Bearer "+s.tokens[u])
-			req.Header.Set("Content-Type", "application/json")
+			key := fmt.Sprintf("storm-%d-%d", s.t0.UnixNano(), n)
 			start := time.Now()
-			resp, err := hc.Do(req)
-			if err != nil {
-				s.count(s.writeErr, "transport")
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusCreated {
-				s.count(s.writeErr, "http_"+strconv.Itoa(resp.StatusCode))
-				return
+			// A write whose answer is lost (its instance killed behind a
+			// load balancer: 502) is sent again under the same
+			// Idempotency-Key, as a client would; each failed try counts.
+			for try := 0; ; try++ {
+				req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost,
+					base+"/api/"+users[u]+"/tasks", strings.NewReader(body))
+				if err != nil {
+					s.count(s.writeErr, "request")
+					return
+				}
+				req.Header.Set("Authorization", "Bearer "+s.tokens[u])
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Idempotency-Key", key)
+				resp, err := hc.Do(req)
+				status := 0
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = resp.StatusCode
+				}
+				if status == http.StatusCreated || status == http.StatusOK {
+					break
+				}
+				if err != nil {
+					s.count(s.writeErr, "transport")
+				} else {
+					s.count(s.writeErr, "http_"+strconv.Itoa(status))
+				}
+				if try == 4 || (status != 0 && status != http.StatusBadGateway && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout) {
+					s.count(s.writeErr, "gave_up")
+					return
+				}
+				time.Sleep(time.Duration(100*(try+1)) * time.Millisecond) // a retry pause, not a wait for a condition
 			}
 			s.writes.Add(1)
 			if s.killed.Load() == 0 {
@@ -799,8 +848,13 @@ func (s *storm) writeLoop(ctx context.Context, users []string) {
 
 func (r *stormResult) print(w io.Writer) {
 	c := r.Config
-	fmt.Fprintf(w, "storm %s: %d sockets of %d users on A (opened in %.1f s), kill -9 A, all reconnect to B with since; writes %.0f/s over REST on B\n",
-		r.Label, c.Sockets, c.Users, r.OpenSeconds, c.Rate)
+	if c.Failover {
+		fmt.Fprintf(w, "failover %s: %d sockets of %d users through the load balancer (opened in %.1f s), kill -9 one instance, its sockets reconnect through the load balancer with since; writes %.0f/s over REST through it\n",
+			r.Label, c.Sockets, c.Users, r.OpenSeconds, c.Rate)
+	} else {
+		fmt.Fprintf(w, "storm %s: %d sockets of %d users on A (opened in %.1f s), kill -9 A, all reconnect to B with since; writes %.0f/s over REST on B\n",
+			r.Label, c.Sockets, c.Users, r.OpenSeconds, c.Rate)
+	}
 	if r.AllCurrentS >= 0 {
 		fmt.Fprintf(w, "  all current:        %.2f s after the kill (per socket p50 %.0f ms, p99 %.0f ms, max %.0f ms)\n",
 			r.AllCurrentS, r.Current.P50ms, r.Current.P99ms, r.Current.MaxMS)
@@ -809,14 +863,18 @@ func (r *stormResult) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  events:             %d received, %d missed, %d duplicates, %d reordered, %d snapshots, %d sockets behind at the end\n",
 		r.Events, r.Missed, r.Duplicates, r.Reordered, r.Snapshots, r.Behind)
-	fmt.Fprintf(w, "  reconnects:         %d connected to B in %d attempts (%d closed with 1013)\n", r.Reconnects, r.Attempts, r.Retry1013)
-	fmt.Fprintf(w, "  on B:               %d errors and disconnects (1013 left out): dial errors %s; closes %s; error frames %s\n", r.ErrorsB, fmtCounts(r.DialErrorsB), fmtCounts(r.ClosesB), fmtCounts(r.ErrorFramesB))
-	fmt.Fprintf(w, "  writes:             %d ok, errors %s; latency p50/p99 before %.1f/%.1f ms, during the storm %.1f/%.1f ms\n",
+	fmt.Fprintf(w, "  reconnects:         %d sockets dropped, %d reconnects in %d attempts\n", r.Dropped, r.Reconnects, r.Attempts)
+	fmt.Fprintf(w, "  greeted by:         %s at the first connect; %s at the reconnects\n", fmtCounts(r.InstancesBefore), fmtCounts(r.InstancesAfter))
+	fmt.Fprintf(w, "  on B:               %d errors and disconnects: dial errors %s; closes %s; error frames %s\n", r.ErrorsB, fmtCounts(r.DialErrorsB), fmtCounts(r.ClosesB), fmtCounts(r.ErrorFramesB))
+	fmt.Fprintf(w, "  writes:             %d ok, failed tries %s (retried under their Idempotency-Key; gave_up: not); latency p50/p99 before %.1f/%.1f ms, during the storm %.1f/%.1f ms\n",
 		r.Writes, fmtCounts(r.WriteErrors), r.WriteBefore.P50ms, r.WriteBefore.P99ms, r.WriteStorm.P50ms, r.WriteStorm.P99ms)
 	p := r.Postgres
 	fmt.Fprintf(w, "  Postgres:           %.0f xact/s before, %.0f during the storm (peak %.0f over 1 s, %d in all), rows returned %.0f/s -> %.0f/s, backends peak %d\n",
 		p.XactPerSBefore, p.XactPerSStorm, p.XactPerSPeak, p.XactStorm, p.TupRetPerSBefore, p.TupRetPerSStorm, p.BackendsPeak)
-	fmt.Fprintf(w, "  B's counters:       %s\n", fmtFloats(r.ServerB))
+	fmt.Fprintf(w, "  kernel:             %d connections dropped at full listen queues after the kill (TcpExt ListenOverflows, machine-wide; each is a SYN retried 1 s, 3 s, ... later)\n", r.ListenOverflows)
+	if r.ServerB != nil {
+		fmt.Fprintf(w, "  B's counters:       %s\n", fmtFloats(r.ServerB))
+	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
