@@ -385,8 +385,7 @@ func (s *storm) run(ctx context.Context) (*stormResult, error) {
 	writesStopped := false
 	for time.Now().Before(deadline) {
 		if !writesStopped && time.Now().After(stopWritesAt) {
-			stopWrites()
-			<-writesDone
+			stopWrites() // writes under way finish on their own; waited for below
 			writesStopped = true
 		}
 		target := int64(c.Sockets)
@@ -399,7 +398,8 @@ func (s *storm) run(ctx context.Context) (*stormResult, error) {
 			}
 		}
 		if allAt == 0 && s.currentN.Load() == target {
-			allAt = s.since()
+			// The last socket's own time, not when this loop saw it.
+			allAt = killAt + time.Duration(s.current.max.Load())
 			res.AllCurrentS = round3((allAt - killAt).Seconds())
 			fmt.Fprintf(os.Stderr, "storm: all %d dropped sockets current %.2f s after the kill\n", target, res.AllCurrentS)
 		}
@@ -410,10 +410,8 @@ func (s *storm) run(ctx context.Context) (*stormResult, error) {
 			break
 		}
 	}
-	if !writesStopped {
-		stopWrites()
-		<-writesDone
-	}
+	stopWrites()
+	<-writesDone
 	stormEnd := allAt
 	if stormEnd == 0 {
 		stormEnd = s.since()
@@ -780,7 +778,10 @@ func (s *storm) read(ctx context.Context, conn *websocket.Conn, so *stormSocket,
 // users, open loop (a slow answer does not delay the next write).
 func (s *storm) writeLoop(ctx context.Context, users []string) {
 	base := "http" + strings.TrimSuffix(strings.TrimPrefix(s.cfg.URLB, "ws"), "/ws")
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	// A bounded pool, as a client has: under a storm, writes wait for a
+	// connection instead of opening thousands more against the same
+	// accept queue.
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
 	interval := time.Duration(float64(time.Second) / s.cfg.Rate)
 	next := time.Now()
 	var wg sync.WaitGroup
@@ -802,7 +803,8 @@ func (s *storm) writeLoop(ctx context.Context, users []string) {
 			start := time.Now()
 			// A write whose answer is lost (its instance killed behind a
 			// load balancer: 502) is sent again under the same
-			// Idempotency-Key, as a client would; each failed try counts.
+			// Idempotency-Key, as a client would; each failed try counts,
+			// and gave_up counts the writes abandoned.
 			for try := 0; ; try++ {
 				req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost,
 					base+"/api/"+users[u]+"/tasks", strings.NewReader(body))
@@ -828,7 +830,10 @@ func (s *storm) writeLoop(ctx context.Context, users []string) {
 				} else {
 					s.count(s.writeErr, "http_"+strconv.Itoa(status))
 				}
-				if try == 4 || (status != 0 && status != http.StatusBadGateway && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout) {
+				// Only a load balancer's "the instance behind me failed" is
+				// sent again; a timeout is an overloaded server, and
+				// retrying it would only add to the load.
+				if try == 4 || (status != http.StatusBadGateway && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout) {
 					s.count(s.writeErr, "gave_up")
 					return
 				}
