@@ -37,10 +37,10 @@ export async function launchBrowser() {
 /**
  * A page in its own context (its own sessionStorage: another device),
  * recording every console line (console), console errors and uncaught
- * exceptions (errors).
+ * exceptions (errors). timezoneId: the browser's zone (default the machine's).
  */
-export async function newPage(browser, { width = 1280, height = 860 } = {}) {
-  const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
+export async function newPage(browser, { width = 1280, height = 860, timezoneId } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1, timezoneId });
   const page = await context.newPage();
   page.errors = [];
   page.console = [];

@@ -8,14 +8,21 @@
 // rows are inserted, moved and removed one by one, never redrawn as a list.
 // Focus and open editors survive live changes for that reason too.
 
-import { $, h, toast, formatDue, dueDay, today, parseTags } from './dom.js';
+import { $, h, toast, parseTags } from './dom.js';
+import {
+  zone, dueOf, dueInputs, dueFields, localInput, fromLocalInput, formatDueOf, formatMoment, overdue, describeRule, REPEATS, repeatChoice,
+  repeatRule, dayName, localDay,
+} from './when.js';
 import { checkTask, showProblems } from './limits.js';
+import { HistoryPanel } from './history.js';
 
 const PRIORITY_RANK = { high: 0, medium: 1, low: 2 };
 const PRIORITY_LABEL = { high: 'High', medium: 'Medium', low: 'Low' };
 const collator = new Intl.Collator(undefined, { sensitivity: 'base' });
 const FILTER_KEY = 'tasksync.filters';
 const DEFAULT_FILTER = { status: 'all', priority: '', tag: '', q: '', sort: 'created-desc' };
+/** How long the Undo of a change made here is offered. */
+const UNDO_MS = 6000;
 
 /** A short, readable message for a refused change ({code, message, fields} or an error). */
 export function describeError(err) {
@@ -31,7 +38,12 @@ export function describeError(err) {
 const ignore = () => {};
 
 export class Board {
-  constructor() {
+  /**
+   * @param {object} o
+   * @param {(path: string, init?: object) => Promise<any>} [o.api] REST under /api/{user_id} (the quick-add parser)
+   */
+  constructor({ api } = {}) {
+    this.api = api;
     this.client = null;
     this.view = null;
     this.off = [];
@@ -43,6 +55,7 @@ export class Board {
     this.status = 'connecting';
     this.filter = { ...DEFAULT_FILTER, ...loadFilter() };
     this.list = $('#tasks');
+    this.historyPanel = new HistoryPanel(this);
     this.bindComposer();
     this.bindFilters();
     this.showFilter();
@@ -96,24 +109,93 @@ export class Board {
   }
 
   // ------------------------------------------------------------ mutations
+  //
+  // Delete, complete and edit made here offer Undo for a few seconds: the
+  // server's restore (POST .../restore, socket task.restore) puts a deleted
+  // task back with its id, or an earlier version of a changed one back as
+  // a new version; every device sees it as an ordinary change.
 
   create(fields) {
     this.view?.create(fields).catch(ignore);
   }
 
   update(task, patch, baseVersion) {
-    this.view?.update(task.id, patch, { baseVersion }).catch(ignore);
+    const done = this.view?.update(task.id, patch, { baseVersion });
+    done?.catch(ignore);
+    if (done) this.offerUndo(`Edited “${patch.title ?? task.title}”`, task, done);
   }
 
   complete(task, completed) {
     // Completion is set, not toggled, and carries no base_version: it
     // touches one field whose intent is unambiguous, so a concurrent
     // edit of the title is no reason to refuse it.
-    this.view?.complete(task.id, completed).catch(ignore);
+    const done = this.view?.complete(task.id, completed);
+    done?.catch(ignore);
+    if (done) this.offerUndo(`${completed ? 'Completed' : 'Reopened'} “${task.title}”`, task, done);
   }
 
-  remove(task) {
-    this.view?.delete(task.id).catch(ignore);
+  /** Moves a task's reminder (snooze): an ordinary change of remind_at, no Undo offered. */
+  snooze(id, remindAt) {
+    this.view?.update(id, { remind_at: remindAt }).catch(ignore);
+  }
+
+  /** Deletes task; series 'all' deletes every occurrence of its repeating series. */
+  remove(task, { series } = {}) {
+    let done;
+    if (series === 'all') {
+      done = this.client?.request({ type: 'task.delete', task_id: task.id, series: 'all' });
+    } else {
+      done = this.view?.delete(task.id);
+    }
+    done?.catch(ignore);
+    if (done && series !== 'all') this.offerUndo(`Deleted “${task.title}”`, task, done, { deleted: true });
+  }
+
+  /**
+   * The Undo toast of a change made here. Undo waits for the change to be
+   * acknowledged (it may still be on its way), then restores: the deleted
+   * task, or the version before the change (the acknowledged version minus
+   * one: every change adds one).
+   */
+  offerUndo(text, task, done, { deleted = false } = {}) {
+    if (task.id < 0) return; // a create not yet named: nothing on the server to restore
+    const client = this.client;
+    const el = toast(text, {
+      timeout: UNDO_MS,
+      action: ['Undo', async () => {
+        try {
+          const acked = await done;
+          if (this.client !== client) return;
+          await this.restore(task.id, deleted ? undefined : acked.version - 1);
+          toast(`Undone: “${task.title}” is back as it was.`);
+        } catch (err) {
+          toast(`Could not undo: ${describeError(err)}`, { kind: 'error' });
+        }
+      }],
+    });
+    done.catch(() => el.remove()); // refused: there is nothing to undo (the refusal says so)
+  }
+
+  /** Restores a deleted task (no version), or a task's earlier version; resolves with the task. */
+  async restore(id, version) {
+    const c = this.client;
+    if (!c) throw Object.assign(new Error('not connected to the server'), { code: 'disconnected' });
+    if (typeof c.restore === 'function') return c.restore(id, version);
+    const reply = await c.request({ type: 'task.restore', task_id: id, ...(version ? { version } : {}) });
+    return reply.task;
+  }
+
+  /** Opens the history panel of task; focus returns to opener when it closes. */
+  showHistory(task, opener) {
+    this.historyPanel.open(task, opener);
+  }
+
+  /** A task's versions, newest first (the server's change log). */
+  async history(id) {
+    const c = this.client;
+    if (!c) throw Object.assign(new Error('not connected to the server'), { code: 'disconnected' });
+    const r = typeof c.history === 'function' ? await c.history(id) : await c.request({ type: 'task.history', task_id: id });
+    return Array.isArray(r) ? r : r.versions;
   }
 
   /** The SDK's onConflict: the server's version is kept, the user decides on the row. */
@@ -147,10 +229,13 @@ export class Board {
     const form = $('#new-task');
     const more = $('#new-more');
     const details = $('#new-details');
-    more.addEventListener('click', () => {
-      const open = details.hidden;
+    const openDetails = (open) => {
       details.hidden = !open;
       more.setAttribute('aria-expanded', String(open));
+    };
+    more.addEventListener('click', () => {
+      const open = details.hidden;
+      openDetails(open);
       if (open) $('#new-description').focus();
     });
     form.addEventListener('keydown', (e) => {
@@ -159,41 +244,69 @@ export class Board {
         form.requestSubmit();
       }
     });
-    const inputs = { title: $('#new-title'), description: $('#new-description'), tags: $('#new-tags') };
+    const repeat = $('#new-repeat');
+    const rrule = $('#new-rrule');
+    fillRepeat(repeat, rrule, null);
+    const inputs = { title: $('#new-title'), description: $('#new-description'), tags: $('#new-tags'), recurrence: rrule, due: $('#new-due') };
     const fields = () => ({
       title: inputs.title.value.trim(),
       description: inputs.description.value.trim(),
       tags: parseTags(inputs.tags.value),
     });
     // Over a limit is known while typing: say so at once, and stop saying
-    // it once the text fits.
-    form.addEventListener('input', () => showProblems($('#new-error'), inputs, checkTask(fields())));
-    form.addEventListener('submit', (e) => {
+    // it once the text fits. The title is read by the server's parser as it
+    // is typed (quick-add), and what it understood is shown under it.
+    form.addEventListener('input', (e) => {
+      const bad = checkTask(fields());
+      showProblems($('#new-error'), inputs, bad);
+      if (e.target === inputs.title) this.quick.typed(inputs.title.value, !bad.title);
+    });
+    this.quick = new QuickAdd(this);
+    let busy = false;
+    form.addEventListener('submit', async (e) => {
       e.preventDefault();
+      if (busy) return;
       const typed = fields();
       if (!typed.title) {
         inputs.title.focus();
         return;
       }
-      const bad = showProblems($('#new-error'), inputs, checkTask(typed));
-      if (bad) {
-        if (bad !== inputs.title) {
-          details.hidden = false;
-          more.setAttribute('aria-expanded', 'true');
-        }
-        bad.focus();
-        return;
+      const problems = (bad) => {
+        if (!showProblems($('#new-error'), inputs, bad)) return false;
+        const first = ['title', 'description', 'due', 'recurrence', 'tags'].map((k) => bad[k] && inputs[k]).find(Boolean);
+        if (first !== inputs.title) openDetails(true);
+        first.focus();
+        return true;
+      };
+      if (problems(checkTask(typed))) return;
+      // What the parser read in the title (quick-add) goes over the details.
+      busy = true;
+      let parsed;
+      try {
+        parsed = await this.quick.result(inputs.title.value);
+      } finally {
+        busy = false;
       }
-      const task = { title: typed.title };
+      let task = { title: typed.title, priority: $('#new-priority').value };
       if (typed.description) task.description = typed.description;
-      task.priority = $('#new-priority').value;
       if (typed.tags.length) task.tags = typed.tags;
-      const due = $('#new-due').value;
-      if (due) task.due_date = due;
+      Object.assign(task, dueFields($('#new-due').value, $('#new-due-time').value));
+      const remind = fromLocalInput($('#new-remind').value);
+      if (remind) task.remind_at = remind;
+      const rule = repeatRule(repeat.value, rrule.value);
+      if (rule) task.recurrence = rule;
+      if (parsed) task = mergeParsed(task, parsed);
+      if (task.recurrence) task.tz ??= zone();
+      const bad = checkTask(task);
+      if (!task.title) bad.title = 'What is the task? All of it was read as a date, repeat, priority or tags.';
+      if (task.recurrence && !task.due_at && !task.due_date) bad.due = 'A repeating task needs a due date: the repeat counts from it.';
+      if (repeat.value === 'custom' && !rule) bad.recurrence = 'Type a rule, e.g. FREQ=WEEKLY;BYDAY=MO.';
+      if (problems(bad)) return;
       this.create(task);
       form.reset();
-      details.hidden = true;
-      more.setAttribute('aria-expanded', 'false');
+      fillRepeat(repeat, rrule, null);
+      this.quick.clear();
+      openDetails(false);
       inputs.title.focus();
     });
   }
@@ -254,8 +367,10 @@ export class Board {
     if (a.completed !== b.completed) return a.completed ? 1 : -1; // open tasks first
     const byCreated = () => cmp(b.created_at, a.created_at) || idKey(b) - idKey(a);
     const byDue = () => {
-      if (!a.due_date !== !b.due_date) return a.due_date ? -1 : 1;
-      return cmp(a.due_date || '', b.due_date || '');
+      const da = dueOf(a);
+      const db = dueOf(b);
+      if (!da !== !db) return da ? -1 : 1;
+      return cmp(da, db);
     };
     const byPriority = () => PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority];
     switch (this.filter.sort) {
@@ -414,6 +529,144 @@ function saveFilter(f) {
   } catch { /* private mode: the filter is for this page only */ }
 }
 
+// ------------------------------------------------------------ quick-add
+
+/** How long typing must pause before the title is sent to the parser. */
+const PARSE_DEBOUNCE_MS = 250;
+/** How long Enter waits for the parser before saving the title as typed. */
+const PARSE_WAIT_MS = 3000;
+
+/**
+ * The quick-add box: the title is sent to the server's parser
+ * (POST /api/{user_id}/parse, with the browser's zone) as it is typed,
+ * debounced, and what it understood is shown under the box; Enter saves the
+ * task with those fields. There is one parser, on the server: while the
+ * page is not connected, the title is saved as typed.
+ */
+class QuickAdd {
+  constructor(board) {
+    this.board = board;
+    this.box = $('#new-understood');
+    this.timer = 0;
+    this.last = null; // {text, promise}: the newest parse asked for
+  }
+
+  canAsk() {
+    return !!this.board.api && this.board.status === 'live';
+  }
+
+  /** The title changed; ok: it fits the limits (a title over them is not sent anywhere). */
+  typed(raw, ok) {
+    clearTimeout(this.timer);
+    const text = raw.trim();
+    if (!text || !ok || !this.canAsk()) {
+      this.show(null);
+      return;
+    }
+    this.timer = setTimeout(async () => {
+      const r = await this.ask(text);
+      if ($('#new-title').value.trim() === text) this.show(r);
+    }, PARSE_DEBOUNCE_MS);
+  }
+
+  ask(text) {
+    if (this.last?.text === text) return this.last.promise;
+    const promise = this.board.api('/parse', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ text, tz: zone() }),
+    }).catch(() => null); // not understood: saved as typed
+    this.last = { text, promise };
+    return promise;
+  }
+
+  /** The parse of the title being saved; null when there is none to be had (saved as typed). */
+  async result(raw) {
+    clearTimeout(this.timer);
+    const text = raw.trim();
+    if (!text || !this.canAsk()) return null;
+    let timer;
+    const late = new Promise((resolve) => { timer = setTimeout(() => resolve(null), PARSE_WAIT_MS); });
+    const r = await Promise.race([this.ask(text), late]);
+    clearTimeout(timer);
+    return r;
+  }
+
+  clear() {
+    clearTimeout(this.timer);
+    this.last = null;
+    this.show(null);
+  }
+
+  /** Chips of what was understood (due, reminder, repeat, priority, tags) and of the parts that were not. */
+  show(r) {
+    const box = this.box;
+    const chips = [];
+    if (r) {
+      // Each chip names the words it was read from (understood[].text, as typed).
+      const from = (field) => (r.understood || []).filter((u) => u.field === field).map((u) => `from “${u.text}”`).join('; ') || undefined;
+      const chip = (field, key, value) => chips.push(h('li.chip-understood', { dataset: { field }, title: from(field === 'tag' ? 'tags' : field) }, h('span.chip-key', {}, key), ' ', value));
+      if (r.due_at) chip('due_at', 'Due', r.all_day ? dayName(localDay(new Date(r.due_at))) : formatMoment(r.due_at));
+      if (r.remind_at) chip('remind_at', 'Reminder', formatMoment(r.remind_at));
+      if (r.recurrence) chip('recurrence', 'Repeats', describeRule(r.recurrence));
+      if (r.priority) chip('priority', 'Priority', PRIORITY_LABEL[r.priority] || r.priority);
+      for (const t of r.tags || []) chip('tag', 'Tag', `#${t}`);
+      // Date-like words the parser could not read: not in the title, so say so.
+      for (const u of r.unparsed || []) {
+        chips.push(h('li.chip-understood.chip-unparsed', { dataset: { field: 'unparsed' } },
+          h('span.chip-key', {}, 'Not understood, left out'), ' ', `“${u}”`));
+      }
+    }
+    if (!chips.length) {
+      if (!box.hidden) {
+        box.hidden = true;
+        box.replaceChildren();
+      }
+      return;
+    }
+    const title = r.title?.trim()
+      ? h('span.understood-title', {}, 'Saves as “', h('strong', {}, r.title.trim()), '”')
+      : h('span.understood-title.understood-missing', {}, 'No title left: add what the task is.');
+    box.replaceChildren(title || '', h('ul.understood-chips', { 'aria-label': 'Understood from the title' }, ...chips));
+    box.hidden = false;
+  }
+}
+
+/**
+ * The task to create: the details' fields with what the parser understood
+ * over them (docs/openapi.yaml ParseResult: priority null = none said; a
+ * day without a time is 00:00 of that day in tz).
+ */
+function mergeParsed(task, p) {
+  const out = { ...task, title: typeof p.title === 'string' ? p.title.trim() : task.title };
+  if (p.due_at) {
+    out.due_at = p.due_at;
+    delete out.due_date;
+    out.tz = p.tz;
+  }
+  if (p.remind_at) out.remind_at = p.remind_at;
+  if (p.recurrence) {
+    out.recurrence = p.recurrence;
+    out.tz = p.tz;
+  }
+  if (p.priority) out.priority = p.priority;
+  if (p.tags?.length) out.tags = parseTags([...(task.tags || []), ...p.tags].join(','));
+  return out;
+}
+
+/** Fills a repeat picker (and its custom rule field) for rule. */
+function fillRepeat(select, custom, rule) {
+  if (!select.options.length) select.append(...REPEATS.map(([v, label]) => h('option', { value: v }, label)));
+  select.value = repeatChoice(rule);
+  custom.value = select.value === 'custom' ? rule : '';
+  const field = custom.closest('.field');
+  field.hidden = select.value !== 'custom';
+  select.onchange = () => {
+    field.hidden = select.value !== 'custom';
+    if (!field.hidden) custom.focus();
+  };
+}
+
 let template = null;
 
 /** The elements of a row, empty: Row clones it. */
@@ -423,10 +676,14 @@ function rowTemplate() {
     h('div.task-main', {},
       h('div.task-line', {}, h('span.task-title'), ' ', h('span.task-num')),
       h('p.task-desc'),
-      h('div.task-meta', {}, h('span.badge.prio'), h('span.due'), h('ul.tags', { 'aria-label': 'Tags' }),
+      h('div.task-meta', {}, h('span.badge.prio'), h('span.due'),
+        h('span.meta-icon.remind', {}, h('span.icon', { role: 'img', 'aria-label': 'Reminder' }, '🔔'), h('span.meta-text')),
+        h('span.meta-icon.repeat', {}, h('span.icon', { role: 'img', 'aria-label': 'Repeats' }, '🔁'), h('span.meta-text')),
+        h('ul.tags', { 'aria-label': 'Tags' }),
         h('span.sync-note', { 'aria-live': 'polite' }))),
     h('div.task-actions', {},
       h('button.btn.btn-icon.task-edit', { type: 'button' }, 'Edit'),
+      h('button.btn.btn-icon.task-history', { type: 'button' }, 'History'),
       h('button.btn.btn-icon.task-delete', { type: 'button' }, 'Delete')),
     h('div.conflict', { role: 'alert', hidden: true }));
   return template;
@@ -448,17 +705,46 @@ class Row {
     const [line, desc, meta] = this.main.children;
     [this.title, this.num] = line.children; // the number: what the assistant and the API call it ("complete task 12")
     this.desc = desc;
-    [this.prio, this.due, this.tags, this.sync] = meta.children;
-    [this.editBtn, this.deleteBtn] = this.actions.children;
+    [this.prio, this.due, this.remind, this.repeat, this.tags, this.sync] = meta.children;
+    [this.editBtn, this.historyBtn, this.deleteBtn] = this.actions.children;
     this.check.id = `check-${id}`;
     this.check.addEventListener('change', () => {
       this.board.complete(this.task, this.check.checked);
     });
     this.editBtn.addEventListener('click', () => this.edit());
+    this.historyBtn.addEventListener('click', () => this.board.showHistory(this.task, this.historyBtn));
     this.deleteBtn.addEventListener('click', () => {
+      if (this.task.recurrence || this.task.series_id) {
+        this.askSeries();
+        return;
+      }
       this.board.focusAfter(this.el);
       this.board.remove(this.task);
     });
+  }
+
+  /** Deleting an occurrence of a repeating task: this one, or the whole series. */
+  askSeries() {
+    const t = this.task;
+    const dismiss = () => {
+      this.notice.hidden = true;
+      this.notice.replaceChildren();
+      this.deleteBtn.focus();
+    };
+    const go = (series) => {
+      this.notice.hidden = true;
+      this.board.focusAfter(this.el);
+      this.board.remove(t, { series });
+    };
+    const first = h('button.btn.btn-small.btn-danger', { type: 'button', onclick: () => go() }, 'This one');
+    this.notice.replaceChildren(
+      h('p.conflict-text', {}, `“${t.title}” repeats (${describeRule(t.recurrence) || 'a series'}). Delete this occurrence or the whole series?`),
+      h('div.conflict-actions', {},
+        first,
+        h('button.btn.btn-small.btn-danger', { type: 'button', onclick: () => go('all') }, 'Whole series'),
+        h('button.btn.btn-small.btn-ghost', { type: 'button', onclick: dismiss }, 'Keep it')));
+    this.notice.hidden = false;
+    first.focus();
   }
 
   /** Draws the eye to a change that came from elsewhere. */
@@ -485,8 +771,9 @@ class Row {
     this.check.checked = task.completed;
     this.check.disabled = placeholder;
     this.check.setAttribute('aria-label', `${task.completed ? 'Reopen' : 'Complete'} “${task.title}”`);
-    this.editBtn.disabled = this.deleteBtn.disabled = placeholder;
+    this.editBtn.disabled = this.deleteBtn.disabled = this.historyBtn.disabled = placeholder;
     this.editBtn.setAttribute('aria-label', `Edit “${task.title}”`);
+    this.historyBtn.setAttribute('aria-label', `History of “${task.title}”`);
     this.deleteBtn.setAttribute('aria-label', `Delete “${task.title}”`);
     this.title.textContent = task.title;
     this.num.textContent = placeholder ? '' : `#${task.id}`;
@@ -495,11 +782,20 @@ class Row {
     this.desc.hidden = !task.description;
     this.prio.textContent = PRIORITY_LABEL[task.priority] || task.priority;
     this.prio.dataset.priority = task.priority;
-    const due = dueDay(task.due_date);
+    const due = formatDueOf(task);
     this.due.hidden = !due;
-    this.due.textContent = due ? `Due ${formatDue(task.due_date)}` : '';
-    this.due.classList.toggle('overdue', !!due && !task.completed && due < today());
-    this.due.title = due;
+    this.due.textContent = due ? `Due ${due}` : '';
+    this.due.classList.toggle('overdue', overdue(task));
+    this.due.title = dueOf(task) && new Date(dueOf(task)).toString();
+    // Icons with a text for screen readers (role=img, aria-label) and the
+    // time or rule next to them.
+    const remindAt = task.remind_at ? formatMoment(task.remind_at) : '';
+    this.remind.hidden = !remindAt;
+    this.remind.lastChild.textContent = remindAt;
+    const rule = task.recurrence ? describeRule(task.recurrence) : '';
+    this.repeat.hidden = !rule;
+    this.repeat.lastChild.textContent = rule;
+    this.repeat.title = task.recurrence || '';
     const tags = task.tags || [];
     if (this.tags.dataset.value !== tags.join('\n')) {
       this.tags.dataset.value = tags.join('\n');
@@ -554,7 +850,12 @@ class Row {
     desc.value = t.description || '';
     const prio = h('select', { id: `${uid}-prio` },
       ...['low', 'medium', 'high'].map((p) => h('option', { value: p, selected: p === t.priority }, PRIORITY_LABEL[p])));
-    const due = h('input', { id: `${uid}-due`, type: 'date', value: dueDay(t.due_date) });
+    const was = dueInputs(t);
+    const due = h('input', { id: `${uid}-due`, type: 'date', value: was.day, ...described });
+    const clock = h('input', { id: `${uid}-time`, type: 'time', value: was.clock });
+    const remind = h('input', { id: `${uid}-remind`, type: 'datetime-local', value: localInput(t.remind_at) });
+    const repeat = h('select', { id: `${uid}-repeat` });
+    const rrule = h('input', { id: `${uid}-rrule`, type: 'text', spellcheck: 'false', placeholder: 'FREQ=WEEKLY;BYDAY=MO,WE', ...described });
     const tags = h('input', { id: `${uid}-tags`, type: 'text', value: (t.tags || []).join(', '), placeholder: 'home, errands', ...described });
     const note = h('p.editor-note', { hidden: true }, 'This task changed elsewhere while you were editing. Saving will ask before overwriting.');
     const cancel = h('button.btn.btn-ghost', { type: 'button', onclick: () => this.closeEditor() }, 'Cancel');
@@ -563,6 +864,10 @@ class Row {
       field('Description', desc, '.field-wide'),
       field('Priority', prio),
       field('Due', due),
+      field('Time', clock, '.field-time'),
+      field('Remind me', remind),
+      field('Repeat', repeat),
+      field('Rule (RRULE)', rrule, '.field-grow'),
       field('Tags', tags, '.field-grow'),
       problems,
       note,
@@ -576,7 +881,8 @@ class Row {
         form.requestSubmit();
       }
     });
-    const inputs = { title, description: desc, tags };
+    fillRepeat(repeat, rrule, t.recurrence || null);
+    const inputs = { title, description: desc, tags, due, recurrence: rrule };
     const typed = () => ({ title: title.value.trim(), description: desc.value.trim(), tags: parseTags(tags.value) });
     form.addEventListener('input', () => showProblems(problems, inputs, checkTask(typed())));
     form.addEventListener('submit', (e) => {
@@ -590,7 +896,23 @@ class Row {
       if (nt !== o.title) patch.title = nt;
       if (desc.value.trim() !== (o.description || '')) patch.description = desc.value.trim();
       if (prio.value !== o.priority) patch.priority = prio.value;
-      if (due.value !== dueDay(o.due_date)) patch.due_date = due.value || null;
+      if (due.value !== was.day || clock.value !== was.clock) {
+        if (!due.value) {
+          patch.due_date = null;
+        } else {
+          Object.assign(patch, dueFields(due.value, clock.value));
+          if (patch.due_date) patch.tz = null; // a day again: no zone
+        }
+      }
+      const nRemind = fromLocalInput(remind.value);
+      if (remind.value !== localInput(o.remind_at)) patch.remind_at = nRemind;
+      const rule = repeatRule(repeat.value, rrule.value);
+      if ((rule || null) !== (o.recurrence || null)) patch.recurrence = rule;
+      const wrong = {};
+      if (rule && !due.value) wrong.due = 'A repeating task needs a due date: the repeat counts from it.';
+      if (repeat.value === 'custom' && !rule) wrong.recurrence = 'Type a rule, e.g. FREQ=WEEKLY;BYDAY=MO.';
+      if (showProblems(problems, inputs, wrong)) { (wrong.due ? due : rrule).focus(); return; }
+      if (patch.recurrence && !patch.tz && !o.tz) patch.tz = zone();
       const nTags = parseTags(tags.value);
       if (nTags.join('\n') !== (o.tags || []).join('\n')) patch.tags = nTags;
       const base = this.editing.base;

