@@ -275,7 +275,9 @@ func insertMany(ctx context.Context, tx querier, jobs []*job) error {
 		n AS (SELECT nextval(pg_get_serial_sequence('tasks', 'id')) AS id, v.* FROM v, actor),
 		ins AS (
 			INSERT INTO tasks (id, user_id, title, description, completed, priority, tags, due_at, remind_at, recurrence, tz, series_id) OVERRIDING SYSTEM VALUE
-			SELECT id, user_id, title, description, completed, priority, tags, due_at, remind_at, recurrence, tz, series_id FROM n
+			SELECT id, user_id, title, description, completed, priority, tags, due_at, remind_at, recurrence, tz,
+				-- A task created with a rule starts a series: createFirstOccurrence.
+				CASE WHEN recurrence IS NULL THEN series_id ELSE coalesce(series_id, id) END FROM n
 			RETURNING ` + columns + `)
 		SELECT n.i, ins.* FROM ins JOIN n ON n.id = ins.id`)
 	rows, err := tx.Query(ctx, sql.String(), args...)

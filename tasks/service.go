@@ -198,6 +198,9 @@ func (s *Service) Create(ctx context.Context, userID string, f Fields, opts Muta
 		return Result{}, err
 	}
 	return s.submit(ctx, userID, opts, fingerprint(opts, "create", 0, t), func(ctx context.Context, tx querier) (Result, error) {
+		if t.Recurrence != nil {
+			return createFirstOccurrence(ctx, tx, actor, session, t)
+		}
 		// The statement names its own actor: alone it runs in
 		// autocommit, where a set_config of its own would end with
 		// its own implicit transaction.
@@ -254,14 +257,29 @@ func (s *Service) SetCompleted(ctx context.Context, userID string, id int64, com
 	})
 }
 
-// Delete removes a task.
+// Delete removes a task. When it is an occurrence of a recurring task that
+// is not completed, the next occurrence is created in the same transaction
+// (this one is skipped; the series goes on). [Service.DeleteSeries]
+// deletes the whole series.
 func (s *Service) Delete(ctx context.Context, userID string, id int64, opts MutationOptions) (Result, error) {
 	return s.mutate(ctx, userID, opts, fingerprint(opts, "delete", id, nil), func(ctx context.Context, tx querier) (Result, error) {
-		if _, err := lockTask(ctx, tx, userID, id, opts.IfVersion); err != nil {
+		cur, err := lockTask(ctx, tx, userID, id, opts.IfVersion)
+		if err != nil {
 			return Result{}, err
+		}
+		var following *occurrence
+		if !cur.Completed {
+			// Deleting an open occurrence skips it: the series goes on.
+			// A rule that cannot be evaluated does not stop the delete.
+			following, _ = planNext(cur)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM tasks WHERE user_id = $1 AND id = $2`, userID, id); err != nil {
 			return Result{}, fmt.Errorf("delete task: %w", err)
+		}
+		if following != nil {
+			if _, err := following.insert(ctx, tx, opts); err != nil {
+				return Result{}, err
+			}
 		}
 		return Result{Op: OpDeleted, TaskID: id}, nil
 	})
@@ -286,6 +304,10 @@ func (s *Service) change(ctx context.Context, userID string, id int64, opts Muta
 		if sameEditable(cur, t) {
 			return Result{Op: OpUpdated, TaskID: id, Task: &cur}, nil
 		}
+		following, err := prepareSeries(ctx, tx, cur, &t)
+		if err != nil {
+			return Result{}, err
+		}
 		updated, err := scanTask(tx.QueryRow(ctx, `
 			UPDATE tasks SET title = $3, description = $4, completed = $5, priority = $6, tags = $7, due_at = $8,
 				remind_at = $9, recurrence = $10, tz = $11, series_id = $12
@@ -294,6 +316,12 @@ func (s *Service) change(ctx context.Context, userID string, id int64, opts Muta
 			userID, id, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt, t.RemindAt, t.Recurrence, t.TZ, t.SeriesID))
 		if err != nil {
 			return Result{}, fmt.Errorf("update task: %w", err)
+		}
+		if following != nil {
+			// Completing an occurrence: the next one, in this transaction.
+			if _, err := following.insert(ctx, tx, opts); err != nil {
+				return Result{}, err
+			}
 		}
 		return Result{Op: OpUpdated, TaskID: id, Task: &updated}, nil
 	})
