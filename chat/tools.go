@@ -25,6 +25,7 @@ type TaskService interface {
 	Update(ctx context.Context, userID string, id int64, f tasks.Fields, opts tasks.MutationOptions) (tasks.Result, error)
 	SetCompleted(ctx context.Context, userID string, id int64, completed *bool, opts tasks.MutationOptions) (tasks.Result, error)
 	Delete(ctx context.Context, userID string, id int64, opts tasks.MutationOptions) (tasks.Result, error)
+	DeleteSeries(ctx context.Context, userID string, id int64, opts tasks.MutationOptions) (tasks.Result, error)
 	List(ctx context.Context, userID string, q tasks.ListQuery) (tasks.Page, error)
 	Get(ctx context.Context, userID string, id int64) (tasks.Task, error)
 }
@@ -132,10 +133,13 @@ var toolSpecs = []ToolSpec{
 	},
 	{
 		Name:        ToolDeleteTask,
-		Description: "Delete a task for good. Returns {task_id, status: \"deleted\", title}.",
+		Description: "Delete a task for good. For an occurrence of a recurring task, series \"this\" (the default) skips this occurrence (the next one is created when it was not done) and \"all\" deletes every task of the series. Returns {task_id, status: \"deleted\", title}.",
 		Parameters: json.RawMessage(`{
   "type": "object",
-  "properties": {"task_id": ` + taskIDSchema + `},
+  "properties": {
+    "task_id": ` + taskIDSchema + `,
+    "series": {"type": "string", "enum": ["this", "all"], "description": "Optional, for recurring tasks: this (default) deletes this occurrence only, all deletes the whole series."}
+  },
   "required": ["task_id"]
 }`),
 	},
@@ -326,9 +330,17 @@ func (t *Tools) call(ctx context.Context, userID, name string, raw json.RawMessa
 		if err != nil {
 			return nil, err
 		}
+		scope, err := args.series()
+		if err != nil {
+			return nil, err
+		}
+		del := t.tasks.Delete
+		if scope == tasks.DeleteSeries {
+			del = t.tasks.DeleteSeries
+		}
 		opts := mutationOptions(ctx)
 		opts.IfVersion = task.Version
-		if _, err := t.tasks.Delete(ctx, userID, id, opts); err != nil {
+		if _, err := del(ctx, userID, id, opts); err != nil {
 			if tasksync.ErrorCode(err) == tasksync.CodeVersionMismatch {
 				return nil, tasksync.Errorf(tasksync.CodeConflict, "task %d changed while deleting it; list the tasks and try again", id)
 			}
@@ -418,6 +430,19 @@ func (a arguments) taskID() (int64, error) {
 		return 0, tasksync.Invalid(map[string]string{"task_id": "must be a positive whole number"})
 	}
 	return id, nil
+}
+
+// series reads the optional scope of delete_task ("this" or "all").
+func (a arguments) series() (tasks.DeleteScope, error) {
+	raw, ok := a["series"]
+	if !ok || string(raw) == "null" {
+		return tasks.DeleteThis, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", tasksync.Invalid(map[string]string{"series": `must be "this" or "all"`})
+	}
+	return tasks.ParseDeleteScope(strings.ToLower(strings.TrimSpace(s)))
 }
 
 func (a arguments) status() (tasks.Status, error) {

@@ -393,6 +393,10 @@ func (f *fakeTasks) Delete(ctx context.Context, _ string, id int64, _ tasks.Muta
 	return tasks.Result{}, tasksync.Errorf(tasksync.CodeNotFound, "task %d not found", id)
 }
 
+func (f *fakeTasks) DeleteSeries(ctx context.Context, userID string, id int64, opts tasks.MutationOptions) (tasks.Result, error) {
+	return f.Delete(ctx, userID, id, opts)
+}
+
 func (f *fakeTasks) List(context.Context, string, tasks.ListQuery) (tasks.Page, error) {
 	return tasks.Page{}, nil
 }

@@ -62,6 +62,8 @@ type inFrame struct {
 	Filter      json.RawMessage `json:"filter"`
 	Since       *int64          `json:"since"`
 	Token       string          `json:"token"`
+	// Series is the scope of task.delete: "this" (default) or "all".
+	Series string `json:"series"`
 
 	// Chat (docs/PROTOCOL.md, chat section).
 	ConversationID int64           `json:"conversation_id"`

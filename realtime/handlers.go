@@ -261,7 +261,16 @@ func (srv *Server) deleteTask(ctx context.Context, s *session, f inFrame) ([]byt
 	if err := needTask(f); err != nil {
 		return nil, err
 	}
-	res, err := srv.tasks.Delete(ctx, s.userID, f.TaskID, mutationOptions(s, f))
+	scope, err := tasks.ParseDeleteScope(f.Series)
+	if err != nil {
+		return nil, err
+	}
+	var res tasks.Result
+	if scope == tasks.DeleteSeries {
+		res, err = srv.tasks.DeleteSeries(ctx, s.userID, f.TaskID, mutationOptions(s, f))
+	} else {
+		res, err = srv.tasks.Delete(ctx, s.userID, f.TaskID, mutationOptions(s, f))
+	}
 	return mutationReply(f, res, err)
 }
 

@@ -24,6 +24,7 @@ type TaskService interface {
 	Update(ctx context.Context, userID string, id int64, f tasks.Fields, opts tasks.MutationOptions) (tasks.Result, error)
 	SetCompleted(ctx context.Context, userID string, id int64, completed *bool, opts tasks.MutationOptions) (tasks.Result, error)
 	Delete(ctx context.Context, userID string, id int64, opts tasks.MutationOptions) (tasks.Result, error)
+	DeleteSeries(ctx context.Context, userID string, id int64, opts tasks.MutationOptions) (tasks.Result, error)
 	List(ctx context.Context, userID string, q tasks.ListQuery) (tasks.Page, error)
 	SnapshotPages(ctx context.Context, userID string, pageSize int, fn func(seq int64, page []tasks.Task) error) (int64, error)
 }

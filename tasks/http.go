@@ -270,6 +270,13 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 	h.mutation(w, r, func(user string, id int64, opts MutationOptions) (Result, error) {
+		scope, err := ParseDeleteScope(r.URL.Query().Get("series"))
+		if err != nil {
+			return Result{}, err
+		}
+		if scope == DeleteSeries {
+			return h.Service.DeleteSeries(r.Context(), user, id, opts)
+		}
 		return h.Service.Delete(r.Context(), user, id, opts)
 	})
 }

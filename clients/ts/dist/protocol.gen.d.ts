@@ -584,7 +584,7 @@ export interface TaskCompleteFrame {
     completed?: boolean;
 }
 /**
- * Deletes a task.
+ * Deletes a task, or every task of its recurring series (series: all). Deleting an occurrence that is not completed creates the next occurrence of its series first (docs/PROTOCOL.md, Recurring tasks).
  */
 export interface TaskDeleteFrame {
     type: "task.delete";
@@ -595,6 +595,10 @@ export interface TaskDeleteFrame {
      */
     base_version?: number;
     task_id: number;
+    /**
+     * this (the default): this task only; all: every task with its series_id, completed or not. Any other value is answered invalid.
+     */
+    series?: "this" | "all";
 }
 /**
  * Reads one page of tasks (the query of GET /api/{user_id}/tasks).
