@@ -12,8 +12,9 @@
 //   - session.go: one socket: its bounded send queue, the writer, pings,
 //     and its teardown. stream.go: its event stream: live delivery,
 //     catch-up from the change log, sync requests and paged snapshots.
-//   - hub.go: [Hub]: the fetch loop that turns change-log notifications into
-//     log reads and dispatches events; registry.go: its sessions by user.
+//   - hub.go: [Hub]: hands change-log notifications' events to sessions:
+//     inline events at once, the others through the fetch loop's log reads;
+//     registry.go: its sessions by user.
 //   - relay.go: broker messages (chat streams, sign-out, signals).
 //     presence.go: the user's devices listed in the broker, with its
 //     throttling and heartbeat. broker.go, redisbroker.go: the [Broker]
@@ -27,9 +28,14 @@
 //
 // Postgres is the source of truth. Every committed change of a task adds a
 // row to the per-user change log (gap-free seq per user) and a NOTIFY that
-// carries only a pointer. The [Listener] tells the [Hub], which reads the
-// log and hands each event, encoded once, to the user's sessions in seq
-// order. A session that falls behind, or asks to resume (sync, ?since=),
+// carries the event itself when it fits, else a pointer to it
+// ([NotifyChannel]). The [Listener] tells the [Hub], which hands each
+// event, encoded once, to the user's sessions in seq order: an inline
+// event that follows the last one dispatched for its user goes out at
+// once, without a query; a pointer, or a seq gap (a notification lost or
+// reordered), makes it read the log from that user's cursor on; every
+// (re)connect of the listener reads it for every user. A session that
+// falls behind, or asks to resume (sync, ?since=),
 // reads the log itself at its own pace; one whose resume point was pruned
 // gets a snapshot in pages, all consistent with one seq. The broker
 // (Redis) carries only what may be lost: presence, chat streams, session
@@ -41,7 +47,8 @@
 //
 //   - [Hub.Run] owns the hub's three loops (fetch, broker delivery,
 //     presence) in one errgroup and returns once they have all stopped.
-//     The fetch loop is the only goroutine that dispatches events; a panic
+//     The fetch loop and, for inline events, the listener's goroutine
+//     dispatch events, one at a time (the hub's dmu); a panic
 //     in a batch is recovered and the batch retried.
 //   - [Listener.Run] owns the LISTEN connection.
 //   - [Server] owns the sessions. Each session owns its reader (which

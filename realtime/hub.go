@@ -12,20 +12,22 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Hub knows this instance's sessions by user ([registry]). It turns
-// change-log notifications into batched log reads and hands each event,
-// encoded once, to the sessions of its user; broker messages reach the
-// same sessions through the relay (relay.go), and presence (presence.go)
-// keeps the user's devices listed in the broker.
+// Hub knows this instance's sessions by user ([registry]). It hands each
+// change event, encoded once, to the sessions of its user: an inline
+// event (carried by its notification) at once, the others after a batched
+// log read; broker messages reach the same sessions through the relay
+// (relay.go), and presence (presence.go) keeps the user's devices listed in
+// the broker.
 //
 // Cost grows with a user's own sessions: a notification for a user with no
-// session here is dropped without touching the database.
+// session here is dropped without touching the database or decoding it.
 //
-// [Hub.Run] owns every background goroutine of the hub: the fetch loop (the
-// only goroutine that dispatches events, so each user's events leave the
-// hub in sequence order), the broker's delivery loop and the presence
-// loop. Nothing runs before Run, and Run returns only once all of them have
-// stopped.
+// [Hub.Run] owns every background goroutine of the hub: the fetch loop, the
+// broker's delivery loop and the presence loop. Nothing runs before Run,
+// and Run returns only once all of them have stopped. Events are
+// dispatched by the fetch loop and, for inline events, by the listener's
+// goroutine, one at a time (dmu), each only if it follows the user's
+// cursor: each user's events leave the hub in sequence order, once.
 type Hub struct {
 	logger   *slog.Logger
 	changes  changeReader
@@ -39,6 +41,12 @@ type Hub struct {
 	pmu     sync.Mutex
 	pending map[string]struct{}
 	wake    chan struct{}
+
+	// dmu serialises dispatch: the fetch loop (events read from the log)
+	// and the listener (inline events) both dispatch, and each checks and
+	// moves a feed's cursor and hands the event to the sessions under it,
+	// so every user's events leave the hub in seq order, once.
+	dmu sync.Mutex
 }
 
 // changeReader is what the hub and sessions read from the change log
@@ -140,13 +148,85 @@ func (h *Hub) unregister(s *session) {
 	h.metrics.socketsOpen.Dec()
 }
 
-// notify is called for each change-log notification.
+// notify is called for each pointer notification.
 func (h *Hub) notify(user string, seq int64) {
 	_, f := h.reg.get(user)
-	if f == nil || seq <= f.cursor.Load() {
+	switch {
+	case f == nil:
+		h.metrics.notifications.WithLabelValues("pointer", "no_session").Inc()
+	case seq <= f.cursor.Load():
+		h.metrics.notifications.WithLabelValues("pointer", "stale").Inc()
+	default:
+		h.metrics.notifications.WithLabelValues("pointer", "read_log").Inc()
+		h.poke(user)
+	}
+}
+
+// notifyInline is called for each notification that carries its event
+// (body, decoded only if a session here wants it; see [NotifyChannel]).
+// The event that follows the user's last dispatched one is dispatched at
+// once, on the caller's goroutine; an older one is dropped (a duplicate);
+// a newer one means notifications were lost or reordered, and the log is
+// read from the cursor on, this event included.
+func (h *Hub) notifyInline(user string, seq int64, body string) {
+	_, f := h.reg.get(user)
+	if f == nil {
+		h.metrics.notifications.WithLabelValues("inline", "no_session").Inc()
 		return
 	}
-	h.poke(user)
+	if cur := f.cursor.Load(); seq <= cur {
+		h.metrics.notifications.WithLabelValues("inline", "stale").Inc()
+		return
+	} else if seq > cur+1 {
+		h.metrics.notifications.WithLabelValues("inline", "read_log").Inc()
+		h.poke(user)
+		return
+	}
+	ev, err := decodeInline(user, seq, body)
+	if err != nil {
+		// Our own trigger wrote it: a bug, but the log has the event.
+		h.logger.Error("hub: undecodable inline event; reading the change log instead", "err", err)
+		h.metrics.notifications.WithLabelValues("inline", "read_log").Inc()
+		h.poke(user)
+		return
+	}
+	result := h.dispatchInline(ev)
+	h.metrics.notifications.WithLabelValues("inline", result).Inc()
+	if result == "read_log" {
+		h.poke(user)
+	}
+}
+
+// dispatchInline hands ev to its user's sessions if it follows the user's
+// cursor, and says what it did (a metrics label). A panic (a bug) is
+// logged and the log read instead, as in [Hub.fetch].
+func (h *Hub) dispatchInline(ev *Event) (result string) {
+	h.dmu.Lock()
+	defer h.dmu.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			h.logger.Error("hub: panic while dispatching an inline event; reading the change log instead", "panic", v, "stack", string(debug.Stack()))
+			result = "read_log"
+		}
+	}()
+	// Check again: the fetch loop may have dispatched meanwhile, or the
+	// user's last session gone (and another come, with a new feed).
+	list, f := h.reg.get(ev.UserID)
+	switch {
+	case f == nil:
+		return "no_session"
+	case ev.Seq <= f.cursor.Load():
+		return "stale"
+	case ev.Seq > f.cursor.Load()+1:
+		return "read_log"
+	}
+	f.cursor.Store(ev.Seq)
+	h.metrics.deliveryLatency.Observe(time.Since(ev.CreatedAt).Seconds())
+	for _, s := range list {
+		s.deliver(ev)
+	}
+	h.metrics.eventsFanned.Add(float64(len(list)))
+	return "dispatched"
 }
 
 // poke schedules a log read for user.
@@ -256,8 +336,12 @@ func (h *Hub) read(ctx context.Context, cursors map[string]int64) ([]*Event, err
 	return h.changes.ReadAfter(ctx, cursors, fetchPerUser)
 }
 
-// dispatch hands events (grouped by user, in seq order) to the sessions.
+// dispatch hands events read from the log (grouped by user, in seq
+// order, gap-free from the cursor the read started at) to the sessions,
+// skipping those dispatched meanwhile.
 func (h *Hub) dispatch(events []*Event) {
+	h.dmu.Lock()
+	defer h.dmu.Unlock()
 	count := 0
 	for i := 0; i < len(events); {
 		user := events[i].UserID

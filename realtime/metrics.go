@@ -21,6 +21,7 @@ type Metrics struct {
 	logReads         prometheus.Counter
 	catchupQueries   prometheus.Counter
 	catchupRequests  prometheus.Counter
+	notifications    *prometheus.CounterVec
 	snapshots        prometheus.Counter
 	closes           *prometheus.CounterVec
 }
@@ -56,6 +57,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tasksync_catchup_queries_total", Help: "Catch-up queries (current seq of new sockets, change-log replays), each serving one or more grouped requests."}),
 		catchupRequests: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tasksync_catchup_requests_total", Help: "Catch-up reads asked for by sessions; over tasksync_catchup_queries_total, the average group."}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tasksync_change_notifications_total",
+			Help: "Change-log notifications received, by form (inline: the event itself; pointer: seq and user) and what the hub did: dispatched (an inline event, without reading the log), read_log (a pointer, or a seq gap), stale (already dispatched), no_session (no session of the user here)."},
+			[]string{"form", "result"}),
 		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tasksync_snapshots_total", Help: "Full snapshots sent instead of a replay."}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -69,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.socketsOpen, m.framesIn, m.framesOut, m.eventsFanned, m.deliveryLatency,
-			m.slowConsumers, m.lagging, m.listenReconnects, m.redisReconnects, m.logReads, m.catchupQueries, m.catchupRequests, m.snapshots, m.closes)
+			m.slowConsumers, m.lagging, m.listenReconnects, m.redisReconnects, m.logReads, m.catchupQueries, m.catchupRequests, m.notifications, m.snapshots, m.closes)
 	}
 	return m
 }

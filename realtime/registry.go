@@ -23,8 +23,8 @@ type shard struct {
 
 // feed is one user's presence on this instance.
 type feed struct {
-	// cursor is the last seq the hub dispatched for the user; written by
-	// the fetch loop only.
+	// cursor is the last seq the hub dispatched for the user; moved only
+	// under the hub's dmu, with the dispatch.
 	cursor atomic.Int64
 	// sessions is copy-on-write: replaced (never modified) under the shard
 	// lock, so dispatch iterates it without holding the lock.

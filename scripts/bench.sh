@@ -23,6 +23,9 @@
 #                        a release) for the peer rows; unset: they are skipped, with a note
 #   BENCH_PEER="bc mem resume lat"   the peer rows to run (broadcast, memory, resume, cross-instance)
 #   BENCH_GO=0           skip the Go micro-benchmarks
+#   BENCH_BASE_BIN=PATH  another build of the server (e.g. main before a change): scenario b also runs
+#                        it, on a second scratch database migrated by that build, alternating with
+#                        this build in every repetition (the before/after rows)
 #   BENCH_PORT_BASE=P    first of the loopback ports used (default 18400)
 #   plus the knobs of scripts/services.sh (DATABASE_ADMIN_URL, REDIS_URL, ...)
 #
@@ -124,6 +127,7 @@ cleanup() {
 		wait "${PIDS[$name]}" 2>/dev/null || true
 	done
 	psql -X -w -q -d "$DATABASE_ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" </dev/null >/dev/null 2>&1 || true
+	psql -X -w -q -d "$DATABASE_ADMIN_URL" -c "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" </dev/null >/dev/null 2>&1 || true
 	redis-cli -u "$REDIS_URL" --scan --pattern "$PREFIX*" 2>/dev/null | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -149,14 +153,15 @@ wait_until() { # SECONDS CMD...
 
 # start_server NAME PORT [VAR=VALUE...]: one tasksync instance on 127.0.0.1:PORT, as scripts/dev.sh
 # configures it, with the socket limits raised for load.
+# SERVER_BIN and SERVER_DB (default: this build, the scratch database) pick another build.
 start_server() {
 	local name=$1 port=$2
 	shift 2
 	port_free "$port" || die "port $port is taken; set BENCH_PORT_BASE"
-	env DATABASE_URL="$DBURL" REDIS_URL="$REDIS_URL" REDIS_PREFIX="$PREFIX" LISTEN_ADDR="127.0.0.1:$port" \
+	env DATABASE_URL="${SERVER_DB:-$DBURL}" REDIS_URL="$REDIS_URL" REDIS_PREFIX="$PREFIX" LISTEN_ADDR="127.0.0.1:$port" \
 		AUTH_JWT_SECRET="$SECRET" AUTO_MIGRATE=false LOG_LEVEL=warn INSTANCE_ID="$name" \
 		WS_FRAME_RATE=100000 WS_FRAME_BURST=100000 WS_MAX_SOCKETS_PER_USER=100000 "$@" \
-		"$BIN/server" serve >"$OUT/logs/$name.log" 2>&1 &
+		"${SERVER_BIN:-$BIN/server}" serve >"$OUT/logs/$name.log" 2>&1 &
 	PIDS[$name]=$!
 	wait_until 30 http_ok "$port" /readyz || die "server $name did not become ready (see $OUT/logs/$name.log)"
 }
@@ -208,6 +213,15 @@ pgbench_run() {
 log "migrating the scratch database $DB"
 DATABASE_URL=$DBURL AUTH_JWT_SECRET=$SECRET "$BIN/server" migrate >"$OUT/logs/migrate.log" 2>&1 ||
 	die "migrate failed (see $OUT/logs/migrate.log)"
+BASE_DBURL=""
+if [[ -n ${BENCH_BASE_BIN:-} ]] && want b; then
+	[[ -x $BENCH_BASE_BIN ]] || die "BENCH_BASE_BIN=$BENCH_BASE_BIN is not an executable"
+	psql -X -w -q -v ON_ERROR_STOP=1 -d "$DATABASE_ADMIN_URL" -c "CREATE DATABASE ${DB}_base" </dev/null
+	BASE_DBURL=$(url_with_db "$DATABASE_ADMIN_URL" "${DB}_base")
+	log "migrating ${DB}_base with BENCH_BASE_BIN ($BENCH_BASE_BIN)"
+	DATABASE_URL=$BASE_DBURL AUTH_JWT_SECRET=$SECRET "$BENCH_BASE_BIN" migrate >"$OUT/logs/migrate-base.log" 2>&1 ||
+		die "migrate with BENCH_BASE_BIN failed (see $OUT/logs/migrate-base.log)"
+fi
 
 # ------------------------------------------------------------------------------------------ (a)
 if want a; then
@@ -249,15 +263,24 @@ fi
 # ------------------------------------------------------------------------------------------ (b)
 if want b; then
 	log "== (b) cross-instance write-to-other-socket latency at 200/s vs raw NOTIFY"
-	start_server b1 "$PORT"
-	start_server b2 "$((PORT + 1))"
+	# Each build's pair of instances runs only for its own runs: four at once would hold ~70
+	# Postgres connections on a shared server.
 	for r in $(seq "$REPEAT"); do
 		"$LG" notify --label "b-notify-r$r" --db "$DBURL" --rate 200 --duration "$WIN" --json "$OUT/b-notify-r$r.json" | tee "$OUT/b-notify-r$r.txt" || log "notify baseline failed"
 		"$LG" notify --label "b-insert-notify-r$r" --db "$DBURL" --rate 200 --duration "$WIN" --insert --json "$OUT/b-insert-notify-r$r.json" | tee "$OUT/b-insert-notify-r$r.txt" || log "notify baseline failed"
+		start_server b1 "$PORT"
+		start_server b2 "$((PORT + 1))"
 		sockets "b-sockets-r$r" --url "$(ws "$PORT"),$(ws "$((PORT + 1))")" --pid "${PIDS[b1]},${PIDS[b2]}" \
 			--users 10 --sockets 40 --rate 200
+		stop b1 b2
+		if [[ -n $BASE_DBURL ]]; then
+			SERVER_BIN=$BENCH_BASE_BIN SERVER_DB=$BASE_DBURL start_server bbase1 "$((PORT + 4))" REDIS_PREFIX="$PREFIX-base"
+			SERVER_BIN=$BENCH_BASE_BIN SERVER_DB=$BASE_DBURL start_server bbase2 "$((PORT + 5))" REDIS_PREFIX="$PREFIX-base"
+			sockets "b-base-sockets-r$r" --url "$(ws "$((PORT + 4))"),$(ws "$((PORT + 5))")" --pid "${PIDS[bbase1]},${PIDS[bbase2]}" \
+				--users 10 --sockets 40 --rate 200
+			stop bbase1 bbase2
+		fi
 	done
-	stop b1 b2
 fi
 
 # ------------------------------------------------------------------------------------------ (c)
