@@ -8,8 +8,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import {
-  Instance, token, rest, launchBrowser, newPage, openBoard, row, titles, waitFor,
+  env, Instance, token, rest, launchBrowser, newPage, openBoard, row, titles, waitFor,
 } from './harness.mjs';
 
 let a;
@@ -39,6 +40,12 @@ async function board(inst, u, opts = {}) {
   return p;
 }
 
+/** Before a screenshot: no hover left by the last click, no highlight or transition half-way. */
+async function settle(p) {
+  await p.mouse.move(2, 2);
+  await p.waitForFunction(() => document.getAnimations().every((an) => an.playState !== 'running' || an.effect?.getTiming().iterations === Infinity));
+}
+
 function noErrors(...ps) {
   for (const p of ps) assert.deepEqual(p.errors, [], 'console errors');
 }
@@ -65,6 +72,8 @@ test('quick-add: "Pay rent every month on the 1st !high #home" shows what was un
   assert.match(await box.locator('[data-field="tag"]').textContent(), /#home/);
   await box.locator('[data-field="due_at"]').waitFor();
   assert.deepEqual(await rest(b, u.token, 'GET', `/api/${u.id}/tasks`), [], 'nothing saved before Enter');
+  await settle(p);
+  await p.locator('#new-task').screenshot({ path: path.join(env.screenshots, 'quick-add.png') });
 
   await title.press('Enter');
   const r = row(p, 'Pay rent');
@@ -113,6 +122,37 @@ test('due time, reminder and repeat set in the form show on the row', async () =
   assert.deepEqual(inZone(t.due_at), { year: 2030, month: 1, day: 7, hour: 9, minute: 30 });
   assert.deepEqual(inZone(t.remind_at), { year: 2030, month: 1, day: 7, hour: 9, minute: 20 });
   assert.equal(t.recurrence, 'FREQ=WEEKLY;BYDAY=MO,WE,FR');
+  noErrors(p);
+  await p.close_();
+});
+
+test('deleting a repeating task asks: this occurrence (the series goes on) or the whole series', async () => {
+  const u = user('sid');
+  const first = await rest(a, u.token, 'POST', `/api/${u.id}/tasks`, {
+    title: 'Water the garden', due_at: '2030-01-07T07:00:00Z', tz: ZONE, recurrence: 'FREQ=WEEKLY;BYDAY=MO',
+  });
+  await rest(a, u.token, 'POST', `/api/${u.id}/tasks`, { title: 'Unrelated' });
+  const p = await board(b, u);
+  await row(p, 'Water the garden').locator('.repeat', { hasText: 'every Monday' }).waitFor();
+
+  // This one: the occurrence goes, the next one (a week later) comes.
+  await row(p, 'Water the garden').locator('.task-delete').click();
+  const ask = row(p, 'Water the garden').locator('.conflict');
+  await ask.getByText('Delete this occurrence or the whole series?', { exact: false }).waitFor();
+  await ask.getByRole('button', { name: 'This one' }).click();
+  const next = await waitFor(async () => {
+    const list = (await rest(a, u.token, 'GET', `/api/${u.id}/tasks`)).filter((t) => t.title === 'Water the garden');
+    return list.length === 1 && list[0].id !== first.id ? list[0] : null;
+  }, { what: 'the next occurrence instead of the deleted one' });
+  assert.equal(next.series_id, first.series_id ?? first.id);
+  assert.deepEqual(inZone(next.due_at), { year: 2030, month: 1, day: 14, hour: 8, minute: 0 });
+  await row(p, 'Water the garden').and(p.locator(`[data-id="${next.id}"]`)).waitFor();
+
+  // The whole series: every occurrence goes; the other task stays.
+  await row(p, 'Water the garden').locator('.task-delete').click();
+  await row(p, 'Water the garden').locator('.conflict').getByRole('button', { name: 'Whole series' }).click();
+  await waitFor(async () => !(await titles(p)).includes('Water the garden'), { what: 'the series to leave the board' });
+  assert.deepEqual((await rest(a, u.token, 'GET', `/api/${u.id}/tasks`)).map((t) => t.title), ['Unrelated']);
   noErrors(p);
   await p.close_();
 });

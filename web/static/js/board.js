@@ -95,6 +95,9 @@ export class Board {
   setConnection(status) {
     const was = this.status === 'live';
     this.status = status;
+    // Offline, a title is saved as typed: the preview of what the parser read would be a promise not kept.
+    if (status !== 'live') this.quick?.clear();
+    else if (!was && this.quick) this.quick.typed($('#new-title').value, !checkTask({ title: $('#new-title').value.trim() }).title);
     // Pending rows say whether their change is on its way or waits for the network.
     if (was !== (status === 'live')) for (const row of this.rows.values()) if (row.pending) row.showSync();
   }
