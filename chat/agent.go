@@ -42,6 +42,8 @@ type TurnInput struct {
 	UserID         string
 	ConversationID int64
 	TurnID         string
+	// Zone is the user's time zone; nil means UTC.
+	Zone *time.Location
 	// History is the conversation's window, oldest first, ending with the
 	// user's new message.
 	History []Message
@@ -73,16 +75,24 @@ func (a *Agent) defaults() {
 	}
 }
 
-// SystemPrompt is the system message of every model call; %s is today's
-// date.
+// SystemPrompt is the system message of every model call; %s is the
+// current time in the user's zone ([nowText]).
 const SystemPrompt = `You are the assistant of a todo app. You manage the user's tasks with the tools add_task, list_tasks, complete_task, update_task and delete_task.
 Rules:
 - Use the tools to read or change tasks; never claim a change you did not make with a tool.
 - Never guess a task id. When the user names a task by its title, call list_tasks first and use the id you find; if several tasks match, ask which one.
+- Dates and times: resolve them from the time below and pass due_at (and remind_at) as RFC 3339 with the user's UTC offset; for a repeating task pass recurrence (an RRULE such as FREQ=WEEKLY;BYDAY=MO) with due_at its first occurrence; pass tz, the user's time zone. Never put a date, priority or tag into the title.
 - After acting, confirm briefly what you did, naming the task and its id.
 - If a tool returns {"error": ...}, explain the problem in plain words and suggest what to do.
 - Be concise and friendly.
-Today is %s (UTC).`
+Now is %s.`
+
+// nowText is the time for the system prompt: "Wednesday, 2 December 2026,
+// 10:30 in Europe/Berlin (UTC+01:00)", so that a model resolves "tomorrow
+// at 9" in the user's zone.
+func nowText(now time.Time) string {
+	return now.Format("Monday, 2 January 2006, 15:04") + " in " + now.Location().String() + " (UTC" + now.Format("-07:00") + ")"
+}
 
 // Run runs the turn until it ends: the model answered (complete), ctx was
 // cancelled with errCancelled (cancelled, keeping the partial answer), or
@@ -120,7 +130,14 @@ func (a *Agent) Run(ctx context.Context, in TurnInput, emit func(Event)) TurnOut
 		return out
 	}
 
-	system := fmt.Sprintf(SystemPrompt, a.Now().UTC().Format("Monday, 2 January 2006"))
+	// Tools default a new task's zone to the user's.
+	ctx = WithZone(ctx, in.Zone)
+	zone := in.Zone
+	if zone == nil {
+		zone = time.UTC
+	}
+	now := a.Now().In(zone)
+	system := fmt.Sprintf(SystemPrompt, nowText(now))
 	msgs := historyMessages(in.History)
 	specs := a.Tools.Specs()
 	for round := 1; ; round++ {
@@ -130,7 +147,7 @@ func (a *Agent) Run(ctx context.Context, in TurnInput, emit func(Event)) TurnOut
 		}
 		roundText.Reset()
 		mctx, cancel := context.WithTimeoutCause(ctx, a.ModelTimeout, errModelTimeout)
-		reply, err := a.Model.Complete(mctx, ModelRequest{System: system, Messages: msgs, Tools: tools}, onText)
+		reply, err := a.Model.Complete(mctx, ModelRequest{System: system, Messages: msgs, Tools: tools, Now: now, Zone: zone}, onText)
 		modelTimedOut := errors.Is(context.Cause(mctx), errModelTimeout)
 		cancel()
 		if ctx.Err() != nil {

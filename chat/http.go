@@ -14,6 +14,7 @@ import (
 	"tasksync/internal/reqlog"
 	"tasksync/internal/utf8json"
 	"tasksync/tasks"
+	"tasksync/tasks/quickadd"
 )
 
 // Handler serves the chat REST API: POST /api/{user_id}/chat (JSON, or an
@@ -54,6 +55,27 @@ const (
 type ChatInput struct {
 	ConversationID int64
 	Message        string
+	// Zone is the user's time zone ("tz"), the one dates in the message
+	// are read in; nil when not sent (UTC).
+	Zone *time.Location
+}
+
+// DecodeZone reads the optional "tz" of a chat request (REST body or
+// chat.send frame) from its raw JSON value: an IANA zone name, or absent
+// or null for none (nil).
+func DecodeZone(raw json.RawMessage) (*time.Location, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var name string
+	if json.Unmarshal(raw, &name) != nil {
+		return nil, tasksync.Invalid(map[string]string{"tz": "must be an IANA time zone name like Europe/Berlin, or null"})
+	}
+	loc, err := quickadd.LoadZone(name)
+	if err != nil {
+		return nil, tasksync.Invalid(map[string]string{"tz": err.Error()})
+	}
+	return loc, nil
 }
 
 // DecodeMessage reads the message of POST /api/{user_id}/chat or of a
@@ -74,7 +96,8 @@ func DecodeMessage(raw json.RawMessage) (string, error) {
 	return ValidateMessage(msg)
 }
 
-// DecodeChatInput reads {"conversation_id"?: int, "message": string}.
+// DecodeChatInput reads {"conversation_id"?: int, "message": string,
+// "tz"?: string}.
 // Unknown keys are ignored; every bad field is reported at once (422). The
 // message is read by [DecodeMessage].
 func DecodeChatInput(raw map[string]json.RawMessage) (ChatInput, error) {
@@ -94,6 +117,13 @@ func DecodeChatInput(raw map[string]json.RawMessage) (ChatInput, error) {
 		}
 	} else {
 		in.Message = msg
+	}
+	if loc, err := DecodeZone(raw["tz"]); err != nil {
+		for k, m := range tasksync.AsError(err).Fields {
+			bad[k] = m
+		}
+	} else {
+		in.Zone = loc
 	}
 	if len(bad) > 0 {
 		return ChatInput{}, tasksync.Invalid(bad)
@@ -146,7 +176,7 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 	// The turn is cancelled when the client goes away (Bind): nobody would
 	// read the answer, and it is stored as cancelled with what was written.
 	turn, err := h.Service.Start(r.Context(), StartRequest{
-		UserID: user, ConversationID: in.ConversationID, Message: in.Message, Follow: true, Bind: r.Context(),
+		UserID: user, ConversationID: in.ConversationID, Message: in.Message, Zone: in.Zone, Follow: true, Bind: r.Context(),
 	})
 	if err != nil {
 		httpjson.WriteError(w, r, err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Model is one language model call: the turn loop ([Agent]) calls it once
@@ -46,6 +47,11 @@ type ModelRequest struct {
 	// Tools the model may call; empty on the last allowed round, which
 	// must answer in text.
 	Tools []ToolSpec
+	// Now and Zone are the turn's time and the user's time zone (never
+	// nil: UTC when the client sent none), for a model that reads dates
+	// itself ([Offline]); a language model gets them in System.
+	Now  time.Time
+	Zone *time.Location
 }
 
 // ModelMessage is one message of a [ModelRequest].

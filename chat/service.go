@@ -84,6 +84,9 @@ type ServiceDeps struct {
 	// keeps cancels on this instance.
 	Signaler Signaler
 	Logger   *slog.Logger
+	// Now is the clock the model is told the time by and the offline
+	// assistant reads "tomorrow" from; nil means time.Now (tests fix it).
+	Now func() time.Time
 }
 
 // Service runs assistant turns. Each turn runs in a goroutine the Service
@@ -119,7 +122,7 @@ func NewService(cfg Config, d ServiceDeps) *Service {
 	root, stop := context.WithCancelCause(context.Background())
 	return &Service{
 		cfg: cfg, store: d.Store, pub: d.Publisher, sig: d.Signaler, logger: d.Logger,
-		agent: &Agent{Model: d.Model, Tools: d.Tools, MaxRounds: cfg.MaxRounds, ModelTimeout: cfg.ModelTimeout, Logger: d.Logger},
+		agent: &Agent{Model: d.Model, Tools: d.Tools, MaxRounds: cfg.MaxRounds, ModelTimeout: cfg.ModelTimeout, Logger: d.Logger, Now: d.Now},
 		root:  root, stopAll: stop,
 		turns: map[int64]*turn{}, perUser: map[string]int{},
 	}
@@ -148,6 +151,9 @@ type StartRequest struct {
 	// ConversationID continues a conversation; 0 creates one.
 	ConversationID int64
 	Message        string
+	// Zone is the user's time zone (nil: UTC): the assistant reads dates
+	// in it and tells the model the local time.
+	Zone *time.Location
 	// RequestID and SessionID name the chat.send frame and socket that
 	// asked (echoed in chat.started); empty for REST.
 	RequestID json.RawMessage
@@ -198,6 +204,7 @@ type turn struct {
 	id      string
 	userID  string
 	conv    int64
+	zone    *time.Location
 	cancel  context.CancelCauseFunc
 	pubBox  *outbox // nil without a Publisher
 	follow  *outbox // nil without Follow
@@ -262,7 +269,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Turn, error) {
 	tctx, cancelTurn := context.WithCancelCause(s.root)
 	tctx, cancelDeadline := context.WithTimeoutCause(tctx, s.turnDeadline(), errTurnDeadline)
 	t := &turn{
-		id: turnID, userID: req.UserID, conv: conv.ID,
+		id: turnID, userID: req.UserID, conv: conv.ID, zone: req.Zone,
 		cancel: func(cause error) { cancelTurn(cause); cancelDeadline() },
 		started: &Started{Type: TypeStarted, ConversationID: conv.ID, TurnID: turnID, MessageID: userMsg.ID,
 			Message: text, Created: created, Title: conv.Title, RequestID: req.RequestID, SessionID: req.SessionID,
@@ -371,7 +378,7 @@ func (s *Service) run(ctx context.Context, t *turn) {
 			out = TurnOutcome{Status: StatusError, Error: s.storeFailure(ctx, t, "chat: read history", err, "internal error")}
 		}
 	} else {
-		out = s.agent.Run(ctx, TurnInput{UserID: t.userID, ConversationID: t.conv, TurnID: t.id, History: history}, t.emit)
+		out = s.agent.Run(ctx, TurnInput{UserID: t.userID, ConversationID: t.conv, TurnID: t.id, Zone: t.zone, History: history}, t.emit)
 	}
 
 	stopLease()

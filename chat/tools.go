@@ -70,6 +70,14 @@ var (
 	priorities     = mustJSON([]tasks.Priority{tasks.PriorityLow, tasks.PriorityMedium, tasks.PriorityHigh})
 	tagsSchema     = fmt.Sprintf(`{"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": %d}, "maxItems": %d, "description": "Optional labels."}`,
 		tasks.MaxTag, tasks.MaxTags)
+	// The time fields of add_task and update_task (update_task also
+	// takes null, which clears one).
+	timeProperties = `"due_at": {"type": %[1]s, "description": "Due time, RFC 3339 with the user's UTC offset (2026-12-03T09:00:00+01:00); a date alone is YYYY-MM-DD. For a recurring task, its first occurrence.%[2]s"},
+    "remind_at": {"type": %[1]s, "description": "When to remind the user, RFC 3339 (one reminder; e.g. 30 minutes before due_at).%[2]s"},
+    "recurrence": {"type": %[1]s, "maxLength": 500, "description": "Repeat rule, RFC 5545 RRULE without 'RRULE:': FREQ=DAILY, WEEKLY, MONTHLY or YEARLY, with INTERVAL, BYDAY, BYMONTHDAY, BYMONTH, COUNT or UNTIL (every weekday: FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR; every 2 weeks on Friday: FREQ=WEEKLY;INTERVAL=2;BYDAY=FR; every month on the 1st: FREQ=MONTHLY;BYMONTHDAY=1). Needs due_at. Completing an occurrence creates the next one.%[2]s"},
+    "tz": {"type": %[1]s, "description": "IANA time zone the times and the rule are meant in (Europe/Berlin), so that 9:00 stays 9:00 across daylight-saving changes. Default: the user's zone.%[2]s"}`
+	addTimeProperties    = fmt.Sprintf(timeProperties, `"string"`, " Optional.")
+	updateTimeProperties = fmt.Sprintf(timeProperties, `["string", "null"]`, " null clears it.")
 )
 
 func mustJSON(v any) string {
@@ -83,14 +91,14 @@ func mustJSON(v any) string {
 var toolSpecs = []ToolSpec{
 	{
 		Name:        ToolAddTask,
-		Description: "Create a task for the user. Returns {task_id, status: \"created\", title}.",
+		Description: "Create a task for the user, optionally with a due time, a reminder, a repeat rule, a priority and tags. Returns {task_id, status: \"created\", title}.",
 		Parameters: json.RawMessage(`{
   "type": "object",
   "properties": {
     "title": {"type": "string", "minLength": 1, "maxLength": ` + maxTitle + `, "description": "Short title of the task."},
     "description": {"type": "string", "maxLength": ` + maxDescription + `, "description": "Optional details."},
     "priority": {"type": "string", "enum": ` + priorities + `, "description": "Optional; medium when not given."},
-    "due_date": {"type": "string", "description": "Optional due date: YYYY-MM-DD or an RFC 3339 date-time."},
+    ` + addTimeProperties + `,
     "tags": ` + tagsSchema + `
   },
   "required": ["title"]
@@ -98,7 +106,7 @@ var toolSpecs = []ToolSpec{
 	},
 	{
 		Name:        ToolListTasks,
-		Description: fmt.Sprintf("List the user's tasks, oldest first (at most %d). Returns an array of {id, title, completed, description, priority, due_date, tags}.", MaxListedTasks),
+		Description: fmt.Sprintf("List the user's tasks, oldest first (at most %d). Returns an array of {id, title, completed, description, priority, due_date, remind_at, recurrence, tz, tags} (times in UTC).", MaxListedTasks),
 		Parameters: json.RawMessage(`{
   "type": "object",
   "properties": {
@@ -117,7 +125,7 @@ var toolSpecs = []ToolSpec{
 	},
 	{
 		Name:        ToolUpdateTask,
-		Description: "Change a task's title and/or description (and optionally priority, due date, tags). Returns {task_id, status: \"updated\", title}.",
+		Description: "Change a task's title, description, priority, due time, reminder, repeat rule, time zone or tags (only the fields given). Returns {task_id, status: \"updated\", title}.",
 		Parameters: json.RawMessage(`{
   "type": "object",
   "properties": {
@@ -125,7 +133,7 @@ var toolSpecs = []ToolSpec{
     "title": {"type": "string", "minLength": 1, "maxLength": ` + maxTitle + `, "description": "New title."},
     "description": {"type": "string", "maxLength": ` + maxDescription + `, "description": "New description (empty clears it)."},
     "priority": {"type": "string", "enum": ` + priorities + `},
-    "due_date": {"type": ["string", "null"], "description": "YYYY-MM-DD or RFC 3339; null clears it."},
+    ` + updateTimeProperties + `,
     "tags": ` + tagsSchema + `
   },
   "required": ["task_id"]
@@ -234,6 +242,37 @@ func mutationOptions(ctx context.Context) tasks.MutationOptions {
 	return tasks.MutationOptions{Actor: a.actor, Session: a.session}
 }
 
+// zoneKey is the context key of the user's time zone.
+type zoneKey struct{}
+
+// WithZone returns ctx under which add_task gives a task with a due time,
+// reminder or rule the zone loc when the arguments name none: a model
+// that writes "2026-12-03T09:00:00+01:00" and forgets "tz" still makes a
+// rule that keeps 9:00 local across daylight-saving changes.
+func WithZone(ctx context.Context, loc *time.Location) context.Context {
+	if loc == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, zoneKey{}, loc)
+}
+
+// defaultZone adds the zone of ctx to add_task arguments that need one.
+func (a arguments) defaultZone(ctx context.Context) {
+	loc, ok := ctx.Value(zoneKey{}).(*time.Location)
+	if !ok {
+		return
+	}
+	if v, ok := a["tz"]; ok && string(v) != "null" {
+		return
+	}
+	for _, k := range []string{"due_at", "due_date", "remind_at", "recurrence"} {
+		if v, ok := a[k]; ok && string(v) != "null" {
+			a["tz"] = json.RawMessage(mustJSON(loc.String()))
+			return
+		}
+	}
+}
+
 // MutationResult is the result of add_task, complete_task, update_task and
 // delete_task (the seed contract).
 type MutationResult struct {
@@ -250,6 +289,9 @@ type ListedTask struct {
 	Description string   `json:"description,omitempty"`
 	Priority    string   `json:"priority"`
 	DueDate     string   `json:"due_date,omitempty"`
+	RemindAt    string   `json:"remind_at,omitempty"`
+	Recurrence  string   `json:"recurrence,omitempty"`
+	TZ          string   `json:"tz,omitempty"`
 	Tags        []string `json:"tags,omitempty"`
 }
 
@@ -260,6 +302,7 @@ func (t *Tools) call(ctx context.Context, userID, name string, raw json.RawMessa
 	}
 	switch name {
 	case ToolAddTask:
+		args.defaultZone(ctx)
 		f, err := args.fields(true)
 		if err != nil {
 			return nil, err
@@ -286,6 +329,15 @@ func (t *Tools) call(ctx context.Context, userID, name string, raw json.RawMessa
 			if task.DueAt != nil {
 				out[i].DueDate = task.DueAt.UTC().Format(time.RFC3339)
 			}
+			if task.RemindAt != nil {
+				out[i].RemindAt = task.RemindAt.UTC().Format(time.RFC3339)
+			}
+			if task.Recurrence != nil {
+				out[i].Recurrence = *task.Recurrence
+			}
+			if task.TZ != nil {
+				out[i].TZ = *task.TZ
+			}
 		}
 		return out, nil
 
@@ -311,7 +363,7 @@ func (t *Tools) call(ctx context.Context, userID, name string, raw json.RawMessa
 			return nil, err
 		}
 		if f == (tasks.Fields{}) {
-			return nil, tasksync.Errorf(tasksync.CodeInvalid, "nothing to update: give a title, description, priority, due_date or tags")
+			return nil, tasksync.Errorf(tasksync.CodeInvalid, "nothing to update: give a title, description, priority, due_at, remind_at, recurrence, tz or tags")
 		}
 		res, err := t.tasks.Update(ctx, userID, id, f, mutationOptions(ctx))
 		if err != nil {
@@ -471,14 +523,15 @@ func (a arguments) status() (tasks.Status, error) {
 // create needs a title.
 func (a arguments) fields(create bool) (tasks.Fields, error) {
 	raw := map[string]json.RawMessage{}
-	for _, k := range []string{"title", "description", "priority", "due_date", "tags"} {
+	for _, k := range []string{"title", "description", "priority", "due_date", "due_at", "remind_at", "recurrence", "tz", "tags"} {
 		if v, ok := a[k]; ok {
 			raw[k] = v
 		}
 	}
-	// A model sending "priority": null or "tags": null means "not given".
-	for _, k := range []string{"priority", "tags", "title"} {
-		if v, ok := raw[k]; ok && string(v) == "null" {
+	// A model sending "priority": null or "tags": null means "not given";
+	// so does null for anything when creating.
+	for k, v := range raw {
+		if string(v) == "null" && (create || k == "priority" || k == "tags" || k == "title") {
 			delete(raw, k)
 		}
 	}

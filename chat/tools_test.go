@@ -63,7 +63,7 @@ func TestTools(t *testing.T) {
 	expect("ana", "add_task", `{}`, `{"error":"invalid arguments: title is required and must not be blank"}`, true)
 	expect("ana", "add_task", `{"title": "  "}`, `{"error":"invalid arguments: title is required and must not be blank"}`, true)
 	expect("ana", "add_task", `{"title": "x", "priority": "urgent"}`, `{"error":"invalid arguments: priority must be one of low, medium, high"}`, true)
-	expect("ana", "update_task", fmt.Sprintf(`{"task_id": %d}`, id), `{"error":"nothing to update: give a title, description, priority, due_date or tags"}`, true)
+	expect("ana", "update_task", fmt.Sprintf(`{"task_id": %d}`, id), `{"error":"nothing to update: give a title, description, priority, due_at, remind_at, recurrence, tz or tags"}`, true)
 	expect("ana", "complete_task", `{}`, `{"error":"invalid arguments: task_id is required: the id of one of the user's tasks"}`, true)
 	expect("ana", "complete_task", `{"task_id": -4}`, `{"error":"invalid arguments: task_id must be a positive whole number"}`, true)
 	expect("ana", "complete_task", `{"task_id": "+1"}`, `{"error":"invalid arguments: task_id must be a positive whole number"}`, true)

@@ -18,6 +18,9 @@ type ChatRequest struct {
 	// absent): decoding it into a string would hide invalid text, which
 	// the chat service refuses.
 	Message json.RawMessage
+	// TZ is the raw JSON value of the frame's tz (nil when absent): the
+	// user's time zone, which the chat service reads.
+	TZ json.RawMessage
 }
 
 // ChatService runs assistant turns for sockets (package chat implements
@@ -41,7 +44,7 @@ func (srv *Server) chatFrame(ctx context.Context, s *session, f inFrame) ([]byte
 		s.waitBroker(ctx)
 	}
 	reply, err := srv.chat.Chat(s.ctx, s.userID, ChatRequest{
-		Type: f.Type, ID: f.ID, SessionID: s.id, ConversationID: f.ConversationID, Message: f.Message,
+		Type: f.Type, ID: f.ID, SessionID: s.id, ConversationID: f.ConversationID, Message: f.Message, TZ: f.TZ,
 	})
 	if err != nil {
 		return nil, err

@@ -68,6 +68,7 @@ type inFrame struct {
 	// Chat (docs/PROTOCOL.md, chat section).
 	ConversationID int64           `json:"conversation_id"`
 	Message        json.RawMessage `json:"message"`
+	TZ             json.RawMessage `json:"tz"`
 }
 
 // decodeFrame parses one client frame. Errors are *tasksync.Error values

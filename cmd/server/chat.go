@@ -98,8 +98,12 @@ func (c *chatServer) Chat(ctx context.Context, userID string, req realtime.ChatR
 		if err != nil {
 			return nil, err
 		}
+		zone, err := chat.DecodeZone(req.TZ)
+		if err != nil {
+			return nil, err
+		}
 		turn, err := c.svc.Start(ctx, chat.StartRequest{
-			UserID: userID, ConversationID: req.ConversationID, Message: msg,
+			UserID: userID, ConversationID: req.ConversationID, Message: msg, Zone: zone,
 			RequestID: req.ID, SessionID: req.SessionID,
 		})
 		if err != nil {

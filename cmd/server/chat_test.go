@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -295,6 +296,24 @@ func TestChatOfflineOverSocket(t *testing.T) {
 	}
 	if r := ana.request(map[string]any{"type": "chat.send", "conversation_id": 999999, "message": "hi"}); r["code"] != "not_found" {
 		t.Fatalf("unknown conversation: %v", r)
+	}
+	// The user's zone travels with the message: dates are read in it.
+	if r := ana.request(map[string]any{"type": "chat.send", "message": "add x tomorrow", "tz": "Mars/Olympus"}); r["code"] != "invalid" ||
+		r["fields"].(map[string]any)["tz"] == nil {
+		t.Fatalf("unknown zone: %v", r)
+	}
+	reply = ana.request(map[string]any{"type": "chat.send", "message": "add buy milk tomorrow at 9 with high priority #home", "tz": "Europe/Berlin"})
+	fs = ana.turnFrames(reply["turn_id"].(string))
+	ev := ana.next("task.created")
+	task := ev.task()
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	due, err := time.Parse(time.RFC3339, fmt.Sprint(task["due_at"]))
+	if task["title"] != "Buy milk" || task["tz"] != "Europe/Berlin" || task["priority"] != "high" || err != nil ||
+		due.In(berlin).Format("15:04") != "09:00" || !due.After(time.Now()) {
+		t.Fatalf("task: %v", task)
+	}
+	if text := fs[len(fs)-1]["text"].(string); !strings.Contains(text, "09:00 (Europe/Berlin), priority high, tag home.") {
+		t.Fatalf("reply: %q", text)
 	}
 }
 

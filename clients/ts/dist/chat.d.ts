@@ -8,6 +8,12 @@ export type ChatEvent = Event<"started", ChatStartedFrame> | Event<"delta", Chat
 export interface ChatSendOptions {
     /** Continue this conversation (omit to start one). */
     conversationId?: number;
+    /**
+     * The user's IANA time zone ("Europe/Berlin"): the assistant reads "tomorrow at 9" in it and
+     * gives it to new tasks. Default: the runtime's zone (Intl), when it has a usable one; null
+     * sends none (the server then uses UTC).
+     */
+    tz?: string | null;
 }
 /**
  * One chat turn: iterate it with for await to get its events, from started

@@ -9,6 +9,17 @@ import { DisconnectedError } from "./errors.js";
 function isChatFrame(f) {
     return typeof f.type === "string" && f.type.startsWith("chat.") && "turn_id" in f;
 }
+/** The runtime's IANA zone, or undefined when Intl has none worth sending. */
+function runtimeZone() {
+    try {
+        const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+        // "Etc/Unknown" and odd values would be refused by the server (422): send none then.
+        return typeof tz === "string" && /^[A-Za-z]+(?:\/[A-Za-z0-9_+-]+)*$/.test(tz) && tz !== "Etc/Unknown" ? tz : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
 function deferred() {
     let resolve;
     let reject;
@@ -138,6 +149,9 @@ export class Chat {
         const frame = { type: "chat.send", id, message };
         if (opts.conversationId)
             frame.conversation_id = opts.conversationId;
+        const tz = opts.tz === undefined ? runtimeZone() : opts.tz;
+        if (tz)
+            frame.tz = tz;
         this.#d.request(frame, { wait: true }).then((reply) => {
             this.#byRequest.delete(id);
             if (reply.type !== "reply" || reply.re !== "chat.send")

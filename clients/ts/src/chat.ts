@@ -33,6 +33,23 @@ function isChatFrame(f: ServerFrame): f is ChatFrame {
 export interface ChatSendOptions {
   /** Continue this conversation (omit to start one). */
   conversationId?: number;
+  /**
+   * The user's IANA time zone ("Europe/Berlin"): the assistant reads "tomorrow at 9" in it and
+   * gives it to new tasks. Default: the runtime's zone (Intl), when it has a usable one; null
+   * sends none (the server then uses UTC).
+   */
+  tz?: string | null;
+}
+
+/** The runtime's IANA zone, or undefined when Intl has none worth sending. */
+function runtimeZone(): string | undefined {
+  try {
+    const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    // "Etc/Unknown" and odd values would be refused by the server (422): send none then.
+    return typeof tz === "string" && /^[A-Za-z]+(?:\/[A-Za-z0-9_+-]+)*$/.test(tz) && tz !== "Etc/Unknown" ? tz : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function deferred<T>(): { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void } {
@@ -178,6 +195,8 @@ export class Chat {
     this.#byRequest.set(id, stream);
     const frame: ClientFrame = { type: "chat.send", id, message };
     if (opts.conversationId) frame.conversation_id = opts.conversationId;
+    const tz = opts.tz === undefined ? runtimeZone() : opts.tz;
+    if (tz) frame.tz = tz;
     this.#d.request(frame, { wait: true }).then(
       (reply) => {
         this.#byRequest.delete(id);

@@ -734,6 +734,10 @@ export interface ChatSendFrame {
    * 1 to 4000 characters, not blank.
    */
   message: string;
+  /**
+   * The user's IANA time zone (Europe/Berlin): dates in the message are read in it, and new tasks with a due time get it. Absent or null: UTC. An unknown zone is refused (invalid, fields.tz).
+   */
+  tz?: string | null;
 }
 /**
  * Stops the turn running in a conversation; the turn then ends with chat.done, status cancelled.

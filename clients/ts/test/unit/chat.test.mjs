@@ -19,6 +19,20 @@ test("chat.send streams typed events: started, tool_call, tool_result, deltas, d
   const send = server.received.find((f) => f.type === "chat.send");
   assert.equal(send.message, "what's pending?");
   assert.equal(send.conversation_id, undefined);
+  // The runtime's zone goes with the message, so that "tomorrow at 9" is read in it.
+  assert.equal(send.tz, Intl.DateTimeFormat().resolvedOptions().timeZone);
+  assert.deepEqual(server.invalid, []);
+});
+
+test("chat.send takes tz, or null to send none", async (t) => {
+  const server = await startFakeServer();
+  t.after(() => server.stop());
+  const client = await newClient(server);
+  t.after(() => client.close());
+  for await (const ev of client.chat.send("what's pending?", { tz: "Europe/Berlin" })) void ev;
+  for await (const ev of client.chat.send("what's pending?", { tz: null })) void ev;
+  const sends = server.received.filter((f) => f.type === "chat.send");
+  assert.deepEqual(sends.map((f) => f.tz), ["Europe/Berlin", undefined]);
   assert.deepEqual(server.invalid, []);
 });
 
