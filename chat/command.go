@@ -24,8 +24,15 @@ const (
 // Command is a user message as the offline assistant understands it.
 type Command struct {
 	Action Action
-	// Title: the new task's title (add) or new title (update).
+	// Title: the new task's title (add) or new title (update). For add
+	// it is the user's words, dates and labels included: the offline
+	// assistant reads them with package quickadd.
 	Title string
+	// Literal: the add's title was quoted ("add 'Call mom tonight'"), so
+	// it is the title as written, with nothing read out of it.
+	Literal bool
+	// Remind: the add was "remind me to ...": a reminder at the due time.
+	Remind bool
 	// Description: the new description (update), when that is what changes.
 	Description *string
 	// Status filters list: all, pending or completed.
@@ -142,10 +149,12 @@ func ParseCommand(msg string) Command {
 	if reListVerb.MatchString(lower) && reList.MatchString(lower) {
 		return Command{Action: ActionList, Status: listStatus(lower)}
 	}
-	for _, re := range reAdd {
+	for i, re := range reAdd {
 		if m := re.FindStringSubmatchIndex(lower); m != nil {
-			if t := title(unquote(sub(m[2], m[3]))); t != "" {
-				return Command{Action: ActionAdd, Title: t}
+			raw := strings.TrimSpace(sub(m[2], m[3]))
+			if t := title(unquote(raw)); t != "" {
+				return Command{Action: ActionAdd, Title: t, Literal: unquote(raw) != raw,
+					Remind: i == 1 && strings.HasPrefix(lower, "remind me to")}
 			}
 		}
 	}

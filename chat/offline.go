@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tasksync/internal/reqlog"
+	"tasksync/tasks/quickadd"
 )
 
 // OfflineModelName is the model name of [Offline] in chat.started.
@@ -17,7 +18,9 @@ const OfflineModelName = "offline"
 // understands the seed's example commands ("add a task to buy groceries",
 // "show me all my tasks", "what's pending?", "mark task 3 as complete",
 // "delete the meeting task", "change task 1 to 'Call mom tonight'") and a
-// few variants (see [ParseCommand]), acts through the same tools as a real
+// few variants (see [ParseCommand]); reads the dates, rules, priorities and
+// tags of "add ..." with package quickadd in the request's zone and says
+// what it set and what it could not read; acts through the same tools as a real
 // model (a task named by title is looked up with list_tasks first, so such
 // a turn takes two rounds), and streams its reply word by word. For
 // anything else it explains what it can do and how to configure a model.
@@ -38,6 +41,7 @@ func (Offline) Name() string { return OfflineModelName }
 const OfflineHelp = "I'm the built-in offline assistant: no language model is configured on this server, " +
 	"so I only understand simple commands such as:\n" +
 	"- \"add a task to buy groceries\"\n" +
+	"- \"add buy milk tomorrow at 9 with high priority #home\" or \"add pay rent every month on the 1st\"\n" +
 	"- \"show me all my tasks\" or \"what's pending?\"\n" +
 	"- \"mark task 3 as complete\"\n" +
 	"- \"delete the meeting task\" or \"delete task 2\"\n" +
@@ -58,7 +62,7 @@ func (o Offline) Complete(ctx context.Context, req ModelRequest, onText func(str
 	if last < 0 {
 		reply = ModelReply{Text: OfflineHelp}
 	} else {
-		reply = o.step(ParseCommand(req.Messages[last].Content), turnOutcomes(req.Messages[last+1:]), len(req.Tools) > 0)
+		reply = o.step(ParseCommand(req.Messages[last].Content), turnOutcomes(req.Messages[last+1:]), req)
 	}
 	if len(reply.ToolCalls) > 0 {
 		reply.FinishReason = "tool_calls"
@@ -96,29 +100,38 @@ func (o Offline) Complete(ctx context.Context, req ModelRequest, onText func(str
 // outcome is one tool call of the current turn with its result.
 type outcome struct {
 	name   string
+	args   string
 	result json.RawMessage
 }
 
 // turnOutcomes pairs this turn's tool calls with their results, in order.
 func turnOutcomes(msgs []ModelMessage) []outcome {
-	names := map[string]string{}
+	calls := map[string]ModelToolCall{}
 	var out []outcome
 	for _, m := range msgs {
 		switch m.Role {
 		case RoleAssistant:
 			for _, c := range m.ToolCalls {
-				names[c.ID] = c.Name
+				calls[c.ID] = c
 			}
 		case RoleTool:
-			out = append(out, outcome{name: names[m.ToolCallID], result: json.RawMessage(m.Content)})
+			c := calls[m.ToolCallID]
+			out = append(out, outcome{name: c.Name, args: c.Arguments, result: json.RawMessage(m.Content)})
 		}
 	}
 	return out
 }
 
-func (o Offline) step(cmd Command, done []outcome, toolsAllowed bool) ModelReply {
+func (o Offline) step(cmd Command, done []outcome, req ModelRequest) ModelReply {
+	now, zone := req.Now, req.Zone
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if zone == nil {
+		zone = time.UTC
+	}
 	call := func(name string, args map[string]any) ModelReply {
-		if !toolsAllowed {
+		if len(req.Tools) == 0 {
 			return ModelReply{Text: "I ran out of steps for that request; please try again."}
 		}
 		b, _ := json.Marshal(args)
@@ -131,7 +144,11 @@ func (o Offline) step(cmd Command, done []outcome, toolsAllowed bool) ModelReply
 	if len(done) == 0 {
 		switch cmd.Action {
 		case ActionAdd:
-			return call(ToolAddTask, map[string]any{"title": cmd.Title})
+			args, problem := addArguments(cmd, quickadd.Parse(cmd.Title, now, zone))
+			if problem != "" {
+				return ModelReply{Text: problem}
+			}
+			return call(ToolAddTask, args)
 		case ActionList:
 			return call(ToolListTasks, map[string]any{"status": cmd.Status})
 		case ActionComplete, ActionDelete, ActionUpdate:
@@ -172,7 +189,128 @@ func (o Offline) step(cmd Command, done []outcome, toolsAllowed bool) ModelReply
 			return ModelReply{Text: b.String()}
 		}
 	}
+	if last.name == ToolAddTask && !cmd.Literal {
+		return ModelReply{Text: describeAdded(last, quickadd.Parse(cmd.Title, now, zone), now.In(zone))}
+	}
 	return ModelReply{Text: describe(cmd, last)}
+}
+
+// addArguments are the add_task arguments of an add command whose words
+// were read by quickadd (r): the title without its dates and labels, and
+// the fields they set; or, when no title is left, what to tell the user.
+func addArguments(cmd Command, r quickadd.Result) (map[string]any, string) {
+	if cmd.Literal {
+		return map[string]any{"title": cmd.Title}, ""
+	}
+	name := title(r.Title)
+	if name == "" {
+		return nil, "What should the task be called? I only found a date or labels in \"" + cmd.Title + "\"; " +
+			"try \"add buy milk tomorrow at 9\"."
+	}
+	args := map[string]any{"title": name}
+	stamp := func(t time.Time) string { return t.Format(time.RFC3339) }
+	zoned := false
+	if r.DueAt != nil {
+		args["due_at"] = stamp(*r.DueAt)
+		zoned = true
+	}
+	switch {
+	case r.RemindAt != nil:
+		args["remind_at"] = stamp(*r.RemindAt)
+	case cmd.Remind && r.DueAt != nil:
+		args["remind_at"] = stamp(*r.DueAt) // "remind me to ... at 5pm"
+	}
+	if r.Recurrence != "" {
+		args["recurrence"] = r.Recurrence
+	}
+	if zoned {
+		args["tz"] = r.DueAt.Location().String()
+	}
+	if r.Priority != "" {
+		args["priority"] = string(r.Priority)
+	}
+	if len(r.Tags) > 0 {
+		args["tags"] = r.Tags
+	}
+	return args, ""
+}
+
+// describeAdded says what add_task set: "Added "Buy milk" to your tasks
+// (task 7): due Thu 3 Dec 09:00 (Europe/Berlin), priority high, tag
+// home." The times are those of the call's arguments (what was stored);
+// r, the same words read again, says what was all-day, how the rule was
+// put, and what could not be read.
+func describeAdded(last outcome, r quickadd.Result, now time.Time) string {
+	zone := now.Location()
+	var res MutationResult
+	_ = json.Unmarshal(last.result, &res)
+	var args struct {
+		DueAt      string   `json:"due_at"`
+		RemindAt   string   `json:"remind_at"`
+		Recurrence string   `json:"recurrence"`
+		Priority   string   `json:"priority"`
+		Tags       []string `json:"tags"`
+	}
+	_ = json.Unmarshal([]byte(last.args), &args)
+	when := func(s string, allDay bool) string {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return s
+		}
+		t = t.In(zone)
+		layout := "Mon 2 Jan"
+		if t.Year() != now.Year() {
+			layout += " 2006"
+		}
+		if !allDay {
+			layout += " 15:04"
+		}
+		return t.Format(layout)
+	}
+	var parts []string
+	if args.DueAt != "" {
+		parts = append(parts, "due "+when(args.DueAt, r.AllDay)+" ("+zone.String()+")")
+	}
+	if args.Recurrence != "" {
+		rule := args.Recurrence
+		for _, s := range r.Understood {
+			if s.Field == quickadd.FieldRecurrence {
+				rule = s.Text
+			}
+		}
+		parts = append(parts, "repeats "+rule)
+	}
+	if args.RemindAt != "" {
+		parts = append(parts, "reminder "+when(args.RemindAt, false))
+	}
+	if args.Priority != "" {
+		parts = append(parts, "priority "+args.Priority)
+	}
+	switch len(args.Tags) {
+	case 0:
+	case 1:
+		parts = append(parts, "tag "+args.Tags[0])
+	default:
+		parts = append(parts, "tags "+strings.Join(args.Tags, ", "))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Added %q to your tasks (task %d)", res.Title, res.TaskID)
+	if len(parts) > 0 {
+		b.WriteString(": " + strings.Join(parts, ", "))
+	}
+	b.WriteString(".")
+	if len(r.Unparsed) > 0 {
+		var bad []string
+		for _, f := range r.Unparsed {
+			bad = append(bad, fmt.Sprintf("%q (%s)", f.Text, f.Reason))
+		}
+		it := "it"
+		if len(bad) > 1 {
+			it = "them"
+		}
+		fmt.Fprintf(&b, " I couldn't read %s, so I left %s out of the task.", strings.Join(bad, " or "), it)
+	}
+	return b.String()
 }
 
 // arguments are the tool arguments of cmd for the task id.

@@ -154,7 +154,11 @@ func TestParseCommand(t *testing.T) {
 		{"add a task to buy groceries", chat.Command{Action: chat.ActionAdd, Title: "Buy groceries"}},
 		{"Please add a task: Call the plumber!", chat.Command{Action: chat.ActionAdd, Title: "Call the plumber"}},
 		{"add buy milk to my list", chat.Command{Action: chat.ActionAdd, Title: "Buy milk"}},
-		{"remind me to water the plants", chat.Command{Action: chat.ActionAdd, Title: "Water the plants"}},
+		{"remind me to water the plants", chat.Command{Action: chat.ActionAdd, Title: "Water the plants", Remind: true}},
+		// The words of an add stay whole (the offline assistant reads the
+		// dates out of them); a quoted title is taken as written.
+		{"add buy milk tomorrow at 9 #home", chat.Command{Action: chat.ActionAdd, Title: "Buy milk tomorrow at 9 #home"}},
+		{"add 'Call mom tonight'", chat.Command{Action: chat.ActionAdd, Title: "Call mom tonight", Literal: true}},
 		{"show me all my tasks", chat.Command{Action: chat.ActionList, Status: "all"}},
 		{"What's pending?", chat.Command{Action: chat.ActionList, Status: "pending"}},
 		{"what have I completed?", chat.Command{Action: chat.ActionList, Status: "completed"}},
