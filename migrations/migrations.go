@@ -1,5 +1,6 @@
 // Package migrations holds the SQL schema of tasksync, embedded in the binary,
-// and applies it with goose.
+// and applies it with goose. One migration is Go (00006_reminders.go): it
+// runs River's own migrator for the job queue's tables.
 //
 // Migrations run under a Postgres session advisory lock, so several instances
 // starting at once apply each migration exactly once; the others wait and
@@ -31,7 +32,15 @@ func provider(db *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migration lock: %w", err)
 	}
-	opts := []goose.ProviderOption{goose.WithSessionLocker(locker)}
+	opts := []goose.ProviderOption{
+		goose.WithSessionLocker(locker),
+		goose.WithGoMigrations(remindersMigration()),
+		// Migration numbers are reserved by parallel branches and may land
+		// out of order (00007 before 00006); none depends on a migration
+		// numbered after it, so a database that has a higher one applies a
+		// lower one it lacks instead of refusing to start.
+		goose.WithAllowOutofOrder(true),
+	}
 	if logger != nil {
 		opts = append(opts, goose.WithSlog(logger))
 	}
@@ -69,9 +78,26 @@ func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	current, target, err := p.GetVersions(ctx)
+	// HasPending, not current < target: a lower migration that landed
+	// after a higher one was applied is pending too.
+	pending, err := p.HasPending(ctx)
 	if err != nil {
 		return false, fmt.Errorf("read schema version: %w", err)
 	}
-	return current < target, nil
+	return pending, nil
+}
+
+// DownTo rolls migrations back until the schema is at version (tests of
+// the down migrations).
+func DownTo(ctx context.Context, pool *pgxpool.Pool, version int64) error {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := provider(db, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := p.DownTo(ctx, version); err != nil {
+		return fmt.Errorf("roll back migrations: %w", err)
+	}
+	return nil
 }
