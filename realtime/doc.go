@@ -20,7 +20,8 @@
 //     throttling and heartbeat. broker.go, redisbroker.go: the [Broker]
 //     interface, in memory and over Redis.
 //   - listener.go: the LISTEN connection ([Listener]); changelog.go: reads
-//     of the durable change log ([ChangeLog]).
+//     of the durable change log ([ChangeLog]); reminders.go: delivery of
+//     fired reminders ([ReminderLog], the hub's reminder loop).
 //   - disconnect.go: close codes and the [Disconnect] values the server
 //     sends; frames.go: frame types, decoding and encoding.
 //
@@ -45,8 +46,10 @@
 //
 // Goroutines and their owners:
 //
-//   - [Hub.Run] owns the hub's three loops (fetch, broker delivery,
-//     presence) in one errgroup and returns once they have all stopped.
+//   - [Hub.Run] owns the hub's loops (fetch, broker delivery, presence and,
+//     with reminders, the reminder loop of reminders.go, the only goroutine
+//     that reads the reminders table) in one errgroup and returns once they
+//     have all stopped.
 //     The fetch loop and, for inline events, the listener's goroutine
 //     dispatch events, one at a time (the hub's dmu); a panic
 //     in a batch is recovered and the batch retried.

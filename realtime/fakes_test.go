@@ -459,11 +459,17 @@ type rig struct {
 	unchecked bool
 }
 
-func newRig(t *testing.T, cfg Config) *rig {
+func newRig(t *testing.T, cfg Config) *rig { return newRigWith(t, cfg, nil) }
+
+// newRigWith is newRig with setup run on the hub before it runs.
+func newRigWith(t *testing.T, cfg Config, setup func(*Hub)) *rig {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := &rig{t: t, log: newFakeLog(), tasks: &fakeTasks{}}
 	r.hub = newHub(HubConfig{Logger: logger, Broker: NewMemoryBroker(), Instance: "test"}, r.log)
+	if setup != nil {
+		setup(r.hub)
+	}
 	r.srv = NewServer(cfg, ServerDeps{Logger: logger, Hub: r.hub, Tasks: r.tasks, Verifier: fakeVerifier{}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -38,6 +38,7 @@ const (
 	TypeSnapshot     = "snapshot"
 	TypeSynced       = "synced"
 	TypePresenceInfo = "presence"
+	TypeReminder     = "reminder"
 )
 
 // Limits on client frames beyond the read limit.

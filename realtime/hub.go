@@ -23,11 +23,12 @@ import (
 // session here is dropped without touching the database or decoding it.
 //
 // [Hub.Run] owns every background goroutine of the hub: the fetch loop, the
-// broker's delivery loop and the presence loop. Nothing runs before Run,
-// and Run returns only once all of them have stopped. Events are
-// dispatched by the fetch loop and, for inline events, by the listener's
-// goroutine, one at a time (dmu), each only if it follows the user's
-// cursor: each user's events leave the hub in sequence order, once.
+// broker's delivery loop, the presence loop and, with reminders, the
+// reminder loop (reminders.go). Nothing runs before Run, and Run returns
+// only once all of them have stopped. Events are dispatched by the fetch
+// loop and, for inline events, by the listener's goroutine, one at a time
+// (dmu), each only if it follows the user's cursor: each user's events
+// leave the hub in sequence order, once.
 type Hub struct {
 	logger   *slog.Logger
 	changes  changeReader
@@ -47,6 +48,11 @@ type Hub struct {
 	// moves a feed's cursor and hands the event to the sessions under it,
 	// so every user's events leave the hub in seq order, once.
 	dmu sync.Mutex
+
+	// reminders, when not nil, is where fired reminders are read
+	// (reminders.go); rq is the work of the reminder loop.
+	reminders reminderReader
+	rq        reminderQueue
 }
 
 // changeReader is what the hub and sessions read from the change log
@@ -71,6 +77,10 @@ type HubConfig struct {
 	// PresenceTTL is how long a presence entry lives without a heartbeat
 	// (DefaultPresenceTTL when 0; heartbeats run every third of it).
 	PresenceTTL time.Duration
+	// Reminders, if not nil, delivers fired reminders to this instance's
+	// sessions (reminders.go); the Listener must then also handle
+	// ReminderChannel with [Hub.ReminderHandler].
+	Reminders *ReminderLog
 }
 
 // NewHub returns a Hub; nothing runs until [Hub.Run].
@@ -79,7 +89,11 @@ func NewHub(cfg HubConfig) *Hub {
 	if cfg.Changes != nil {
 		changes = cfg.Changes
 	}
-	return newHub(cfg, changes)
+	h := newHub(cfg, changes)
+	if cfg.Reminders != nil {
+		h.reminders = cfg.Reminders
+	}
+	return h
 }
 
 func newHub(cfg HubConfig, changes changeReader) *Hub {
@@ -97,6 +111,7 @@ func newHub(cfg HubConfig, changes changeReader) *Hub {
 		h.broker = NewMemoryBroker()
 	}
 	h.reg.init()
+	h.rq.init()
 	h.relay = relay{hub: h}
 	h.presence = newPresence(h, cfg.PresenceTTL)
 	return h
@@ -110,6 +125,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	g.Go(func() error { return h.fetchLoop(ctx) })
 	g.Go(func() error { return h.relay.run(ctx) })
 	g.Go(func() error { return h.presence.run(ctx) })
+	if h.reminders != nil {
+		g.Go(func() error { return h.reminderLoop(ctx) })
+	}
 	return g.Wait()
 }
 

@@ -353,6 +353,9 @@ func (srv *Server) start(s *session, since *int64, id auth.Identity) {
 			testHookRegistered(s)
 		}
 		s.startFill()
+		// After hello: reminders that fired while the user had no
+		// session are sent now, as pending.
+		srv.hub.claimReminders(s.userID)
 		// Shutdown may have listed the sessions just before this one
 		// registered.
 		if srv.isClosing() {

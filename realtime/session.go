@@ -73,6 +73,11 @@ type session struct {
 
 	writerDone chan struct{}
 	wg         sync.WaitGroup // request, fill, ping and join goroutines
+
+	// reminded holds the ids of the reminders this session was sent, so
+	// that it gets each once (reminders.go).
+	remMu    sync.Mutex
+	reminded map[int64]struct{}
 }
 
 func newSession(srv *Server, conn Conn, id, userID string, startSeq int64, exp time.Time) *session {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	
+
 	"tasksync"
 )
 
@@ -210,8 +210,22 @@ func (s *Service) DeleteSeries(ctx context.Context, userID string, id int64, opt
 				return Result{}, fmt.Errorf("lock series: %w", err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM tasks WHERE user_id = $1 AND (id = $2 OR series_id = $3)`, userID, id, cur.SeriesID); err != nil {
+		rows, err := tx.Query(ctx, `DELETE FROM tasks WHERE user_id = $1 AND (id = $2 OR series_id = $3) RETURNING id, completed, remind_at`, userID, id, cur.SeriesID)
+		if err != nil {
 			return Result{}, fmt.Errorf("delete series: %w", err)
+		}
+		var gone []Task
+		var g Task
+		if _, err := pgx.ForEachRow(rows, []any{&g.ID, &g.Completed, &g.RemindAt}, func() error {
+			gone = append(gone, g)
+			return nil
+		}); err != nil {
+			return Result{}, fmt.Errorf("delete series: %w", err)
+		}
+		for _, g := range gone {
+			if err := s.syncReminder(ctx, tx, userID, g.ID, &g, nil); err != nil {
+				return Result{}, err
+			}
 		}
 		return Result{Op: OpDeleted, TaskID: id}, nil
 	})

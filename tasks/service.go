@@ -129,6 +129,9 @@ type Service struct {
 	// txTimeout bounds a transaction of mutations once it has begun
 	// (batchTimeout; tests shorten it).
 	txTimeout time.Duration
+	// scheduler, when set (UseScheduler), keeps reminder jobs in step
+	// with the tasks, in the mutations' transactions (scheduler.go).
+	scheduler Scheduler
 }
 
 // NewService returns a Service over db with default group-commit options.
@@ -197,9 +200,19 @@ func (s *Service) Create(ctx context.Context, userID string, f Fields, opts Muta
 	if err != nil {
 		return Result{}, err
 	}
+	// A create that sets a reminder enqueues its job in its transaction:
+	// not in autocommit, nor in a multi-row INSERT.
+	reminder, insert := s.needsScheduler(&t), &t
+	if reminder {
+		insert = nil
+	}
 	return s.submit(ctx, userID, opts, fingerprint(opts, "create", 0, t), func(ctx context.Context, tx querier) (Result, error) {
 		if t.Recurrence != nil {
-			return createFirstOccurrence(ctx, tx, actor, session, t)
+			res, err := createFirstOccurrence(ctx, tx, actor, session, t)
+			if err == nil {
+				err = s.syncReminder(ctx, tx, userID, res.TaskID, nil, res.Task)
+			}
+			return res, err
 		}
 		// The statement names its own actor: alone it runs in
 		// autocommit, where a set_config of its own would end with
@@ -214,8 +227,11 @@ func (s *Service) Create(ctx context.Context, userID string, f Fields, opts Muta
 		if err != nil {
 			return Result{}, fmt.Errorf("insert task: %w", err)
 		}
+		if err := s.syncReminder(ctx, tx, userID, created.ID, nil, &created); err != nil {
+			return Result{}, err
+		}
 		return Result{Op: OpCreated, TaskID: created.ID, Task: &created}, nil
-	}, true, &t)
+	}, !reminder, insert)
 }
 
 // Update applies the sent fields to a task (PATCH semantics).
@@ -277,9 +293,16 @@ func (s *Service) Delete(ctx context.Context, userID string, id int64, opts Muta
 			return Result{}, fmt.Errorf("delete task: %w", err)
 		}
 		if following != nil {
-			if _, err := following.insert(ctx, tx, opts); err != nil {
+			next, err := following.insert(ctx, tx, opts)
+			if err != nil {
 				return Result{}, err
 			}
+			if err := s.syncReminder(ctx, tx, userID, idOf(next), nil, next); err != nil {
+				return Result{}, err
+			}
+		}
+		if err := s.syncReminder(ctx, tx, userID, id, &cur, nil); err != nil {
+			return Result{}, err
 		}
 		return Result{Op: OpDeleted, TaskID: id}, nil
 	})
@@ -319,9 +342,16 @@ func (s *Service) change(ctx context.Context, userID string, id int64, opts Muta
 		}
 		if following != nil {
 			// Completing an occurrence: the next one, in this transaction.
-			if _, err := following.insert(ctx, tx, opts); err != nil {
+			next, err := following.insert(ctx, tx, opts)
+			if err != nil {
 				return Result{}, err
 			}
+			if err := s.syncReminder(ctx, tx, userID, idOf(next), nil, next); err != nil {
+				return Result{}, err
+			}
+		}
+		if err := s.syncReminder(ctx, tx, userID, id, &cur, &updated); err != nil {
+			return Result{}, err
 		}
 		return Result{Op: OpUpdated, TaskID: id, Task: &updated}, nil
 	})

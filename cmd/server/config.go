@@ -14,6 +14,7 @@ import (
 	"tasksync/internal/httpjson"
 	"tasksync/internal/reqlog"
 	"tasksync/realtime"
+	"tasksync/reminders"
 	"tasksync/tasks"
 )
 
@@ -111,6 +112,17 @@ type Config struct {
 	EventRetention       time.Duration
 	IdempotencyRetention time.Duration
 	PruneInterval        time.Duration
+
+	// REMINDER_POLL_INTERVAL (default 1s): how often an instance looks for
+	// reminder jobs that became due (River's FetchPollInterval; River's
+	// scheduler makes scheduled jobs available every 5s, so a reminder fires
+	// up to about 6s after its time). REMINDER_WORKERS (default 10):
+	// reminder jobs run at once per instance. Tests use 100ms.
+	ReminderPollInterval time.Duration
+	ReminderWorkers      int
+	// reminderTestOnly: River without its staggered start (tests only; no
+	// variable).
+	reminderTestOnly bool
 
 	// PPROF_ADDR: a loopback host:port serving net/http/pprof on its own
 	// listener, for profiling (docs/BENCHMARKS.md). Empty: off.
@@ -376,6 +388,8 @@ func loadConfig(lookup func(string) (string, bool)) (Config, error) {
 		IdempotencyRetention: e.duration("IDEMPOTENCY_RETENTION", 24*time.Hour, time.Minute, 30*24*time.Hour),
 		PruneInterval:        e.duration("PRUNE_INTERVAL", 10*time.Minute, time.Second, 24*time.Hour),
 		ShutdownTimeout:      e.duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
+		ReminderPollInterval: e.duration("REMINDER_POLL_INTERVAL", reminders.DefaultFetchPollInterval, 10*time.Millisecond, time.Minute),
+		ReminderWorkers:      int(e.integer("REMINDER_WORKERS", reminders.DefaultWorkers, 1, 1000)),
 	}
 	c.DatabaseListenURL = e.postgresURL("DATABASE_LISTEN_URL", c.DatabaseURL, false)
 	if c.RedisURL != "" {

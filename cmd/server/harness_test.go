@@ -79,6 +79,8 @@ func (e *testEnv) config(overrides map[string]string) Config {
 		// Tests drive sockets hard; the rate limit has its own test.
 		"WS_FRAME_RATE":  "100000",
 		"WS_FRAME_BURST": "100000",
+		// Reminder jobs are looked for every 100ms (1s in production).
+		"REMINDER_POLL_INTERVAL": "100ms",
 	}
 	for k, v := range overrides {
 		env[k] = v
@@ -87,6 +89,7 @@ func (e *testEnv) config(overrides map[string]string) Config {
 	if err != nil {
 		e.t.Fatalf("config: %v", err)
 	}
+	cfg.reminderTestOnly = true
 	return cfg
 }
 

@@ -32,6 +32,7 @@ import (
 	"tasksync/internal/static"
 	"tasksync/migrations"
 	"tasksync/realtime"
+	"tasksync/reminders"
 	"tasksync/tasks"
 	"tasksync/tasks/quickadd"
 	"tasksync/web"
@@ -92,6 +93,7 @@ type server struct {
 	revoked  *auth.Revocations
 	tasks    *tasks.Service
 	changes  *realtime.ChangeLog
+	remind   *reminders.Service
 	hub      *realtime.Hub
 	sockets  *realtime.Server
 	chat     *chatServer
@@ -168,10 +170,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(list
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := realtime.NewMetrics(registry)
 
+	taskService := tasks.NewServiceWith(db, tasks.BatchOptions{MaxBatches: cfg.WriteBatches, MaxBatch: cfg.WriteBatchSize})
+	// Reminders: River jobs enqueued in the task writes' transactions
+	// (package reminders), delivered by every instance's hub to its own
+	// sessions on the job's NOTIFY.
+	remind, err := reminders.New(db, reminders.Config{
+		FetchPollInterval: cfg.ReminderPollInterval, Workers: cfg.ReminderWorkers, Logger: log, TestOnly: cfg.reminderTestOnly,
+	})
+	if err != nil {
+		return err
+	}
+	taskService.UseScheduler(remind)
+
 	changes := realtime.NewChangeLog(db)
 	hub := realtime.NewHub(realtime.HubConfig{
 		Logger: log, Changes: changes, Broker: broker, Metrics: metrics,
 		Instance: cfg.InstanceID, PresenceTTL: cfg.PresenceTTL,
+		Reminders: realtime.NewReminderLog(db, taskService),
 	})
 	// Sign out everywhere: every path that checks a token (REST, socket
 	// upgrade, auth.refresh, /mcp) gets the revocation check through the
@@ -184,7 +199,6 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(list
 		return err
 	}
 	tokens := revoked.Verifier(verifier)
-	taskService := tasks.NewServiceWith(db, tasks.BatchOptions{MaxBatches: cfg.WriteBatches, MaxBatch: cfg.WriteBatchSize})
 	chatSrv := newChat(ctx, cfg, log, db, hub, taskService)
 	defer chatSrv.Stop() // before Redis and the pool close: turns store what they have
 	registry.MustRegister(
@@ -212,7 +226,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(list
 	}, realtime.ServerDeps{Logger: log, Hub: hub, Tasks: taskService, Verifier: tokens, Chat: chatSrv})
 
 	s := &server{cfg: cfg, log: log, db: db, verifier: tokens, revoked: revoked, tasks: taskService,
-		changes: changes, hub: hub, sockets: sockets, registry: registry, chat: chatSrv}
+		changes: changes, remind: remind, hub: hub, sockets: sockets, registry: registry, chat: chatSrv}
 
 	var bg sync.WaitGroup
 	runLoop := func(name string, fn func(context.Context) error) {
@@ -226,8 +240,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(list
 	}
 	runLoop("hub", hub.Run) // fetch loop, broker delivery, presence heartbeat
 	runLoop("listener", (&realtime.Listener{URL: cfg.DatabaseListenURL, Hub: hub, Logger: log,
-		Handlers: map[string]pgxlisten.Handler{auth.RevocationChannel: revoked}}).Run)
+		Handlers: map[string]pgxlisten.Handler{auth.RevocationChannel: revoked, realtime.ReminderChannel: hub.ReminderHandler()}}).Run)
 	runLoop("pruner", s.prune)
+	// River's goroutines (fetchers, workers, leader election and its
+	// scheduler) belong to remind: started here, stopped in shutdown step 3
+	// before the pool closes. The deferred Stop covers the early returns.
+	if err := remind.Start(bgCtx); err != nil {
+		stopBackground()
+		bg.Wait()
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := remind.Stop(ctx); err != nil {
+			log.Warn("shutdown: reminder jobs", "err", err)
+		}
+	}()
 	if cfg.PprofAddr != "" {
 		runLoop("pprof", func(ctx context.Context) error { return servePprof(ctx, cfg.PprofAddr, log) })
 	}
@@ -296,7 +325,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, onListen func(list
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http server", "err", err)
 	}
-	// 3. Background loops. 4. Redis and the pool close by their defers.
+	// 3. Background loops: River first (a reminder job that is running
+	// finishes, so its NOTIFY may still reach the other instances), then
+	// the listener, hub and pruner. 4. Redis and the pool close by their
+	// defers.
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := remind.Stop(stopCtx); err != nil {
+		log.Warn("shutdown: reminder jobs still running at the deadline", "err", err)
+	}
+	cancelStop()
 	stopBackground()
 	bg.Wait()
 	log.Info("stopped")
@@ -318,6 +355,11 @@ func (s *server) prune(ctx context.Context) error {
 			s.log.Warn("prune change log", "err", err)
 		} else if n > 0 {
 			s.log.Info("pruned change log", "events", n)
+		}
+		if n, err := s.remind.Prune(ctx, s.cfg.EventRetention); err != nil {
+			s.log.Warn("prune reminders", "err", err)
+		} else if n > 0 {
+			s.log.Info("pruned delivered reminders", "reminders", n)
 		}
 		if n, err := s.tasks.PruneIdempotencyKeys(ctx, s.cfg.IdempotencyRetention); err != nil {
 			s.log.Warn("prune idempotency keys", "err", err)

@@ -160,6 +160,8 @@ func TestBrokenFramesFail(t *testing.T) {
 		{Server, `{"type":"snapshot","seq":1,"page":1,"reason":"r","tasks":[],"more":false}`, "not"},
 		{Server, `{"type":"presence","event":"join","online":1,"sessions":[]}`, "session_id"},
 		{Server, `{"type":"presence","event":"sync","online":0,"sessions":null}`, "/sessions"},
+		{Server, `{"type":"reminder","reminder_id":"0","task":` + task + `,"remind_at":"2026-11-25T19:25:40.577141Z","pending":false}`, "/reminder_id"},
+		{Server, `{"type":"reminder","reminder_id":"1","task":` + task + `,"remind_at":"2026-11-25T19:25:40.577141Z"}`, "pending"},
 		{Server, `{"type":"chat.done","conversation_id":1,"turn_id":"t_aaaaaaaaaaaaaaaa","message_id":2,"status":"error","text":"","tool_calls":[]}`, "/status"},
 		{Server, `{"type":"chat.delta","conversation_id":1,"turn_id":"turn1","text":"x"}`, "/turn_id"},
 		{Client, `{"type":"task.create","task":{"description":"no title"}}`, "title"},
@@ -206,7 +208,7 @@ func TestSchemasCoverTheProtocol(t *testing.T) {
 			realtime.TypePresence, realtime.TypeChatSend, realtime.TypeChatCancel},
 		Server: {realtime.TypeHello, realtime.TypePong, realtime.TypeReply, realtime.TypeError, realtime.TypeTaskCreated,
 			realtime.TypeTaskUpdated, realtime.TypeTaskDeleted, realtime.TypeSnapshot, realtime.TypeSynced,
-			realtime.TypePresenceInfo, chat.TypeStarted, chat.TypeDelta, chat.TypeToolCall, chat.TypeToolResult,
+			realtime.TypePresenceInfo, realtime.TypeReminder, chat.TypeStarted, chat.TypeDelta, chat.TypeToolCall, chat.TypeToolResult,
 			chat.TypeDone, chat.TypeError},
 	}
 	asyncapi := string(docs.AsyncAPI())
