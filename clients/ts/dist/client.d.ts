@@ -3,7 +3,7 @@ import { type ConnectionState, type OnlineSource, type RequestOptions, type Toke
 import { type Observable } from "./observable.js";
 import { type Conflict, type ConflictResolution, type PendingMutation, type RejectedMutation } from "./outbox.js";
 import { type PresenceState } from "./presence.js";
-import type { ClientFrame, ServerFrame, TaskFilter } from "./protocol.gen.js";
+import type { ClientFrame, ReminderFrame, ServerFrame, TaskFilter } from "./protocol.gen.js";
 import { type OutboxStorage } from "./storage.js";
 import { type TaskEvent } from "./store.js";
 import { TaskView } from "./view.js";
@@ -67,6 +67,13 @@ export interface TasksyncClient {
     reconnect(): void;
     /** Calls cb with every change event applied (once per event, in seq order); returns the unsubscribe function. */
     onEvent(cb: (event: TaskEvent) => void): () => void;
+    /**
+     * Calls cb with every reminder the server sends: once per reminder, when it fires while this client is
+     * connected (pending: false), or after the next connect when it fired while none of the user's devices was
+     * (pending: true; then only the device that connects first gets it). Snooze with
+     * tasks().update(id, { remind_at }). Returns the unsubscribe function.
+     */
+    onReminder(cb: (reminder: ReminderFrame) => void): () => void;
     /** Sends any request of docs/PROTOCOL.md (task.list, ping, ...) and resolves with its answer. */
     request(frame: ClientFrame, opts?: RequestOptions): Promise<ServerFrame>;
     /** Closes the socket; the outbox stays in storage for the next client. */

@@ -27,6 +27,10 @@ class Client {
     #rejected = new Cell([]);
     #viewListeners = new Set();
     #eventListeners = new Set();
+    #reminderListeners = new Set();
+    // Reminder ids already handed to the app: a reminder reaches a session once, and this keeps it once for the
+    // client across its reconnects too.
+    #remindersSeen = new Set();
     #loaded;
     #storedUser = null;
     // Stored state whose owner nobody confirmed yet (no userId option, no
@@ -153,6 +157,12 @@ class Client {
             this.#eventListeners.delete(cb);
         };
     }
+    onReminder(cb) {
+        this.#reminderListeners.add(cb);
+        return () => {
+            this.#reminderListeners.delete(cb);
+        };
+    }
     request(frame, opts) {
         return this.#conn.request(frame, opts);
     }
@@ -266,6 +276,19 @@ class Client {
                 return;
             case "presence":
                 this.#presence.apply(f);
+                return;
+            case "reminder":
+                if (this.#remindersSeen.has(f.reminder_id))
+                    return;
+                this.#remindersSeen.add(f.reminder_id);
+                for (const cb of [...this.#reminderListeners]) {
+                    try {
+                        cb(f);
+                    }
+                    catch (err) {
+                        reportError(err);
+                    }
+                }
                 return;
             case "reply":
                 if (f.re === "presence.list")

@@ -1,7 +1,7 @@
 /**
  * Every frame the server sends on /ws; the type field tells which.
  */
-export type ServerFrame = HelloFrame | TaskCreatedFrame | TaskUpdatedFrame | TaskDeletedFrame | ReplyFrame | ErrorFrame | PongFrame | SyncedFrame | SnapshotFrame | PresenceFrame | ChatStartedFrame | ChatDeltaFrame | ChatToolCallFrame | ChatToolResultFrame | ChatDoneFrame | ChatErrorFrame;
+export type ServerFrame = HelloFrame | TaskCreatedFrame | TaskUpdatedFrame | TaskDeletedFrame | ReplyFrame | ErrorFrame | PongFrame | SyncedFrame | SnapshotFrame | PresenceFrame | ReminderFrame | ChatStartedFrame | ChatDeltaFrame | ChatToolCallFrame | ChatToolResultFrame | ChatDoneFrame | ChatErrorFrame;
 export type Priority = "low" | "medium" | "high";
 /**
  * The answer to a request that succeeded. id echoes the request's id, re names its type; the other fields depend on re. Replies may come in another order than the requests: match them by id.
@@ -333,6 +333,25 @@ export interface PresenceFrame {
      * Oldest first.
      */
     sessions: PresenceSession[];
+}
+/**
+ * A task's reminder fired (at its remind_at, on whichever instance ran the job). Sent once to every session of the user that was open when it fired (pending false); a reminder that fired while the user had no session is sent once after hello on a later connect (pending true). task is the task as it is when the frame is sent. Snooze by updating the task's remind_at (task.update).
+ */
+export interface ReminderFrame {
+    type: "reminder";
+    /**
+     * Identifies this firing; the same reminder never reaches one session twice.
+     */
+    reminder_id: string;
+    task: Task;
+    /**
+     * A task time: UTC with exactly six fractional digits (the precision Postgres stores), identical over REST and in events.
+     */
+    remind_at: string;
+    /**
+     * true: it fired while the user had no open session, and is delivered on this connect.
+     */
+    pending: boolean;
 }
 /**
  * Opens every chat turn, on every session of the user (whichever session or REST request started it). request_id is the id of the chat.send that started the turn and session_id the session that sent it (both absent for REST turns).

@@ -11,7 +11,9 @@ import {
   Outbox, overlay, type Conflict, type ConflictResolution, type PendingMutation, type RejectedMutation, type ViewTask,
 } from "./outbox.js";
 import { Presence, type PresenceState } from "./presence.js";
-import type { ClientFrame, HelloFrame, ServerFrame, Task, TaskFields, TaskFilter, TaskPatch } from "./protocol.gen.js";
+import type {
+  ClientFrame, HelloFrame, ReminderFrame, ServerFrame, Task, TaskFields, TaskFilter, TaskPatch,
+} from "./protocol.gen.js";
 import { defaultStorage, type OutboxStorage, type StoredState } from "./storage.js";
 import { TaskStore, type TaskEvent } from "./store.js";
 import { tokenUser } from "./token.js";
@@ -78,6 +80,13 @@ export interface TasksyncClient {
   reconnect(): void;
   /** Calls cb with every change event applied (once per event, in seq order); returns the unsubscribe function. */
   onEvent(cb: (event: TaskEvent) => void): () => void;
+  /**
+   * Calls cb with every reminder the server sends: once per reminder, when it fires while this client is
+   * connected (pending: false), or after the next connect when it fired while none of the user's devices was
+   * (pending: true; then only the device that connects first gets it). Snooze with
+   * tasks().update(id, { remind_at }). Returns the unsubscribe function.
+   */
+  onReminder(cb: (reminder: ReminderFrame) => void): () => void;
   /** Sends any request of docs/PROTOCOL.md (task.list, ping, ...) and resolves with its answer. */
   request(frame: ClientFrame, opts?: RequestOptions): Promise<ServerFrame>;
   /** Closes the socket; the outbox stays in storage for the next client. */
@@ -101,6 +110,10 @@ class Client implements TasksyncClient {
   readonly #rejected = new Cell<readonly RejectedMutation[]>([]);
   readonly #viewListeners = new Set<() => void>();
   readonly #eventListeners = new Set<(e: TaskEvent) => void>();
+  readonly #reminderListeners = new Set<(r: ReminderFrame) => void>();
+  // Reminder ids already handed to the app: a reminder reaches a session once, and this keeps it once for the
+  // client across its reconnects too.
+  readonly #remindersSeen = new Set<string>();
   readonly #loaded: Promise<void>;
   #storedUser: string | null = null;
   // Stored state whose owner nobody confirmed yet (no userId option, no
@@ -244,6 +257,13 @@ class Client implements TasksyncClient {
     };
   }
 
+  onReminder(cb: (reminder: ReminderFrame) => void): () => void {
+    this.#reminderListeners.add(cb);
+    return () => {
+      this.#reminderListeners.delete(cb);
+    };
+  }
+
   request(frame: ClientFrame, opts?: RequestOptions): Promise<ServerFrame> {
     return this.#conn.request(frame, opts);
   }
@@ -352,6 +372,17 @@ class Client implements TasksyncClient {
         return;
       case "presence":
         this.#presence.apply(f);
+        return;
+      case "reminder":
+        if (this.#remindersSeen.has(f.reminder_id)) return;
+        this.#remindersSeen.add(f.reminder_id);
+        for (const cb of [...this.#reminderListeners]) {
+          try {
+            cb(f);
+          } catch (err) {
+            reportError(err);
+          }
+        }
         return;
       case "reply":
         if (f.re === "presence.list") this.#presence.apply(f);

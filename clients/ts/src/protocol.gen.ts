@@ -17,6 +17,7 @@ export type ServerFrame =
   | SyncedFrame
   | SnapshotFrame
   | PresenceFrame
+  | ReminderFrame
   | ChatStartedFrame
   | ChatDeltaFrame
   | ChatToolCallFrame
@@ -383,6 +384,25 @@ export interface PresenceFrame {
    * Oldest first.
    */
   sessions: PresenceSession[];
+}
+/**
+ * A task's reminder fired (at its remind_at, on whichever instance ran the job). Sent once to every session of the user that was open when it fired (pending false); a reminder that fired while the user had no session is sent once after hello on a later connect (pending true). task is the task as it is when the frame is sent. Snooze by updating the task's remind_at (task.update).
+ */
+export interface ReminderFrame {
+  type: "reminder";
+  /**
+   * Identifies this firing; the same reminder never reaches one session twice.
+   */
+  reminder_id: string;
+  task: Task;
+  /**
+   * A task time: UTC with exactly six fractional digits (the precision Postgres stores), identical over REST and in events.
+   */
+  remind_at: string;
+  /**
+   * true: it fired while the user had no open session, and is delivered on this connect.
+   */
+  pending: boolean;
 }
 /**
  * Opens every chat turn, on every session of the user (whichever session or REST request started it). request_id is the id of the chat.send that started the turn and session_id the session that sent it (both absent for REST turns).
