@@ -39,12 +39,19 @@ const (
 // grouper runs requests in groups: the leader pattern above, for any
 // request type. run answers every request of a group (setting its result
 // fields); it is called by at most max goroutines at once.
+//
+// Urgent requests go before the others in the queue: a session that has
+// started (registered, replaying) is finished before new sockets get their
+// first read. Served first come, first served, every socket of a storm
+// would need its three reads to go round the whole queue three times, and
+// they would all become current together at the end.
 type grouper[T any] struct {
 	max, maxGroup int
 	run           func(ctx context.Context, group []*T)
 
 	mu      sync.Mutex
-	queue   []*groupEntry[T]
+	queue   []*groupEntry[T] // the urgent ones first
+	urgent  int              // how many of queue are urgent
 	leaders int
 }
 
@@ -57,7 +64,7 @@ type groupEntry[T any] struct {
 
 // do runs req, alone or in a group, and returns once it has run (or, if
 // it was still queued, once ctx ended: then it returns false).
-func (g *grouper[T]) do(ctx context.Context, req *T) bool {
+func (g *grouper[T]) do(ctx context.Context, req *T, urgent bool) bool {
 	e := &groupEntry[T]{req: req, wake: make(chan struct{}, 1)}
 	g.mu.Lock()
 	if g.leaders < g.max {
@@ -66,7 +73,12 @@ func (g *grouper[T]) do(ctx context.Context, req *T) bool {
 		g.lead(ctx, e)
 		return true
 	}
-	g.queue = append(g.queue, e)
+	if urgent {
+		g.queue = slices.Insert(g.queue, g.urgent, e)
+		g.urgent++
+	} else {
+		g.queue = append(g.queue, e)
+	}
 	g.mu.Unlock()
 	select {
 	case <-e.wake:
@@ -74,6 +86,9 @@ func (g *grouper[T]) do(ctx context.Context, req *T) bool {
 		g.mu.Lock()
 		if i := slices.Index(g.queue, e); i >= 0 {
 			g.queue = slices.Delete(g.queue, i, i+1)
+			if i < g.urgent {
+				g.urgent--
+			}
 			g.mu.Unlock()
 			return false
 		}
@@ -100,6 +115,7 @@ func (g *grouper[T]) lead(ctx context.Context, e *groupEntry[T]) {
 		group = append(group, o.req)
 	}
 	g.queue = slices.Delete(g.queue, 0, n)
+	g.urgent = max(0, g.urgent-n)
 	g.mu.Unlock()
 
 	// The group serves other sessions too: one caller's end must not fail
@@ -118,6 +134,7 @@ func (g *grouper[T]) lead(ctx context.Context, e *groupEntry[T]) {
 	}
 	next := g.queue[0]
 	g.queue = slices.Delete(g.queue, 0, 1)
+	g.urgent = max(0, g.urgent-1)
 	g.mu.Unlock()
 	next.lead = true
 	next.wake <- struct{}{}
@@ -150,19 +167,22 @@ func newGroupReader(log changeReader, metrics *Metrics, maxQueries int) *groupRe
 	return r
 }
 
-// currentSeq returns user's current seq.
-func (g *groupReader) currentSeq(ctx context.Context, user string) (int64, error) {
+// currentSeq returns user's current seq. started: for a session already
+// registered (its check after registration), which goes before new
+// sockets' reads.
+func (g *groupReader) currentSeq(ctx context.Context, user string, started bool) (int64, error) {
 	r := &readReq{seqOnly: true, rng: logRange{User: user}}
-	if !g.g.do(ctx, r) {
+	if !g.g.do(ctx, r, started) {
 		return 0, ctx.Err()
 	}
 	return r.seq, r.err
 }
 
-// read returns up to fillPage of user's events with after < seq <= upTo.
+// read returns up to fillPage of user's events with after < seq <= upTo,
+// for a session already started: it goes before new sockets' reads.
 func (g *groupReader) read(ctx context.Context, user string, after, upTo int64) ([]*Event, error) {
 	r := &readReq{rng: logRange{User: user, After: after, UpTo: upTo}}
-	if !g.g.do(ctx, r) {
+	if !g.g.do(ctx, r, true) {
 		return nil, ctx.Err()
 	}
 	return r.events, r.err

@@ -79,7 +79,7 @@ func TestGroupReaderGroupsQueuedReads(t *testing.T) {
 	g := newGroupReader(log, NewMetrics(nil), 1)
 	ctx := context.Background()
 
-	if seq, err := g.currentSeq(ctx, "u4"); err != nil || seq != 7 {
+	if seq, err := g.currentSeq(ctx, "u4", false); err != nil || seq != 7 {
 		t.Fatalf("lone current seq: %d, %v", seq, err)
 	}
 	<-log.started
@@ -110,7 +110,7 @@ func TestGroupReaderGroupsQueuedReads(t *testing.T) {
 			u := i % 10
 			user := fmt.Sprintf("u%d", u)
 			if i < 10 {
-				seq, err := g.currentSeq(ctx, user)
+				seq, err := g.currentSeq(ctx, user, false)
 				answers <- answer{user: u, seq: seq, err: err}
 				return
 			}
@@ -162,16 +162,16 @@ func TestGroupReaderCancelledWaiters(t *testing.T) {
 	g := newGroupReader(log, NewMetrics(nil), 1)
 
 	done := make(chan error, 1)
-	go func() { _, err := g.currentSeq(context.Background(), "u"); done <- err }()
+	go func() { _, err := g.currentSeq(context.Background(), "u", false); done <- err }()
 	<-log.started
 
 	gone, cancel := context.WithCancel(context.Background())
 	errGone := make(chan error, 1)
-	go func() { _, err := g.currentSeq(gone, "u"); errGone <- err }()
+	go func() { _, err := g.currentSeq(gone, "u", false); errGone <- err }()
 	waitUntil(t, func() bool { g.g.mu.Lock(); defer g.g.mu.Unlock(); return len(g.g.queue) == 1 })
 	stays := make(chan int64, 1)
 	go func() {
-		seq, _ := g.currentSeq(context.Background(), "u")
+		seq, _ := g.currentSeq(context.Background(), "u", false)
 		stays <- seq
 	}()
 	waitUntil(t, func() bool { g.g.mu.Lock(); defer g.g.mu.Unlock(); return len(g.g.queue) == 2 })
@@ -266,5 +266,38 @@ func TestReconnectStormWithTwoCatchupQueries(t *testing.T) {
 	defer r.srv.reads.g.mu.Unlock()
 	if r.srv.reads.g.leaders != 0 || len(r.srv.reads.g.queue) != 0 {
 		t.Fatalf("left behind: %d leaders, %d queued", r.srv.reads.g.leaders, len(r.srv.reads.g.queue))
+	}
+}
+
+// Urgent requests (sessions already started) are served before the
+// others, whatever their arrival; among each kind, first come first served.
+func TestGrouperServesUrgentFirst(t *testing.T) {
+	t.Parallel()
+	type req struct{ name string }
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	g := &grouper[req]{max: 1, maxGroup: 1, run: func(_ context.Context, group []*req) {
+		if group[0].name == "first" {
+			<-gate
+		}
+		mu.Lock()
+		order = append(order, group[0].name)
+		mu.Unlock()
+	}}
+	var wg sync.WaitGroup
+	wg.Go(func() { g.do(context.Background(), &req{"first"}, false) })
+	waitUntil(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.leaders == 1 })
+	for i, r := range []struct {
+		name   string
+		urgent bool
+	}{{"new1", false}, {"old1", true}, {"new2", false}, {"old2", true}} {
+		wg.Go(func() { g.do(context.Background(), &req{r.name}, r.urgent) })
+		waitUntil(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.queue) == i+1 })
+	}
+	close(gate)
+	wg.Wait()
+	if got := strings.Join(order, " "); got != "first old1 old2 new1 new2" {
+		t.Fatalf("served %q, want urgent ones first", got)
 	}
 }

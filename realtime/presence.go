@@ -85,7 +85,7 @@ type presenceFrame struct {
 // down the entry is recorded when it comes back (refreshAll).
 func (p *presence) join(ctx context.Context, s *session) {
 	j := &presenceJoin{s: s}
-	if !p.joins.do(ctx, j) || j.err != nil {
+	if !p.joins.do(ctx, j, false) || j.err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)

@@ -223,7 +223,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		since = &n
 	}
-	startSeq, err := srv.reads.currentSeq(r.Context(), id.UserID)
+	startSeq, err := srv.reads.currentSeq(r.Context(), id.UserID, false)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return

@@ -309,7 +309,7 @@ func (s *session) raiseKnown(seq int64) {
 func (s *session) currentSeq() (int64, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, readTimeout)
 	defer cancel()
-	return s.srv.reads.currentSeq(ctx, s.userID)
+	return s.srv.reads.currentSeq(ctx, s.userID, true)
 }
 
 func (s *session) readLog(after, upTo int64) ([]*Event, error) {

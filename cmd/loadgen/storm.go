@@ -610,9 +610,22 @@ var (
 func (s *storm) socketLoop(ctx context.Context, so *stormSocket, opened chan<- bool) {
 	hc := s.clients[so.idx%len(s.clients)]
 	// First connect, on A, paced by the dial semaphore.
-	s.dialSem <- struct{}{}
-	conn, hello, _, err := s.dial(ctx, hc, s.cfg.URLA, so, -1)
-	<-s.dialSem
+	// A connect that fails (a shared machine's hiccup) is tried again, as
+	// a client would, up to three times.
+	var conn *websocket.Conn
+	var hello int64
+	var err error
+	for try := range 3 {
+		if try > 0 && !sleepCtx(ctx, time.Duration(rand.Int64N(int64(s.cfg.BackoffMin)<<try))) {
+			break
+		}
+		s.dialSem <- struct{}{}
+		conn, hello, _, err = s.dial(ctx, hc, s.cfg.URLA, so, -1)
+		<-s.dialSem
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		s.fail("socket %d: connect to A: %v", so.idx, err)
 		opened <- false
