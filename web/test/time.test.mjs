@@ -58,6 +58,43 @@ function inZone(iso) {
   return Object.fromEntries(parts.filter((x) => x.type !== 'literal').map((x) => [x.type, Number(x.value)]));
 }
 
+test('a reminder fired by the server shows as an alert on the board; snooze moves remind_at', async () => {
+  const u = user('rhea');
+  await rest(a, u.token, 'POST', `/api/${u.id}/tasks`, {
+    title: 'Team standup', due_at: '2030-01-07T08:30:00Z', tz: ZONE, recurrence: 'FREQ=WEEKLY;BYDAY=MO,WE,FR', remind_at: '2030-01-07T08:20:00Z',
+  });
+  await rest(a, u.token, 'POST', `/api/${u.id}/tasks`, { title: 'Pay rent', due_at: '2029-12-31T23:00:00Z', tz: ZONE, recurrence: 'FREQ=MONTHLY;BYMONTHDAY=1', priority: 'high', tags: ['home'] });
+  const p = await board(a, u);
+  const remindAt = new Date(Date.now() + 2500).toISOString();
+  const t = await rest(b, u.token, 'POST', `/api/${u.id}/tasks`, { title: 'Take the cake out', remind_at: remindAt });
+
+  // The row shows that it has a reminder, with a label for screen readers.
+  const r = row(p, 'Take the cake out');
+  await r.locator('.remind:visible [role="img"][aria-label="Reminder"]').waitFor();
+
+  // Within the deadline, the reminder arrives: an in-page alert (no notification permission here).
+  const alert = p.locator('#reminders .reminder[role="alert"]', { hasText: 'Take the cake out' });
+  await alert.waitFor({ timeout: 20000 });
+  assert.equal(await p.evaluate(() => Notification.permission), 'default');
+  assert.ok(Date.now() >= Date.parse(remindAt) - 1000, 'the reminder came before its time');
+  assert.equal(await p.locator('#reminders .reminder').count(), 1, 'one card per reminder');
+  await settle(p);
+  await p.screenshot({ path: path.join(env.screenshots, 'reminder.png') });
+
+  // Snooze 10 min: an ordinary change of remind_at, seen by the server.
+  const before = Date.now();
+  await alert.getByRole('button', { name: /for 10 min/ }).click();
+  await alert.waitFor({ state: 'detached' });
+  const moved = await waitFor(async () => {
+    const got = await rest(b, u.token, 'GET', `/api/${u.id}/tasks/${t.id}`);
+    return got.remind_at && Date.parse(got.remind_at) > before ? got : null;
+  }, { what: 'remind_at moved by the snooze' });
+  const ahead = Date.parse(moved.remind_at) - before;
+  assert.ok(ahead > 9 * 60000 && ahead < 11 * 60000, `snoozed ${ahead} ms ahead`);
+  noErrors(p);
+  await p.close_();
+});
+
 test('quick-add: "Pay rent every month on the 1st !high #home" shows what was understood, then creates that task', async () => {
   const u = user('quinn');
   const p = await board(b, u);

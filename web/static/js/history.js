@@ -112,7 +112,7 @@ export class HistoryPanel {
       return;
     }
     if (n !== this.loading || this.task !== task) return;
-    this.status.textContent = `${versions.length} change${versions.length === 1 ? '' : 's'}, newest first. Older changes than the log keeps are not listed.`;
+    this.status.textContent = `${versions.length} change${versions.length === 1 ? '' : 's'}, newest first. The change log keeps changes for a limited time (its retention); older ones are not listed.`;
     const session = this.board.client?.connection.get().sessionId;
     const newest = versions.find((v) => v.task)?.task.version;
     this.list.replaceChildren(...versions.map((v, i) => {
@@ -122,7 +122,7 @@ export class HistoryPanel {
         h('div.history-line', {},
           h('span.history-change', {}, describeVersion(v, older)),
           h('span.history-meta', {}, h('time', { datetime: v.at }, when(v.at)), ` · by ${who}`)),
-        v.task && h('p.history-task', {}, `Version ${v.task.version}: ${summary(v.task)}`));
+        v.task && h('p.history-task', {}, `Version ${v.task.version}${v.task.version === newest && v.op !== 'deleted' ? ' (current)' : ''}: ${summary(v.task)}`));
       if (v.task && v.op !== 'deleted' && v.task.version !== newest) {
         const btn = h('button.btn.btn-small', {
           type: 'button',
