@@ -140,8 +140,14 @@ class Client {
                 const value = completed ?? !(current?.completed ?? false);
                 return (await this.#mutate({ type: "task.complete", task_id: id, completed: value }));
             },
-            delete: async (id) => {
-                await this.#mutate({ type: "task.delete", task_id: id });
+            delete: async (id, opts) => {
+                if (opts?.series !== "all") {
+                    await this.#mutate({ type: "task.delete", task_id: id });
+                    return;
+                }
+                await this.#loaded;
+                const seriesId = this.#all().get(this.#outbox.resolveId(id))?.series_id;
+                await this.#mutate({ type: "task.delete", task_id: id, series: "all", ...(seriesId != null ? { series_id: seriesId } : {}) });
             },
         }, filter);
     }

@@ -17,6 +17,10 @@ export interface PendingMutation {
     completed?: boolean;
     /** The task version the change was made on (sent with updates as base_version). */
     base_version?: number;
+    /** A delete: "all" deletes every task of the task's recurring series (absent: this task only). */
+    series?: "this" | "all";
+    /** A series delete: the series_id of the task, as shown when the delete was made. */
+    series_id?: number;
     /** How many times it was sent. */
     attempts: number;
     /**

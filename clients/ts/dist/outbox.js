@@ -158,8 +158,16 @@ export class Outbox {
         this.#list = this.#list.filter((x) => x !== m);
         this.#retryAt.delete(m.mutation_id);
         this.version++;
-        if (m.type === "task.delete")
-            store.remove(m.task_id);
+        if (m.type === "task.delete") {
+            // The deletes of the rest of a series come as events, usually after
+            // the acknowledgement: the series goes at once, in one step.
+            const gone = [m.task_id];
+            if (m.series_id !== undefined)
+                for (const t of store.tasks.values())
+                    if (t.series_id === m.series_id)
+                        gone.push(t.id);
+            store.removeMany(gone);
+        }
         else if (task)
             store.put(task);
         this.#changed();
@@ -270,8 +278,12 @@ function frameOf(m) {
         }
         case "task.complete":
             return { type: m.type, mutation_id: m.mutation_id, task_id: m.task_id, completed: m.completed };
-        case "task.delete":
-            return { type: m.type, mutation_id: m.mutation_id, task_id: m.task_id };
+        case "task.delete": {
+            const f = { type: m.type, mutation_id: m.mutation_id, task_id: m.task_id };
+            if (m.series === "all")
+                f.series = "all";
+            return f;
+        }
     }
 }
 /** A fresh idempotency key (crypto.randomUUID where it exists). */
@@ -316,6 +328,13 @@ export function overlay(tasks, pending, userId) {
                 pending: true,
             });
             continue;
+        }
+        // A series delete hides the whole series, even once the named task's
+        // own event has removed it.
+        if (m.type === "task.delete" && m.series_id !== undefined) {
+            for (const v of [...view.values()])
+                if (v.series_id === m.series_id)
+                    view.delete(v.id);
         }
         const t = view.get(m.task_id);
         if (!t)

@@ -28,4 +28,6 @@ export declare class TaskStore {
     put(task: Task): void;
     /** A delete this client made was confirmed. */
     remove(id: number): void;
+    /** Removes several tasks in one change (views never see some of them gone and not the rest). */
+    removeMany(ids: Iterable<number>): void;
 }

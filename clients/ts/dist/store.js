@@ -101,6 +101,14 @@ export class TaskStore {
         if (this.#remove(id))
             this.#changed();
     }
+    /** Removes several tasks in one change (views never see some of them gone and not the rest). */
+    removeMany(ids) {
+        let changed = false;
+        for (const id of ids)
+            changed = this.#remove(id) || changed;
+        if (changed)
+            this.#changed();
+    }
     #put(task) {
         if (this.#deleted.has(task.id))
             return false;

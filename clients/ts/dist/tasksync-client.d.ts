@@ -17,7 +17,7 @@ export type { ClientOptions, TasksyncClient } from "./client.js";
 export { memoryStorage, indexedDBStorage } from "./storage.js";
 export type { OutboxStorage, StoredState } from "./storage.js";
 export { TaskView } from "./view.js";
-export type { TaskSource, UpdateOptions } from "./view.js";
+export type { DeleteOptions, TaskSource, UpdateOptions } from "./view.js";
 export { Chat, ChatStream } from "./chat.js";
 export type { ChatEvent, ChatSendOptions } from "./chat.js";
 export { PROTOCOL, CloseCode, backoffDelay, browserOnline, socketURL, tokenOf } from "./connection.js";

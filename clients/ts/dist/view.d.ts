@@ -13,7 +13,15 @@ export interface TaskSource {
     create(fields: TaskFields): Promise<Task>;
     update(id: number, patch: TaskPatch, opts?: UpdateOptions): Promise<Task>;
     complete(id: number, completed?: boolean): Promise<Task>;
-    delete(id: number): Promise<void>;
+    delete(id: number, opts?: DeleteOptions): Promise<void>;
+}
+/** Options of TaskView.delete. */
+export interface DeleteOptions {
+    /**
+     * For an occurrence of a recurring task: "this" (the default) deletes this one (when it is not
+     * completed, the server creates the next occurrence), "all" deletes every task of its series.
+     */
+    series?: "this" | "all";
 }
 /**
  * A live list of tasks. getSnapshot() returns the same array until the list
@@ -41,8 +49,8 @@ export declare class TaskView {
     update(id: number, patch: TaskPatch, opts?: UpdateOptions): Promise<Task>;
     /** Sets completion; toggles the shown value when completed is omitted. */
     complete(id: number, completed?: boolean): Promise<Task>;
-    /** Deletes a task. */
-    delete(id: number): Promise<void>;
+    /** Deletes a task, or with { series: "all" } every task of its recurring series. */
+    delete(id: number, opts?: DeleteOptions): Promise<void>;
 }
 /** The tasks that match filter, ordered as the REST list would order them. */
 export declare function select(tasks: Iterable<ViewTask>, filter: TaskFilter): ViewTask[];

@@ -56,9 +56,9 @@ export class TaskView {
     complete(id, completed) {
         return this.#src.complete(id, completed);
     }
-    /** Deletes a task. */
-    delete(id) {
-        return this.#src.delete(id);
+    /** Deletes a task, or with { series: "all" } every task of its recurring series. */
+    delete(id, opts) {
+        return this.#src.delete(id, opts);
     }
 }
 const PRIORITY_RANK = { low: 0, medium: 1, high: 2 };

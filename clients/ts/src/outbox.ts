@@ -40,6 +40,10 @@ export interface PendingMutation {
   completed?: boolean;
   /** The task version the change was made on (sent with updates as base_version). */
   base_version?: number;
+  /** A delete: "all" deletes every task of the task's recurring series (absent: this task only). */
+  series?: "this" | "all";
+  /** A series delete: the series_id of the task, as shown when the delete was made. */
+  series_id?: number;
   /** How many times it was sent. */
   attempts: number;
   /**
@@ -238,8 +242,13 @@ export class Outbox {
     this.#list = this.#list.filter((x) => x !== m);
     this.#retryAt.delete(m.mutation_id);
     this.version++;
-    if (m.type === "task.delete") store.remove(m.task_id!);
-    else if (task) store.put(task);
+    if (m.type === "task.delete") {
+      // The deletes of the rest of a series come as events, usually after
+      // the acknowledgement: the series goes at once, in one step.
+      const gone = [m.task_id!];
+      if (m.series_id !== undefined) for (const t of store.tasks.values()) if (t.series_id === m.series_id) gone.push(t.id);
+      store.removeMany(gone);
+    } else if (task) store.put(task);
     this.#changed();
     this.#settle(m, null, task);
   }
@@ -342,8 +351,11 @@ function frameOf(m: PendingMutation): ClientFrame {
     }
     case "task.complete":
       return { type: m.type, mutation_id: m.mutation_id, task_id: m.task_id!, completed: m.completed };
-    case "task.delete":
-      return { type: m.type, mutation_id: m.mutation_id, task_id: m.task_id! };
+    case "task.delete": {
+      const f: ClientFrame = { type: m.type, mutation_id: m.mutation_id, task_id: m.task_id! };
+      if (m.series === "all") f.series = "all";
+      return f;
+    }
   }
 }
 
@@ -392,6 +404,11 @@ export function overlay(tasks: ReadonlyMap<number, Task>, pending: readonly Pend
         pending: true,
       });
       continue;
+    }
+    // A series delete hides the whole series, even once the named task's
+    // own event has removed it.
+    if (m.type === "task.delete" && m.series_id !== undefined) {
+      for (const v of [...view.values()]) if (v.series_id === m.series_id) view.delete(v.id);
     }
     const t = view.get(m.task_id!);
     if (!t) continue;

@@ -108,6 +108,13 @@ export class TaskStore {
     if (this.#remove(id)) this.#changed();
   }
 
+  /** Removes several tasks in one change (views never see some of them gone and not the rest). */
+  removeMany(ids: Iterable<number>): void {
+    let changed = false;
+    for (const id of ids) changed = this.#remove(id) || changed;
+    if (changed) this.#changed();
+  }
+
   #put(task: Task): boolean {
     if (this.#deleted.has(task.id)) return false;
     const cur = this.tasks.get(task.id);

@@ -19,7 +19,16 @@ export interface TaskSource {
   create(fields: TaskFields): Promise<Task>;
   update(id: number, patch: TaskPatch, opts?: UpdateOptions): Promise<Task>;
   complete(id: number, completed?: boolean): Promise<Task>;
-  delete(id: number): Promise<void>;
+  delete(id: number, opts?: DeleteOptions): Promise<void>;
+}
+
+/** Options of TaskView.delete. */
+export interface DeleteOptions {
+  /**
+   * For an occurrence of a recurring task: "this" (the default) deletes this one (when it is not
+   * completed, the server creates the next occurrence), "all" deletes every task of its series.
+   */
+  series?: "this" | "all";
 }
 
 /**
@@ -82,9 +91,9 @@ export class TaskView {
     return this.#src.complete(id, completed);
   }
 
-  /** Deletes a task. */
-  delete(id: number): Promise<void> {
-    return this.#src.delete(id);
+  /** Deletes a task, or with { series: "all" } every task of its recurring series. */
+  delete(id: number, opts?: DeleteOptions): Promise<void> {
+    return this.#src.delete(id, opts);
   }
 }
 

@@ -231,7 +231,7 @@ export class FakeServer {
       id: this.state.nextId++, user_id: this.state.user, title: fields.title, description: fields.description ?? "",
       completed: fields.completed ?? false, priority: fields.priority ?? "medium", tags: fields.tags ?? [], due_date: fields.due_at ?? fields.due_date ?? null,
       due_at: fields.due_at ?? fields.due_date ?? null, remind_at: fields.remind_at ?? null, recurrence: fields.recurrence ?? null,
-      tz: fields.tz ?? null, series_id: null,
+      tz: fields.tz ?? null, series_id: fields.series_id ?? null,
       created_at: now, updated_at: now, version: 1,
     };
     this.state.tasks.set(t.id, t);
@@ -306,7 +306,14 @@ export class FakeServer {
     } finally {
       const held = this.held ?? [];
       this.held = null;
-      for (const e of held) for (const srv of FakeServer.peers(this)) for (const s of srv.sockets) s.send(e);
+      const fanOut = () => {
+        for (const e of held) for (const srv of FakeServer.peers(this)) for (const s of srv.sockets) s.send(e);
+      };
+      // eventsLater: the events go out on a later turn, after the client
+      // has handled the reply (the real server's events come through the
+      // database's notification, usually after the reply).
+      if (this.eventsLater && held.length > 0) setTimeout(fanOut, 20);
+      else fanOut();
     }
   }
 
@@ -339,8 +346,14 @@ export class FakeServer {
         answer = { type: "reply", re: f.type, op: "created", task: t, task_id: t.id };
       }
     } else if (f.type === "task.delete") {
-      st.tasks.delete(cur.id);
-      this.commit("task.deleted", cur.id);
+      // "series":"all": every task of the series, one event each; the
+      // named one first (the real server promises no order).
+      const rest = f.series === "all" && cur.series_id !== null ? [...st.tasks.values()].filter((t) => t.series_id === cur.series_id && t !== cur) : [];
+      const gone = [cur, ...rest];
+      for (const t of gone) {
+        st.tasks.delete(t.id);
+        this.commit("task.deleted", t.id);
+      }
       answer = { type: "reply", re: f.type, op: "deleted", task_id: cur.id };
     } else {
       const patch = f.type === "task.complete" ? { completed: f.completed ?? !cur.completed } : f.task;

@@ -214,3 +214,53 @@ test("a change shows in every view from the call to its event, once: no blink wh
     assert.equal(last, `${created.id}:Buy milk:true`);
   }
 });
+
+test("deleting a whole series hides every occurrence at once, sends series: all, and no row comes back before the events", async (t) => {
+  for (const [replyFirst, eventsLater] of [[true, true], [true, false], [false, false]]) {
+    const server = await startFakeServer();
+    server.addTask({ title: "Gym", due_at: "2026-12-07T18:00:00.000000Z", recurrence: "FREQ=DAILY", series_id: 1, completed: true });
+    server.addTask({ title: "Gym", due_at: "2026-12-08T18:00:00.000000Z", recurrence: "FREQ=DAILY", series_id: 1 });
+    server.addTask({ title: "Other" });
+    server.replyFirst = replyFirst;
+    server.eventsLater = eventsLater;
+    const client = await newClient(server);
+    await client.ready();
+    const tasks = client.tasks();
+    await waitFor(() => tasks.getSnapshot().length === 3);
+    let held;
+    server.hooks["task.delete"] = (sock, f) => ((held = { sock, f }), true);
+    const seen = [];
+    const unsubscribe = tasks.subscribe(() => seen.push(tasks.getSnapshot().map((x) => x.id)));
+    const done = tasks.delete(2, { series: "all" });
+    await waitFor(() => held !== undefined, { message: "the delete sent" });
+    assert.deepEqual(tasks.getSnapshot().map((x) => x.id), [3], "the whole series hidden at once");
+    assert.equal(held.f.series, "all");
+    server.handle(held.sock, held.f);
+    await done;
+    await waitFor(() => client.seq === 5, { message: "the two delete events" });
+    unsubscribe();
+    await client.close();
+    await server.stop();
+    for (const [i, ids] of seen.entries()) {
+      assert.deepEqual(ids, [3], `replyFirst=${replyFirst} eventsLater=${eventsLater}: view ${i} is ${JSON.stringify(ids)}`);
+    }
+    assert.deepEqual(server.invalid, []);
+  }
+});
+
+test("deleting one occurrence sends no series and hides only that task", async (t) => {
+  const server = await startFakeServer();
+  t.after(() => server.stop());
+  server.addTask({ title: "Gym", due_at: "2026-12-07T18:00:00.000000Z", recurrence: "FREQ=DAILY", series_id: 1 });
+  server.addTask({ title: "Gym", due_at: "2026-12-08T18:00:00.000000Z", recurrence: "FREQ=DAILY", series_id: 1 });
+  const client = await newClient(server);
+  t.after(() => client.close());
+  await client.ready();
+  await client.tasks().delete(1);
+  const sent = server.received.filter((f) => f.type === "task.delete");
+  assert.equal(sent.length, 1);
+  assert.equal("series" in sent[0], false);
+  await waitFor(() => client.seq === 3);
+  assert.deepEqual(client.tasks().getSnapshot().map((x) => x.id), [2]);
+  assert.deepEqual(server.invalid, []);
+});
