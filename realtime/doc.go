@@ -20,7 +20,9 @@
 //     throttling and heartbeat. broker.go, redisbroker.go: the [Broker]
 //     interface, in memory and over Redis.
 //   - listener.go: the LISTEN connection ([Listener]); changelog.go: reads
-//     of the durable change log ([ChangeLog]); reminders.go: delivery of
+//     of the durable change log ([ChangeLog]); catchup.go: sessions'
+//     catch-up reads (and presence joins) grouped into shared queries;
+//     reminders.go: delivery of
 //     fired reminders ([ReminderLog], the hub's reminder loop).
 //   - disconnect.go: close codes and the [Disconnect] values the server
 //     sends; frames.go: frame types, decoding and encoding.
@@ -81,6 +83,12 @@
 //     Nothing waits for the broker before hello.
 //   - Pings are single-flight; every write has WriteTimeout; every read of
 //     the change log and every broker call has a timeout.
+//   - A session's catch-up reads (its current seq before hello, the check
+//     after registration, each page of a replay) wait in one queue per
+//     instance: at most Config.CatchupQueries queries run at once, each
+//     answering every read queued meanwhile; reads of registered sessions
+//     go before new sockets' first read. No goroutine is started for it:
+//     a waiting caller either gets its answer or is handed the lead.
 //   - Snapshots are built at most Config.MaxSnapshots at a time per
 //     instance, read from Postgres a page at a time as the socket drains,
 //     and bounded by Config.SnapshotTimeout.
