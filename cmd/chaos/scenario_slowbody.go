@@ -64,10 +64,29 @@ func (h *harness) scenarioSlowBodies(ctx context.Context, sr *scenarioResult) er
 		}
 		return g, nil
 	}
+	// The baseline is taken once the count has settled: background
+	// goroutines start after the instance is ready (River's leader starts
+	// its maintenance services, each after a random delay of up to 1 s).
 	baseline, err := goroutines()
 	if err != nil {
 		return err
 	}
+	steady := 0
+	h.waitFor(ctx, 15*time.Second, "the slow instance's goroutine count to settle", func() bool {
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return true
+		}
+		g, err := goroutines()
+		if err != nil {
+			return false
+		}
+		if g != baseline {
+			baseline, steady = g, 0
+			return false
+		}
+		steady++
+		return steady >= 8 // 2 s unchanged
+	})
 
 	addr := fmt.Sprintf("127.0.0.1:%d", in.port)
 	bound := timeout + slowSlack
