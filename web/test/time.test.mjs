@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
-  env, Instance, token, rest, launchBrowser, newPage, openBoard, row, titles, waitFor,
+  env, Instance, token, rest, sql, launchBrowser, newPage, openBoard, row, titles, waitFor,
 } from './harness.mjs';
 
 let a;
@@ -91,6 +91,49 @@ test('a reminder fired by the server shows as an alert on the board; snooze move
   }, { what: 'remind_at moved by the snooze' });
   const ahead = Date.parse(moved.remind_at) - before;
   assert.ok(ahead > 9 * 60000 && ahead < 11 * 60000, `snoozed ${ahead} ms ahead`);
+  noErrors(p);
+  await p.close_();
+
+  // Notifications allowed: the reminder is a browser notification, and the
+  // card stays on the page (for snooze) without a second alert.
+  const q = await newPage(browser, { timezoneId: ZONE });
+  await q.context().grantPermissions(['notifications']);
+  await q.context().addInitScript(() => {
+    const Native = window.Notification;
+    window.shown = [];
+    window.Notification = class extends Native {
+      constructor(title, options) {
+        window.shown.push(title);
+        super(title, options);
+      }
+    };
+  });
+  await openBoard(q, a, u.token);
+  assert.equal(await q.evaluate(() => Notification.permission), 'granted');
+  assert.equal(await q.locator('#notify-enable').isVisible(), false);
+  await rest(b, u.token, 'POST', `/api/${u.id}/tasks`, { title: 'Call grandma', remind_at: new Date(Date.now() + 2000).toISOString() });
+  await q.locator('#reminders .reminder[role="status"]', { hasText: 'Call grandma' }).waitFor({ timeout: 20000 });
+  assert.deepEqual(await q.evaluate(() => window.shown), ['Reminder: Call grandma']);
+  assert.equal(await q.locator('#reminders .reminder[role="alert"]').count(), 0);
+  noErrors(q);
+  await q.close_();
+});
+
+test('a reminder that fired while no tab was open shows at the next connect, once', async () => {
+  const u = user('pia');
+  const t = await rest(a, u.token, 'POST', `/api/${u.id}/tasks`, { title: 'Move the car', remind_at: new Date(Date.now() + 1000).toISOString() });
+  // Fired by the server with nobody to tell (the reminders table records it).
+  await waitFor(() => sql(`SELECT count(*) FROM reminders WHERE task_id = ${t.id}`) === '1', { timeout: 20000, what: 'the reminder to fire' });
+  const p = await board(b, u);
+  const alert = p.locator('#reminders .reminder[role="alert"]', { hasText: 'Move the car' });
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /while you were away/);
+  // Delivered once: a reload does not show it again.
+  await p.reload();
+  await p.locator('#conn[data-state="live"]').waitFor();
+  await p.waitForFunction(() => window.tasksync?.board.loaded === true);
+  await row(p, 'Move the car').waitFor();
+  assert.equal(await p.locator('#reminders .reminder').count(), 0);
   noErrors(p);
   await p.close_();
 });

@@ -142,14 +142,9 @@ export class Board {
     this.view?.update(id, { remind_at: remindAt }).catch(ignore);
   }
 
-  /** Deletes task; series 'all' deletes every occurrence of its repeating series. */
+  /** Deletes task; series 'all' deletes every occurrence of its repeating series (no Undo: restore brings back one task). */
   remove(task, { series } = {}) {
-    let done;
-    if (series === 'all') {
-      done = this.client?.request({ type: 'task.delete', task_id: task.id, series: 'all' });
-    } else {
-      done = this.view?.delete(task.id);
-    }
+    const done = this.view?.delete(task.id, series === 'all' ? { series: 'all' } : undefined);
     done?.catch(ignore);
     if (done && series !== 'all') this.offerUndo(`Deleted “${task.title}”`, task, done, { deleted: true });
   }
