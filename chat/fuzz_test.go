@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"tasksync"
 	"tasksync/internal/utf8json"
+	"tasksync/tasks/quickadd"
 )
 
 // Offline commands come straight from users.
@@ -222,6 +224,54 @@ func FuzzToolCallAccumulator(f *testing.F) {
 		}
 		if total != len(piece)*len(indexes) {
 			t.Fatalf("arguments lost: %d of %d bytes", total, len(piece)*len(indexes))
+		}
+	})
+}
+
+// The offline assistant turns any "add ..." into add_task arguments that
+// the tools decode as they are (dates are RFC 3339 the task service reads
+// back to the same instant; a rule always comes with its due time).
+func FuzzOfflineAddArguments(f *testing.F) {
+	for _, s := range []string{
+		"add buy milk tomorrow at 9 with high priority #home", "add pay rent every month on the 1st !high",
+		"remind me to call mom tomorrow at 6pm", "add 'Call mom tonight'", "add x at 25:00 on the 31st of Febtember",
+		"add standup every weekday at 9 remind me 10 min before", "add tomorrow", "add #a #b p1 in 99999 days",
+	} {
+		f.Add(s, int64(0))
+	}
+	zones := []string{"UTC", "Europe/Berlin", "America/New_York", "Pacific/Chatham"}
+	f.Fuzz(func(t *testing.T, msg string, at int64) {
+		cmd := ParseCommand(msg)
+		if cmd.Action != ActionAdd {
+			return
+		}
+		loc, _ := time.LoadLocation(zones[uint64(at)%uint64(len(zones))])
+		now := time.Unix(int64(uint64(at)%(200*365*86400)), 0)
+		r := quickadd.Parse(cmd.Title, now, loc)
+		args, problem := addArguments(cmd, r)
+		if cmd.Literal {
+			r = quickadd.Result{} // a quoted title: nothing read out of it
+		}
+		if (args == nil) == (problem == "") {
+			t.Fatalf("%q: arguments %v and problem %q", msg, args, problem)
+		}
+		if args == nil {
+			return
+		}
+		b, _ := json.Marshal(args)
+		a, err := decodeArguments(b)
+		if err != nil {
+			t.Fatalf("%q: %s: %v", msg, b, err)
+		}
+		fields, err := a.fields(true)
+		if err != nil {
+			t.Fatalf("%q: %s: %v", msg, b, err)
+		}
+		if (fields.DueAt == nil) != (r.DueAt == nil) || fields.DueAt != nil && !fields.DueAt.Equal(r.DueAt.Truncate(time.Second)) {
+			t.Fatalf("%q: due %v, parsed %v", msg, fields.DueAt, r.DueAt)
+		}
+		if fields.Recurrence != nil && fields.DueAt == nil {
+			t.Fatalf("%q: a rule without a due time: %s", msg, b)
 		}
 	})
 }

@@ -26,6 +26,7 @@ type match struct {
 	at     *time.Time    // an exact instant ("in 2 hours")
 	before time.Duration // remind: this long before the due time
 	atDue  bool          // remind: at the due time ("remind me to ...")
+	ending bool          // recurrence: only the end of a rule, in rule
 	rule   *rule
 	prio   tasks.Priority
 	tag    string
@@ -68,7 +69,7 @@ func (p *parser) at(i int) (match, bool) {
 	if p.toks[i].quoted || p.toks[i].word == "" {
 		return match{}, false
 	}
-	return p.longest(i, p.tag, p.priority, p.remind, p.every, p.when)
+	return p.longest(i, p.tag, p.priority, p.remind, p.every, p.ruleEnd, p.when)
 }
 
 // when reads a date or a time of the due date.
@@ -785,28 +786,46 @@ func (p *parser) every(i int) (match, bool) {
 		}
 		return match{}, false
 	}
-	// An end: "until Dec 24", "for 10 times", "10 times".
+	// An end right after the rule; one further on is read by ruleEnd.
+	if end, ok := p.ruleEnd(j); ok {
+		if end.bad != "" {
+			m.n, m.bad = j+end.n-i, end.bad
+			return m, true
+		}
+		r.count, r.until = end.rule.count, end.rule.until
+		j += end.n
+	}
+	m.n, m.rule = j-i, &r
+	return m, true
+}
+
+// ruleEnd reads the end of a rule: "until Dec 24", "for 10 times", "10
+// times". Apart from "every ..." it is a phrase of its own (ending), which
+// the parse joins to the rule ("every day at 7am until Dec 24").
+func (p *parser) ruleEnd(j int) (match, bool) {
+	m := match{field: FieldRecurrence, ending: true}
 	k := j
 	if p.word(k) == "for" {
 		k++
 	}
 	if n, big, ok := count(p.word(k)); ok && (p.word(k+1) == "times" || p.word(k+1) == "occurrences") {
+		m.n = k + 2 - j
 		if big || n < 1 || n > 999 {
-			m.n, m.bad = k+2-i, "the number of times must be 1 to 999"
+			m.bad = "the number of times must be 1 to 999"
 			return m, true
 		}
-		r.count = n
-		j = k + 2
-	} else if p.word(j) == "until" {
-		if u, ok := p.when(j + 1); ok && u.bad == "" && u.date != nil && u.clock == nil {
-			r.until = u.date
-			j += 1 + u.n
-		} else {
-			m.n, m.bad = j+1+max(u.n, 1)-i, "cannot read the end date"
-			return m, true
-		}
+		m.rule = &rule{count: n}
+		return m, true
 	}
-	m.n, m.rule = j-i, &r
+	if p.word(j) != "until" {
+		return match{}, false
+	}
+	u, ok := p.when(j + 1)
+	if !ok || u.bad != "" || u.date == nil || u.clock != nil || u.at != nil {
+		m.n, m.bad = 1+max(u.n, 1), "cannot read the end date"
+		return m, true
+	}
+	m.n, m.rule = 1+u.n, &rule{until: u.date}
 	return m, true
 }
 

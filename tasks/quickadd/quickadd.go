@@ -1,6 +1,7 @@
 package quickadd
 
 import (
+	"errors"
 	"strings"
 	"time"
 
@@ -127,6 +128,7 @@ func (p *parser) parse(text string) Result {
 		rl        *rule
 		remind    *match
 		seenTags  = map[string]bool{}
+		endings   []int
 		dueSpans  []int
 		remindIdx = -1
 		ruleIdx   = -1
@@ -149,6 +151,10 @@ func (p *parser) parse(text string) Result {
 			}
 			res.Priority = c.prio
 		case FieldRecurrence:
+			if c.ending {
+				endings = append(endings, k)
+				continue
+			}
 			if rl != nil {
 				c.conflict = "a second repeat rule"
 				continue
@@ -181,6 +187,18 @@ func (p *parser) parse(text string) Result {
 			dueSpans = append(dueSpans, k)
 		}
 	}
+	// An end said apart from its rule ("every day at 7am until Dec 24").
+	for _, k := range endings {
+		e := kept[k].rule
+		switch {
+		case rl == nil:
+			kept[k].bad = "an end needs a repeat rule (every ...)"
+		case rl.count > 0 || rl.until != nil:
+			kept[k].conflict = "a second end of the rule"
+		default:
+			rl.count, rl.until = e.count, e.until
+		}
+	}
 	// 5. The due time: a rule's first occurrence, an instant, a date
 	// (at a time or all day), or a time alone (today, or tomorrow when
 	// it has passed).
@@ -202,6 +220,9 @@ func (p *parser) parse(text string) Result {
 			from = *date
 		}
 		first, err := rl.first(from, clk, p.now, loc)
+		if err == nil && rl.until != nil && rl.until.before(first) {
+			err = errors.New("the rule ends before its first occurrence")
+		}
 		if err != nil {
 			kept[ruleIdx].bad = err.Error()
 			rl = nil
@@ -271,6 +292,12 @@ func (p *parser) endsHere(t int, starts map[int]bool) bool {
 func mergeClock(had, k *clock) *clock {
 	if had == nil || k.soft {
 		if had != nil && !had.soft {
+			// "at 5 tomorrow evening" is 17:00.
+			if k.h >= 12 && had.plain && had.h < 12 {
+				out := *had
+				out.h += 12
+				return &out
+			}
 			return had
 		}
 		return k
@@ -364,6 +391,9 @@ func (p *parser) report(text string, kept []found, res *Result) ([]Span, []Fragm
 			frags = append(frags, Fragment{Text: text[start:end], Reason: why, Start: start, End: end})
 			continue
 		case c.field == FieldRecurrence && res.Recurrence == "":
+			if c.ending { // the end of a rule that could not be read
+				frags = append(frags, Fragment{Text: text[start:end], Reason: "the rule it ends could not be read", Start: start, End: end})
+			}
 			continue
 		}
 		s := Span{Text: text[start:end], Field: c.field, Start: start, End: end}

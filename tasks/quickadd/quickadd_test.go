@@ -89,6 +89,7 @@ func TestParse(t *testing.T) {
 		{"backup at midnight", want{title: "backup", due: "2026-12-03 00:00"}},
 		{"dinner tonight", want{title: "dinner", due: "2026-12-02 20:00"}},
 		{"dinner tonight at 9", want{title: "dinner", due: "2026-12-02 21:00"}},
+		{"call mom at 5 tomorrow evening", want{title: "call mom", due: "2026-12-03 17:00"}},
 		{"call this evening", want{title: "call", due: "2026-12-02 18:00"}},
 		{"run tomorrow morning", want{title: "run", due: "2026-12-03 09:00"}},
 		{"dentist next Monday at 9", want{title: "dentist", due: "2026-12-07 09:00"}},
@@ -120,6 +121,8 @@ func TestParse(t *testing.T) {
 		{"pills every day for 10 times", want{title: "pills", due: "2026-12-02", rule: "FREQ=DAILY;COUNT=10"}},
 		{"advent every day until Dec 24", want{title: "advent", due: "2026-12-02", rule: "FREQ=DAILY;UNTIL=20261224T225959Z"}},
 		{"gym every monday starting next week", want{title: "gym", due: "2026-12-07", rule: "FREQ=WEEKLY;BYDAY=MO"}},
+		{"advent every day at 7am until Dec 24", want{title: "advent", due: "2026-12-03 07:00", rule: "FREQ=DAILY;UNTIL=20261224T225959Z"}},
+		{"pills every day at 8 10 times", want{title: "pills", due: "2026-12-03 08:00", rule: "FREQ=DAILY;COUNT=10"}},
 		// Priorities and tags.
 		{"buy milk tomorrow at 9 with high priority #home", want{title: "buy milk", due: "2026-12-03 09:00", prio: tasks.PriorityHigh, tags: []string{"home"}}},
 		{"taxes p1", want{title: "taxes", prio: tasks.PriorityHigh}},
@@ -158,6 +161,9 @@ func TestParse(t *testing.T) {
 		{"dentist remind me 30 min before", want{title: "dentist", unparsed: []string{"remind me 30 min before"}}},
 		{"call tomorrow and on Friday", want{title: "call", due: "2026-12-03", unparsed: []string{"and on Friday"}}},
 		{"taxes !high p3", want{title: "taxes", prio: tasks.PriorityHigh, unparsed: []string{"p3"}}},
+		{"work on it until Friday", want{title: "work on it", unparsed: []string{"until Friday"}}},
+		{"gym every monday until tomorrow", want{title: "gym", unparsed: []string{"every monday until tomorrow"}}},
+		{"gym every monday at 9 until 9pm", want{title: "gym", due: "2026-12-07 09:00", rule: "FREQ=WEEKLY;BYDAY=MO", unparsed: []string{"until 9pm"}}},
 		{"", want{}},
 	}
 	if len(cases) < 60 {
