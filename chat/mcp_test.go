@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -102,6 +103,30 @@ func TestMCP(t *testing.T) {
 	}
 	if got, isErr := callTool(t, ana, "complete_task", map[string]any{"task_id": created.TaskID}); isErr || !strings.Contains(got, `"status":"completed"`) {
 		t.Fatalf("ana completes: %s", got)
+	}
+
+	// The same schemas as the assistant's: the time fields are there, and a
+	// call with them sets them (no chat zone over MCP: tz as given).
+	for _, tool := range list.Tools {
+		if tool.Name != "add_task" && tool.Name != "update_task" {
+			continue
+		}
+		schema, _ := json.Marshal(tool.InputSchema)
+		for _, k := range []string{"due_at", "remind_at", "recurrence", "tz", "priority", "tags"} {
+			if !strings.Contains(string(schema), `"`+k+`":{`) {
+				t.Errorf("%s schema lacks %s: %s", tool.Name, k, schema)
+			}
+		}
+	}
+	got, isErr = callTool(t, ana, "add_task", map[string]any{"title": "Standup", "due_at": "2026-12-07T09:00:00-05:00",
+		"recurrence": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "tz": "America/New_York", "priority": "low", "tags": []string{"work"}})
+	if err := json.Unmarshal([]byte(got), &created); err != nil || isErr {
+		t.Fatalf("add_task with times: %s", got)
+	}
+	if task, err := e.tasks.Get(context.Background(), "ana", created.TaskID); err != nil || task.DueAt == nil ||
+		task.DueAt.UTC().Format(time.RFC3339) != "2026-12-07T14:00:00Z" || task.Recurrence == nil || *task.Recurrence != "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR" ||
+		task.TZ == nil || *task.TZ != "America/New_York" || task.Priority != "low" || !slices.Equal(task.Tags, []string{"work"}) {
+		t.Fatalf("task over MCP: %+v (%v)", task, err)
 	}
 
 	// Without a token: 401 before the MCP layer.
