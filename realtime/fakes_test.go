@@ -397,6 +397,14 @@ func (f *fakeTasks) DeleteSeries(ctx context.Context, userID string, id int64, o
 	return f.Delete(ctx, userID, id, opts)
 }
 
+func (f *fakeTasks) History(_ context.Context, _ string, id int64, _ int) (tasks.History, error) {
+	return tasks.History{}, tasksync.Errorf(tasksync.CodeNotFound, "task %d has no history", id)
+}
+
+func (f *fakeTasks) Restore(ctx context.Context, _ string, _ int64, _ int, _ tasks.MutationOptions) (tasks.Result, error) {
+	return f.mutation(ctx, "restored")
+}
+
 func (f *fakeTasks) List(context.Context, string, tasks.ListQuery) (tasks.Page, error) {
 	return tasks.Page{}, nil
 }

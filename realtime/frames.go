@@ -19,6 +19,8 @@ const (
 	TypeTaskDone    = "task.complete"
 	TypeTaskDelete  = "task.delete"
 	TypeTaskList    = "task.list"
+	TypeTaskHistory = "task.history"
+	TypeTaskRestore = "task.restore"
 	TypeSync        = "sync"
 	TypeAuthRefresh = "auth.refresh"
 	TypePresence    = "presence.list"
@@ -65,6 +67,10 @@ type inFrame struct {
 	Token       string          `json:"token"`
 	// Series is the scope of task.delete: "this" (default) or "all".
 	Series string `json:"series"`
+	// task.restore: the version to return to (absent: undelete);
+	// task.history: how many entries at most.
+	Version json.RawMessage `json:"version"`
+	Limit   json.RawMessage `json:"limit"`
 
 	// Chat (docs/PROTOCOL.md, chat section).
 	ConversationID int64           `json:"conversation_id"`

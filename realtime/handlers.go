@@ -83,6 +83,8 @@ func (srv *Server) handlerTable() map[string]handler {
 		TypeTaskDone:    {serve: srv.completeTask},
 		TypeTaskDelete:  {serve: srv.deleteTask},
 		TypeTaskList:    {serve: srv.listTasks},
+		TypeTaskHistory: {serve: srv.taskHistory},
+		TypeTaskRestore: {serve: srv.restoreTask},
 		TypeAuthRefresh: {serve: srv.refresh},
 		TypePresence:    {serve: srv.presenceList},
 		TypeChatSend:    {serve: srv.chatFrame},
@@ -171,6 +173,14 @@ type listReplyFrame struct {
 	Re         string          `json:"re"`
 	Tasks      []tasks.Task    `json:"tasks"`
 	NextCursor string          `json:"next_cursor,omitempty"`
+}
+
+type historyReplyFrame struct {
+	Type     string          `json:"type"`
+	ID       json.RawMessage `json:"id,omitempty"`
+	Re       string          `json:"re"`
+	TaskID   int64           `json:"task_id"`
+	Versions []tasks.Version `json:"versions"`
 }
 
 type pongFrame struct {
@@ -334,4 +344,35 @@ func (srv *Server) presenceList(ctx context.Context, s *session, f inFrame) ([]b
 		return nil, tasksync.Errorf(tasksync.CodeUnavailable, "presence is unavailable right now; task sync is not affected")
 	}
 	return encode(presenceReplyFrame{Type: TypeReply, ID: f.ID, Re: f.Type, Online: len(list), Sessions: list}), nil
+}
+
+func (srv *Server) taskHistory(ctx context.Context, s *session, f inFrame) ([]byte, error) {
+	if err := needTask(f); err != nil {
+		return nil, err
+	}
+	limit := 0
+	if len(f.Limit) > 0 && string(f.Limit) != "null" {
+		n, err := tasks.ParseHistoryLimit(string(f.Limit))
+		if err != nil {
+			return nil, tasksync.Invalid(map[string]string{"limit": fmt.Sprintf("must be a whole number from 1 to %d", tasks.MaxHistoryLimit)})
+		}
+		limit = n
+	}
+	h, err := srv.tasks.History(ctx, s.userID, f.TaskID, limit)
+	if err != nil {
+		return nil, err
+	}
+	return encode(historyReplyFrame{Type: TypeReply, ID: f.ID, Re: f.Type, TaskID: h.TaskID, Versions: h.Versions}), nil
+}
+
+func (srv *Server) restoreTask(ctx context.Context, s *session, f inFrame) ([]byte, error) {
+	if err := needTask(f); err != nil {
+		return nil, err
+	}
+	version, err := tasks.DecodeRestoreVersion(f.Version)
+	if err != nil {
+		return nil, err
+	}
+	res, err := srv.tasks.Restore(ctx, s.userID, f.TaskID, version, mutationOptions(s, f))
+	return mutationReply(f, res, err)
 }

@@ -27,6 +27,8 @@ type TaskService interface {
 	DeleteSeries(ctx context.Context, userID string, id int64, opts tasks.MutationOptions) (tasks.Result, error)
 	List(ctx context.Context, userID string, q tasks.ListQuery) (tasks.Page, error)
 	SnapshotPages(ctx context.Context, userID string, pageSize int, fn func(seq int64, page []tasks.Task) error) (int64, error)
+	History(ctx context.Context, userID string, id int64, limit int) (tasks.History, error)
+	Restore(ctx context.Context, userID string, id int64, version int, opts tasks.MutationOptions) (tasks.Result, error)
 }
 
 // Defaults of [Config], used by cmd/server's configuration too.

@@ -288,3 +288,28 @@ func FuzzDecodeFields(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHistoryParameters: the limit of a history request and the version
+// of a restore either parse to a value in range or are refused with a
+// client error naming the field.
+func FuzzHistoryParameters(f *testing.F) {
+	for _, seed := range []string{"", "1", "500", "501", "0", "-1", "01", "1.5", "1e2", `"1"`, "null", "99999999999", " 7", "[1]"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, err := ParseHistoryLimit(s); err == nil {
+			if n < 1 || n > MaxHistoryLimit {
+				t.Errorf("limit %q -> %d", s, n)
+			}
+		} else if e := tasksync.AsError(err); e.Code != tasksync.CodeBadRequest || e.Fields["limit"] == "" {
+			t.Errorf("limit %q: %v", s, err)
+		}
+		if v, err := DecodeRestoreVersion(json.RawMessage(s)); err == nil {
+			if v < 0 || (v == 0 && s != "" && s != "null") {
+				t.Errorf("version %q -> %d", s, v)
+			}
+		} else if e := tasksync.AsError(err); e.Code != tasksync.CodeInvalid || e.Fields["version"] == "" {
+			t.Errorf("version %q: %v", s, err)
+		}
+	})
+}

@@ -3,6 +3,8 @@ package tasks
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,6 +34,8 @@ func (h *Handler) Register(mux *http.ServeMux, mw func(http.Handler) http.Handle
 		"DELETE /api/{user_id}/tasks/{id}":         h.delete,
 		"PATCH /api/{user_id}/tasks/{id}/complete": h.complete,
 		"POST /api/{user_id}/tasks/{id}/complete":  h.complete, // some clients cannot send PATCH
+		"GET /api/{user_id}/tasks/{id}/history":    h.history,
+		"POST /api/{user_id}/tasks/{id}/restore":   h.restore,
 	}
 	for pattern, fn := range routes {
 		mux.Handle(pattern, mw(fn))
@@ -229,6 +233,11 @@ func (h *Handler) mutation(w http.ResponseWriter, r *http.Request, do func(user 
 		return
 	}
 	w.Header().Set("ETag", res.Task.ETag())
+	if res.Op == OpCreated { // a deleted task restored
+		w.Header().Set("Location", "/api/"+url.PathEscape(user)+"/tasks/"+strconv.FormatInt(res.TaskID, 10))
+		httpjson.Write(w, http.StatusCreated, res.Task)
+		return
+	}
 	httpjson.Write(w, http.StatusOK, res.Task)
 }
 
@@ -278,5 +287,77 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 			return h.Service.DeleteSeries(r.Context(), user, id, opts)
 		}
 		return h.Service.Delete(r.Context(), user, id, opts)
+	})
+}
+
+func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
+	user, err := auth.Caller(r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	id, err := taskID(r)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	limit, err := ParseHistoryLimit(r.URL.Query().Get("limit"))
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	hist, err := h.Service.History(r.Context(), user, id, limit)
+	if err != nil {
+		httpjson.WriteError(w, r, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, hist)
+}
+
+// ParseHistoryLimit reads the limit of a history request: "" for the
+// default, else 1 to MaxHistoryLimit in ParseID's one spelling.
+func ParseHistoryLimit(s string) (int, error) {
+	if s == "" {
+		return DefaultHistoryLimit, nil
+	}
+	n, ok := ParseID(s)
+	if !ok || n > MaxHistoryLimit {
+		return 0, &tasksync.Error{Code: tasksync.CodeBadRequest, Message: "invalid history parameters",
+			Fields: map[string]string{"limit": fmt.Sprintf("must be a whole number from 1 to %d", MaxHistoryLimit)}}
+	}
+	return int(n), nil
+}
+
+// DecodeRestoreVersion reads the optional version of a restore request
+// ({} or {"version": N}): 0 when absent or null.
+func DecodeRestoreVersion(raw json.RawMessage) (int, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil && raw[0] != '"' { // json.Number takes "1" too
+		if v, ok := ParseID(n.String()); ok && v <= math.MaxInt32 {
+			return int(v), nil
+		}
+	}
+	return 0, tasksync.Invalid(map[string]string{"version": "must be a version of the task: a whole number from 1 (see its history)"})
+}
+
+func (h *Handler) restore(w http.ResponseWriter, r *http.Request) {
+	h.mutation(w, r, func(user string, id int64, opts MutationOptions) (Result, error) {
+		var body map[string]json.RawMessage
+		err := httpjson.Read(w, r, &body, h.MaxBody)
+		switch {
+		case errors.Is(err, httpjson.ErrEmptyBody):
+		case err != nil:
+			return Result{}, err
+		case body == nil:
+			return Result{}, tasksync.Errorf(tasksync.CodeBadRequest, "the body must be a JSON object: {} or {\"version\": N}")
+		}
+		version, err := DecodeRestoreVersion(body["version"])
+		if err != nil {
+			return Result{}, err
+		}
+		return h.Service.Restore(r.Context(), user, id, version, opts)
 	})
 }

@@ -321,40 +321,47 @@ func (s *Service) change(ctx context.Context, userID string, id int64, opts Muta
 		if err != nil {
 			return Result{}, err
 		}
-		if err := check(t); err != nil {
-			return Result{}, err
-		}
-		if sameEditable(cur, t) {
-			return Result{Op: OpUpdated, TaskID: id, Task: &cur}, nil
-		}
-		following, err := prepareSeries(ctx, tx, cur, &t)
-		if err != nil {
-			return Result{}, err
-		}
-		updated, err := scanTask(tx.QueryRow(ctx, `
-			UPDATE tasks SET title = $3, description = $4, completed = $5, priority = $6, tags = $7, due_at = $8,
-				remind_at = $9, recurrence = $10, tz = $11, series_id = $12
-			WHERE user_id = $1 AND id = $2
-			RETURNING `+columns,
-			userID, id, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt, t.RemindAt, t.Recurrence, t.TZ, t.SeriesID))
-		if err != nil {
-			return Result{}, fmt.Errorf("update task: %w", err)
-		}
-		if following != nil {
-			// Completing an occurrence: the next one, in this transaction.
-			next, err := following.insert(ctx, tx, opts)
-			if err != nil {
-				return Result{}, err
-			}
-			if err := s.syncReminder(ctx, tx, userID, idOf(next), nil, next); err != nil {
-				return Result{}, err
-			}
-		}
-		if err := s.syncReminder(ctx, tx, userID, id, &cur, &updated); err != nil {
-			return Result{}, err
-		}
-		return Result{Op: OpUpdated, TaskID: id, Task: &updated}, nil
+		return s.writeChange(ctx, tx, cur, t, opts)
 	})
+}
+
+// writeChange validates t, the new state of the locked task cur, and
+// writes it unless nothing changed, with its reminder job. Completing an
+// occurrence of a recurring task creates the next one, in this transaction.
+func (s *Service) writeChange(ctx context.Context, tx querier, cur, t Task, opts MutationOptions) (Result, error) {
+	if err := check(t); err != nil {
+		return Result{}, err
+	}
+	if sameEditable(cur, t) {
+		return Result{Op: OpUpdated, TaskID: cur.ID, Task: &cur}, nil
+	}
+	following, err := prepareSeries(ctx, tx, cur, &t)
+	if err != nil {
+		return Result{}, err
+	}
+	updated, err := scanTask(tx.QueryRow(ctx, `
+		UPDATE tasks SET title = $3, description = $4, completed = $5, priority = $6, tags = $7, due_at = $8,
+			remind_at = $9, recurrence = $10, tz = $11, series_id = $12
+		WHERE user_id = $1 AND id = $2
+		RETURNING `+columns,
+		cur.UserID, cur.ID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt, t.RemindAt, t.Recurrence, t.TZ, t.SeriesID))
+	if err != nil {
+		return Result{}, fmt.Errorf("update task: %w", err)
+	}
+	if following != nil {
+		// Completing an occurrence: the next one, in this transaction.
+		next, err := following.insert(ctx, tx, opts)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := s.syncReminder(ctx, tx, cur.UserID, idOf(next), nil, next); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := s.syncReminder(ctx, tx, cur.UserID, cur.ID, &cur, &updated); err != nil {
+		return Result{}, err
+	}
+	return Result{Op: OpUpdated, TaskID: cur.ID, Task: &updated}, nil
 }
 
 // lockTask reads a task of userID FOR UPDATE and checks its version.

@@ -92,3 +92,95 @@ func TestChangeLogRecordsEveryActor(t *testing.T) {
 		t.Errorf("change log\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestRestoreReachesEveryInstance: a task deleted on one instance and
+// restored over the socket of another comes back with its id, as one
+// task.created event that sockets on both instances see; task.history
+// lists its versions with who made each (socket sessions, REST), and
+// another user can neither read nor restore it.
+func TestRestoreReachesEveryInstance(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := env.start(env.config(nil))
+	b := env.start(env.config(nil))
+	onA, onB := dial(t, a.WS, "ana"), dial(t, b.WS, "ana")
+	following(t, a, "ana", onA, onB)
+
+	created := onA.request(map[string]any{"type": "task.create", "task": map[string]any{"title": "keep me", "tags": []string{"x"}}})
+	id := int64(created["task_id"].(float64))
+	for _, c := range []*wsClient{onA, onB} {
+		c.next("task.created")
+	}
+	var patched map[string]any
+	if code := b.api(t, "ana", http.MethodPatch, fmt.Sprintf("/api/ana/tasks/%d", id), map[string]any{"priority": "high"}, &patched); code != http.StatusOK {
+		t.Fatalf("PATCH: %d", code)
+	}
+	if r := onB.request(map[string]any{"type": "task.delete", "task_id": id}); r["op"] != "deleted" {
+		t.Fatalf("delete: %v", r)
+	}
+	for _, c := range []*wsClient{onA, onB} {
+		c.next("task.updated")
+		if ev := c.next("task.deleted"); ev["task_id"] != float64(id) {
+			t.Fatalf("deleted event %v", ev)
+		}
+	}
+
+	// Another user sees nothing of it and cannot bring it back.
+	eve := dial(t, a.WS, "eve")
+	if r := eve.request(map[string]any{"type": "task.restore", "task_id": id}); r.typ() != "error" || r["code"] != "not_found" {
+		t.Fatalf("eve restores: %v", r)
+	}
+	if r := eve.request(map[string]any{"type": "task.history", "task_id": id}); r.typ() != "error" || r["code"] != "not_found" {
+		t.Fatalf("eve reads history: %v", r)
+	}
+
+	reply := onA.request(map[string]any{"type": "task.restore", "task_id": id, "mutation_id": "undo-delete"})
+	task := frame(reply["task"].(map[string]any))
+	if reply.typ() != "reply" || reply["op"] != "created" || task["id"] != float64(id) || task["priority"] != "high" || task["version"] != 3.0 {
+		t.Fatalf("restore reply: %v", reply)
+	}
+	for _, c := range []*wsClient{onA, onB} {
+		ev := c.next("task.created")
+		if fmt.Sprint(ev.task()) != fmt.Sprint(map[string]any(task)) {
+			t.Errorf("event %v\nreply %v", ev.task(), task)
+		}
+	}
+	var got map[string]any
+	if code := b.api(t, "ana", http.MethodGet, fmt.Sprintf("/api/ana/tasks/%d", id), nil, &got); code != http.StatusOK || got["version"] != 3.0 {
+		t.Fatalf("GET after restore: %d %v", code, got)
+	}
+	eve.quiet()
+
+	hist := onB.request(map[string]any{"type": "task.history", "task_id": id})
+	if hist.typ() != "reply" || hist["task_id"] != float64(id) {
+		t.Fatalf("history: %v", hist)
+	}
+	var lines []string
+	for _, raw := range hist["versions"].([]any) {
+		v := raw.(map[string]any)
+		lines = append(lines, fmt.Sprintf("%s %v %v", v["op"], v["actor"], v["session"]))
+	}
+	sa, sb := onA.hello["session_id"], onB.hello["session_id"]
+	want := []string{
+		fmt.Sprintf("created socket %v", sa), fmt.Sprintf("deleted socket %v", sb),
+		"updated rest <nil>", fmt.Sprintf("created socket %v", sa),
+	}
+	if fmt.Sprint(lines) != fmt.Sprint(want) {
+		t.Errorf("history\n got %q\nwant %q", lines, want)
+	}
+	// Undo of the edit: version 1 again, as an update.
+	if r := onB.request(map[string]any{"type": "task.restore", "task_id": id, "version": 1}); r["op"] != "updated" || frame(r["task"].(map[string]any))["priority"] != "medium" {
+		t.Fatalf("restore version 1: %v", r)
+	}
+	for _, c := range []*wsClient{onA, onB} {
+		if ev := c.next("task.updated"); ev.task()["priority"] != "medium" || ev.task()["version"] != 4.0 {
+			t.Errorf("event %v", ev)
+		}
+	}
+	if r := onB.request(map[string]any{"type": "task.restore", "task_id": id}); r["code"] != "conflict" {
+		t.Errorf("undelete of a present task: %v", r)
+	}
+	if r := onB.request(map[string]any{"type": "task.history", "task_id": id, "limit": 0}); r["code"] != "invalid" {
+		t.Errorf("limit 0: %v", r)
+	}
+}

@@ -140,6 +140,7 @@ func TestOpenAPITour(t *testing.T) {
 		"POST /mcp":                                `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
 		"PATCH /api/{user_id}/tasks/{id}/complete": `{"completed":true}`,
 		"POST /api/{user_id}/tasks/{id}/complete":  `{"completed":false}`,
+		"POST /api/{user_id}/tasks/{id}/restore":   `{"version":1}`, // the task is not deleted: back to its first version
 	}
 	for _, o := range ops {
 		path := fill.Replace(o.path)

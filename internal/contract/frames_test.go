@@ -204,7 +204,7 @@ func TestSchemasCoverTheProtocol(t *testing.T) {
 	schemas := mustSchemas(t)
 	goTypes := map[Direction][]string{
 		Client: {realtime.TypePing, realtime.TypeTaskCreate, realtime.TypeTaskUpdate, realtime.TypeTaskDone,
-			realtime.TypeTaskDelete, realtime.TypeTaskList, realtime.TypeSync, realtime.TypeAuthRefresh,
+			realtime.TypeTaskDelete, realtime.TypeTaskList, realtime.TypeTaskHistory, realtime.TypeTaskRestore, realtime.TypeSync, realtime.TypeAuthRefresh,
 			realtime.TypePresence, realtime.TypeChatSend, realtime.TypeChatCancel},
 		Server: {realtime.TypeHello, realtime.TypePong, realtime.TypeReply, realtime.TypeError, realtime.TypeTaskCreated,
 			realtime.TypeTaskUpdated, realtime.TypeTaskDeleted, realtime.TypeSnapshot, realtime.TypeSynced,

@@ -6,7 +6,7 @@ export type Priority = "low" | "medium" | "high";
 /**
  * The answer to a request that succeeded. id echoes the request's id, re names its type; the other fields depend on re. Replies may come in another order than the requests: match them by id.
  */
-export type ReplyFrame = TaskMutationReply | TaskListReply | AuthRefreshReply | PresenceListReply | ChatSendReply | ChatCancelReply;
+export type ReplyFrame = TaskMutationReply | TaskListReply | TaskHistoryReply | AuthRefreshReply | PresenceListReply | ChatSendReply | ChatCancelReply;
 /**
  * A request id chosen by the client: a string of at most 64 bytes, or a number. Answers echo it verbatim.
  */
@@ -34,7 +34,7 @@ export type ChatErrorCode = "model_unavailable" | "model_timeout" | "model_error
 /**
  * Every frame a client may send on /ws; the type field tells which.
  */
-export type ClientFrame = PingFrame | TaskCreateFrame | TaskUpdateFrame | TaskCompleteFrame | TaskDeleteFrame | TaskListFrame | SyncFrame | AuthRefreshFrame | PresenceListFrame | ChatSendFrame | ChatCancelFrame;
+export type ClientFrame = PingFrame | TaskCreateFrame | TaskUpdateFrame | TaskCompleteFrame | TaskDeleteFrame | TaskListFrame | TaskHistoryFrame | TaskRestoreFrame | SyncFrame | AuthRefreshFrame | PresenceListFrame | ChatSendFrame | ChatCancelFrame;
 /**
  * Idempotency key of a mutation: 1 to 200 printable ASCII characters (no space), the same rule and key space as the REST Idempotency-Key header. A retry with the same mutation_id is applied once and answered with the first result (replayed: true); the same mutation_id with a different request gets conflict.
  */
@@ -159,12 +159,12 @@ export interface TaskDeletedFrame {
     task_id: number;
 }
 /**
- * The answer to task.create, task.update, task.complete and task.delete: what the mutation did (op) and the task after it (absent for deletes). replayed: a retry with the same mutation_id, answered with the first result.
+ * The answer to task.create, task.update, task.complete, task.delete and task.restore: what the mutation did (op) and the task after it (absent for deletes). replayed: a retry with the same mutation_id, answered with the first result.
  */
 export interface TaskMutationReply {
     type: "reply";
     id?: RequestId;
-    re: "task.create" | "task.update" | "task.complete" | "task.delete";
+    re: "task.create" | "task.update" | "task.complete" | "task.delete" | "task.restore";
     op: "created" | "updated" | "deleted";
     task?: Task;
     task_id: number;
@@ -182,6 +182,33 @@ export interface TaskListReply {
      */
     tasks: Task[];
     next_cursor?: string;
+}
+/**
+ * The answer to task.history: the task's versions the change log still holds, newest first.
+ */
+export interface TaskHistoryReply {
+    type: "reply";
+    id?: RequestId;
+    re: "task.history";
+    task_id: number;
+    /**
+     * @maxItems 500
+     */
+    versions: TaskVersion[];
+}
+/**
+ * One change of a task as the change log recorded it: its seq, op, time, who made it (actor: socket with the socket session id in session, rest, assistant with the conversation id, mcp, recurrence, reminder, service, or sql for plain SQL) and the task after it (null for a delete).
+ */
+export interface TaskVersion {
+    seq: number;
+    op: "created" | "updated" | "deleted";
+    /**
+     * A task time: UTC with exactly six fractional digits (the precision Postgres stores), identical over REST and in events.
+     */
+    at: string;
+    actor: string;
+    session: string | null;
+    task: Task | null;
 }
 /**
  * The answer to auth.refresh: the socket now lives until expires_at (null: the new token has no expiry).
@@ -662,6 +689,35 @@ export interface TaskFilter {
      * The next_cursor of the previous page.
      */
     cursor?: string;
+}
+/**
+ * Reads what the change log still holds of one task, newest first (GET /api/{user_id}/tasks/{id}/history). The log is pruned after EVENT_RETENTION: that bounds how far back it goes.
+ */
+export interface TaskHistoryFrame {
+    type: "task.history";
+    id?: RequestId;
+    task_id: number;
+    /**
+     * At most this many entries (1 to 500, default 100).
+     */
+    limit?: number;
+}
+/**
+ * Brings a deleted task back with its id (no version), or returns a task to an earlier version (POST /api/{user_id}/tasks/{id}/restore). An ordinary mutation: its own event, mutation_id and base_version honoured.
+ */
+export interface TaskRestoreFrame {
+    type: "task.restore";
+    id?: RequestId;
+    mutation_id?: MutationId;
+    /**
+     * The task version the change is based on (for a task that is not deleted); a stale one is answered version_mismatch with the current task. 0 or absent: no check.
+     */
+    base_version?: number;
+    task_id: number;
+    /**
+     * The version to return to (from task.history); absent or null: the last version before the task was deleted.
+     */
+    version?: number | null;
 }
 /**
  * Restarts the event stream after since (the last seq the client applied; 0 for everything). Answered by the events after since then synced, or by a snapshot when since is unknown or no longer retained (e.g. -1).
