@@ -3,7 +3,7 @@ import { type ConnectionState, type OnlineSource, type RequestOptions, type Toke
 import { type Observable } from "./observable.js";
 import { type Conflict, type ConflictResolution, type PendingMutation, type RejectedMutation } from "./outbox.js";
 import { type PresenceState } from "./presence.js";
-import type { ClientFrame, ReminderFrame, ServerFrame, TaskFilter } from "./protocol.gen.js";
+import type { ClientFrame, ReminderFrame, ServerFrame, Task, TaskFilter, TaskVersion } from "./protocol.gen.js";
 import { type OutboxStorage } from "./storage.js";
 import { type TaskEvent } from "./store.js";
 import { TaskView } from "./view.js";
@@ -74,6 +74,23 @@ export interface TasksyncClient {
      * tasks().update(id, { remind_at }). Returns the unsubscribe function.
      */
     onReminder(cb: (reminder: ReminderFrame) => void): () => void;
+    /**
+     * The versions of a task the server's change log still holds, newest first (task.history): each
+     * with its seq, op, time, who made it (actor, session) and the task after it (null for a delete).
+     * The log is pruned after the server's EVENT_RETENTION, which bounds how far back it goes.
+     * Fails with RequestError not_found for a task with no history (or another user's).
+     */
+    history(taskId: number, opts?: {
+        limit?: number;
+    }): Promise<TaskVersion[]>;
+    /**
+     * Undo (task.restore): without version, brings a deleted task back with its id and its last
+     * fields; with version, returns the task to that version's fields (see history). Resolves with
+     * the task; the change also arrives as an event, on every device. Sent with a mutation_id and
+     * resent after a dropped socket, so it is applied once. Fails with RequestError: conflict (not
+     * deleted, or restored meanwhile), not_found (no such version left in the log).
+     */
+    restore(taskId: number, version?: number): Promise<Task>;
     /** Sends any request of docs/PROTOCOL.md (task.list, ping, ...) and resolves with its answer. */
     request(frame: ClientFrame, opts?: RequestOptions): Promise<ServerFrame>;
     /** Closes the socket; the outbox stays in storage for the next client. */

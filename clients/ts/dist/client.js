@@ -3,12 +3,15 @@
 import { Chat } from "./chat.js";
 import { browserOnline, Connection, tokenOf, } from "./connection.js";
 import { Cell, reportError } from "./observable.js";
-import { Outbox, overlay, } from "./outbox.js";
+import { newMutationId, Outbox, overlay, } from "./outbox.js";
 import { Presence } from "./presence.js";
+import { DisconnectedError } from "./errors.js";
 import { defaultStorage } from "./storage.js";
 import { TaskStore } from "./store.js";
 import { tokenUser } from "./token.js";
 import { TaskView } from "./view.js";
+/** How many times restore() sends its request when the socket drops before the answer. */
+const RESTORE_ATTEMPTS = 5;
 /** What views show while stored state waits for its owner to be confirmed. */
 const NOTHING = new Map();
 /** Creates a client and starts connecting (after the stored state is loaded). */
@@ -168,6 +171,35 @@ class Client {
         return () => {
             this.#reminderListeners.delete(cb);
         };
+    }
+    async history(taskId, opts = {}) {
+        await this.#loaded;
+        const frame = { type: "task.history", task_id: this.#outbox.resolveId(taskId) };
+        if (opts.limit !== undefined)
+            frame.limit = opts.limit;
+        const reply = (await this.#conn.request(frame, { wait: true }));
+        return reply.versions;
+    }
+    async restore(taskId, version) {
+        await this.#loaded;
+        const frame = { type: "task.restore", task_id: this.#outbox.resolveId(taskId), mutation_id: newMutationId() };
+        if (version !== undefined)
+            frame.version = version;
+        // A reply lost with the socket is asked for again with the same
+        // mutation_id: the server applies the restore once and answers the
+        // retry with the first result.
+        for (let attempt = 0;; attempt++) {
+            if (this.#closed)
+                throw new DisconnectedError("the client was closed");
+            try {
+                const reply = (await this.#conn.request(frame, { wait: true }));
+                return reply.task;
+            }
+            catch (err) {
+                if (!(err instanceof DisconnectedError) || attempt >= RESTORE_ATTEMPTS - 1)
+                    throw err;
+            }
+        }
     }
     request(frame, opts) {
         return this.#conn.request(frame, opts);

@@ -8,7 +8,8 @@
 // client's own mutations carry the task too and are applied at once (a task's
 // version decides which copy is newer), so a confirmed change does not
 // flicker back while its event is on the way; deleted ids are remembered so
-// that a late copy cannot bring a task back (ids are never reused).
+// that a late copy cannot bring a task back. Only a task.created event of a
+// later seq can (task.restore brings a deleted task back with its id).
 export class TaskStore {
     /** Tasks by id, as the server holds them. */
     tasks = new Map();
@@ -16,7 +17,9 @@ export class TaskStore {
     seq = -1;
     /** Bumped on every change (views recompute when it moved). */
     version = 0;
-    #deleted = new Set();
+    // Deleted ids and the seq of their delete (Infinity while only the
+    // reply to this client's delete told it, before its event).
+    #deleted = new Map();
     #incoming = null;
     #listeners = new Set();
     /** Restores a persisted state (seq and tasks). */
@@ -51,9 +54,14 @@ export class TaskStore {
             return "gap";
         this.seq = f.seq;
         if (f.type === "task.deleted")
-            this.#remove(f.task_id);
-        else
+            this.#remove(f.task_id, f.seq);
+        else {
+            // In seq order an event is the truth: a created after a delete is
+            // the task restored.
+            if (f.type === "task.created")
+                this.#deleted.delete(f.task.id);
             this.#put(f.task);
+        }
         this.#changed();
         return "applied";
     }
@@ -76,8 +84,9 @@ export class TaskStore {
             return "collecting";
         this.#incoming = null;
         this.tasks.clear();
+        // A task deleted after the snapshot's seq (or by this client, its event not yet seen) stays gone.
         for (const t of snap.tasks)
-            if (!this.#deleted.has(t.id))
+            if ((this.#deleted.get(t.id) ?? -1) <= snap.seq)
                 this.tasks.set(t.id, t);
         this.seq = snap.seq;
         this.#changed();
@@ -120,8 +129,9 @@ export class TaskStore {
         this.tasks.set(task.id, task);
         return true;
     }
-    #remove(id) {
-        this.#deleted.add(id);
+    #remove(id, seq = Infinity) {
+        if (seq !== Infinity || !this.#deleted.has(id))
+            this.#deleted.set(id, seq);
         return this.tasks.delete(id);
     }
     #changed() {

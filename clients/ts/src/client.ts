@@ -8,16 +8,21 @@ import {
 } from "./connection.js";
 import { Cell, reportError, type Observable } from "./observable.js";
 import {
-  Outbox, overlay, type Conflict, type ConflictResolution, type PendingMutation, type RejectedMutation, type ViewTask,
+  newMutationId, Outbox, overlay, type Conflict, type ConflictResolution, type PendingMutation, type RejectedMutation, type ViewTask,
 } from "./outbox.js";
 import { Presence, type PresenceState } from "./presence.js";
+import { DisconnectedError } from "./errors.js";
 import type {
-  ClientFrame, HelloFrame, ReminderFrame, ServerFrame, Task, TaskFields, TaskFilter, TaskPatch,
+  ClientFrame, HelloFrame, ReminderFrame, ServerFrame, Task, TaskFields, TaskFilter, TaskHistoryFrame, TaskHistoryReply,
+  TaskMutationReply, TaskPatch, TaskRestoreFrame, TaskVersion,
 } from "./protocol.gen.js";
 import { defaultStorage, type OutboxStorage, type StoredState } from "./storage.js";
 import { TaskStore, type TaskEvent } from "./store.js";
 import { tokenUser } from "./token.js";
 import { TaskView } from "./view.js";
+
+/** How many times restore() sends its request when the socket drops before the answer. */
+const RESTORE_ATTEMPTS = 5;
 
 /** What views show while stored state waits for its owner to be confirmed. */
 const NOTHING: Map<number, ViewTask> = new Map();
@@ -87,6 +92,21 @@ export interface TasksyncClient {
    * tasks().update(id, { remind_at }). Returns the unsubscribe function.
    */
   onReminder(cb: (reminder: ReminderFrame) => void): () => void;
+  /**
+   * The versions of a task the server's change log still holds, newest first (task.history): each
+   * with its seq, op, time, who made it (actor, session) and the task after it (null for a delete).
+   * The log is pruned after the server's EVENT_RETENTION, which bounds how far back it goes.
+   * Fails with RequestError not_found for a task with no history (or another user's).
+   */
+  history(taskId: number, opts?: { limit?: number }): Promise<TaskVersion[]>;
+  /**
+   * Undo (task.restore): without version, brings a deleted task back with its id and its last
+   * fields; with version, returns the task to that version's fields (see history). Resolves with
+   * the task; the change also arrives as an event, on every device. Sent with a mutation_id and
+   * resent after a dropped socket, so it is applied once. Fails with RequestError: conflict (not
+   * deleted, or restored meanwhile), not_found (no such version left in the log).
+   */
+  restore(taskId: number, version?: number): Promise<Task>;
   /** Sends any request of docs/PROTOCOL.md (task.list, ping, ...) and resolves with its answer. */
   request(frame: ClientFrame, opts?: RequestOptions): Promise<ServerFrame>;
   /** Closes the socket; the outbox stays in storage for the next client. */
@@ -268,6 +288,32 @@ class Client implements TasksyncClient {
     return () => {
       this.#reminderListeners.delete(cb);
     };
+  }
+
+  async history(taskId: number, opts: { limit?: number } = {}): Promise<TaskVersion[]> {
+    await this.#loaded;
+    const frame: TaskHistoryFrame = { type: "task.history", task_id: this.#outbox.resolveId(taskId) };
+    if (opts.limit !== undefined) frame.limit = opts.limit;
+    const reply = (await this.#conn.request(frame, { wait: true })) as TaskHistoryReply;
+    return reply.versions;
+  }
+
+  async restore(taskId: number, version?: number): Promise<Task> {
+    await this.#loaded;
+    const frame: TaskRestoreFrame = { type: "task.restore", task_id: this.#outbox.resolveId(taskId), mutation_id: newMutationId() };
+    if (version !== undefined) frame.version = version;
+    // A reply lost with the socket is asked for again with the same
+    // mutation_id: the server applies the restore once and answers the
+    // retry with the first result.
+    for (let attempt = 0; ; attempt++) {
+      if (this.#closed) throw new DisconnectedError("the client was closed");
+      try {
+        const reply = (await this.#conn.request(frame, { wait: true })) as TaskMutationReply;
+        return reply.task!;
+      } catch (err) {
+        if (!(err instanceof DisconnectedError) || attempt >= RESTORE_ATTEMPTS - 1) throw err;
+      }
+    }
   }
 
   request(frame: ClientFrame, opts?: RequestOptions): Promise<ServerFrame> {

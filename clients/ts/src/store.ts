@@ -8,7 +8,8 @@
 // client's own mutations carry the task too and are applied at once (a task's
 // version decides which copy is newer), so a confirmed change does not
 // flicker back while its event is on the way; deleted ids are remembered so
-// that a late copy cannot bring a task back (ids are never reused).
+// that a late copy cannot bring a task back. Only a task.created event of a
+// later seq can (task.restore brings a deleted task back with its id).
 
 import type { SnapshotFrame, Task, TaskCreatedFrame, TaskDeletedFrame, TaskUpdatedFrame } from "./protocol.gen.js";
 
@@ -25,7 +26,9 @@ export class TaskStore {
   seq = -1;
   /** Bumped on every change (views recompute when it moved). */
   version = 0;
-  readonly #deleted = new Set<number>();
+  // Deleted ids and the seq of their delete (Infinity while only the
+  // reply to this client's delete told it, before its event).
+  readonly #deleted = new Map<number, number>();
   #incoming: { seq: number; page: number; tasks: Task[] } | null = null;
   readonly #listeners = new Set<() => void>();
 
@@ -60,8 +63,13 @@ export class TaskStore {
     if (f.seq <= this.seq) return "duplicate";
     if (this.seq < 0 || f.seq !== this.seq + 1) return "gap";
     this.seq = f.seq;
-    if (f.type === "task.deleted") this.#remove(f.task_id);
-    else this.#put(f.task);
+    if (f.type === "task.deleted") this.#remove(f.task_id, f.seq);
+    else {
+      // In seq order an event is the truth: a created after a delete is
+      // the task restored.
+      if (f.type === "task.created") this.#deleted.delete(f.task.id);
+      this.#put(f.task);
+    }
     this.#changed();
     return "applied";
   }
@@ -82,7 +90,8 @@ export class TaskStore {
     if (f.more) return "collecting";
     this.#incoming = null;
     this.tasks.clear();
-    for (const t of snap.tasks) if (!this.#deleted.has(t.id)) this.tasks.set(t.id, t);
+    // A task deleted after the snapshot's seq (or by this client, its event not yet seen) stays gone.
+    for (const t of snap.tasks) if ((this.#deleted.get(t.id) ?? -1) <= snap.seq) this.tasks.set(t.id, t);
     this.seq = snap.seq;
     this.#changed();
     return "applied";
@@ -124,8 +133,8 @@ export class TaskStore {
     return true;
   }
 
-  #remove(id: number): boolean {
-    this.#deleted.add(id);
+  #remove(id: number, seq = Infinity): boolean {
+    if (seq !== Infinity || !this.#deleted.has(id)) this.#deleted.set(id, seq);
     return this.tasks.delete(id);
   }
 

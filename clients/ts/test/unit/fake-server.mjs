@@ -211,10 +211,15 @@ export class FakeServer {
   }
 
   /** Commits a change (as another device would) and sends its event to every socket. */
-  commit(type, task) {
+  commit(type, task, actor = "socket") {
     const st = this.state;
     const e = type === "task.deleted" ? { type, seq: ++st.seq, task_id: task } : { type, seq: ++st.seq, task: { ...task } };
     st.log.push(e);
+    // The change log's view of it, for task.history and task.restore.
+    const id = e.task_id ?? e.task.id;
+    st.history ??= new Map();
+    if (!st.history.has(id)) st.history.set(id, []);
+    st.history.get(id).push({ seq: e.seq, op: type.slice("task.".length), at: stamp(), actor, session: null, task: e.task ?? null });
     if (this.held) this.held.push(e); // replyFirst: sent after the reply
     else for (const srv of FakeServer.peers(this)) for (const s of srv.sockets) s.send(e);
     return e;
@@ -277,7 +282,13 @@ export class FakeServer {
       case "task.update":
       case "task.complete":
       case "task.delete":
+      case "task.restore":
         return this.#mutation(sock, f, reply, error);
+      case "task.history": {
+        const versions = [...(this.state.history?.get(f.task_id) ?? [])].reverse().slice(0, f.limit ?? 100);
+        if (versions.length === 0) return error("not_found", `task ${f.task_id} has no history`);
+        return reply({ task_id: f.task_id, versions });
+      }
       case "chat.send":
         return this.#chat(sock, f, reply);
       case "chat.cancel": {
@@ -327,7 +338,23 @@ export class FakeServer {
     let answer;
     const now = stamp();
     const cur = f.task_id !== undefined ? st.tasks.get(f.task_id) : undefined;
-    if (f.type !== "task.create" && !cur) {
+    const logged = (st.history?.get(f.task_id) ?? []).filter((v) => v.task);
+    const old = f.version == null ? logged.at(-1)?.task : logged.findLast((v) => v.task.version === f.version)?.task;
+    if (f.type === "task.restore" && (cur ? f.version == null : !old)) {
+      answer = cur
+        ? { type: "error", re: f.type, code: "conflict", message: `task ${f.task_id} is not deleted` }
+        : { type: "error", re: f.type, code: "not_found", message: `no version to restore task ${f.task_id} from` };
+    } else if (f.type === "task.restore" && !old) {
+      answer = { type: "error", re: f.type, code: "not_found", message: `version ${f.version} of task ${f.task_id} is not in its history` };
+    } else if (f.type === "task.restore") {
+      const last = Math.max(...logged.map((v) => v.task.version));
+      const { id, user_id, series_id, created_at, updated_at, version, ...fields } = old;
+      const t = cur ? { ...cur, ...fields, version: cur.version + 1, updated_at: now } : { ...old, version: last + 1, updated_at: now };
+      st.tasks.set(t.id, t);
+      const op = cur ? "updated" : "created";
+      this.commit(`task.${op}`, t);
+      answer = { type: "reply", re: f.type, op, task: t, task_id: t.id };
+    } else if (f.type !== "task.create" && !cur) {
       answer = { type: "error", re: f.type, code: "not_found", message: `task ${f.task_id} not found` };
     } else if (f.base_version !== undefined && cur && cur.version !== f.base_version) {
       answer = { type: "error", re: f.type, code: "version_mismatch", message: "stale", task: cur };
