@@ -105,9 +105,10 @@ func New(db *pgxpool.Pool, cfg Config) (*Service, error) {
 		// silently hears nothing, and a held connection per instance is not
 		// worth it when the scheduler's 5 s pass bounds latency anyway.
 		// Workers find due jobs by polling every FetchPollInterval.
-		PollOnly: true,
-		Logger:   cfg.Logger.With("component", "river"),
-		TestOnly: cfg.TestOnly,
+		PollOnly:     true,
+		Logger:       slog.New(riverLogHandler{cfg.Logger.Handler()}).With("component", "river"),
+		ErrorHandler: errorHandler{log: cfg.Logger},
+		TestOnly:     cfg.TestOnly,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reminders: river client: %w", err)
