@@ -117,6 +117,27 @@ func TestSchedulerFollowsReminders(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("delete", fmt.Sprintf("cancel %d", id))
+	// Undo of the delete: the task comes back with its id, and its reminder
+	// with it; returning it to its first version (no reminder) cancels it.
+	if _, err := svc.Restore(ctx, user, id, 0, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("restore a deleted task", fmt.Sprintf("schedule %d %s", id, ts(later)))
+	if _, err := svc.Restore(ctx, user, plain.TaskID, 1, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("restore a version without remind_at")
+	if _, err := svc.Restore(ctx, user, plain.TaskID, 2, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("restore a version with remind_at", fmt.Sprintf("schedule %d %s", plain.TaskID, ts(at)))
+	if _, err := svc.Delete(ctx, user, id, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Delete(ctx, user, plain.TaskID, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("delete both again", fmt.Sprintf("cancel %d", id), fmt.Sprintf("cancel %d", plain.TaskID))
 
 	// A recurring task: created with its reminder; completing it makes
 	// the next occurrence, whose reminder (same distance to its due time)
@@ -167,7 +188,7 @@ func TestSchedulerFollowsReminders(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM scheduler_calls`).Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
-	if want := 12 + n; rows != want {
+	if want := 16 + n; rows != want {
 		t.Fatalf("%d scheduler calls committed, want %d", rows, want)
 	}
 }
