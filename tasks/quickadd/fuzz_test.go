@@ -2,7 +2,6 @@ package quickadd
 
 import (
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -52,8 +51,8 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("time %v not in %v or out of range", at, loc)
 			}
 		}
-		if got.Recurrence != "" && (got.DueAt == nil || !strings.HasPrefix(got.Recurrence, "FREQ=")) {
-			t.Fatalf("rule %q without a first occurrence (due %v)", got.Recurrence, got.DueAt)
+		if err := checkRule(got); err != nil {
+			t.Fatalf("%q: %v", text, err)
 		}
 		if len(got.Title) > len(text) || utf8.ValidString(text) && !utf8.ValidString(got.Title) {
 			t.Fatalf("title %q from %q", got.Title, text)

@@ -1,6 +1,7 @@
 package quickadd
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -241,6 +242,9 @@ func check(t *testing.T, got Result, w want, loc *time.Location) {
 	if got.Recurrence != w.rule {
 		t.Errorf("rule %q, want %q", got.Recurrence, w.rule)
 	}
+	if err := checkRule(got); err != nil {
+		t.Error(err)
+	}
 	if got.Priority != w.prio {
 		t.Errorf("priority %q, want %q", got.Priority, w.prio)
 	}
@@ -261,6 +265,27 @@ func check(t *testing.T, got Result, w want, loc *time.Location) {
 		t.Errorf("unparsed %q, want %q", frags, w.unparsed)
 	}
 	checkSpans(t, got)
+}
+
+// checkRule: a rule is one the task service runs (teambition/rrule-go
+// behind tasks.Rule, DTSTART = due_at in the zone), and due_at is its first
+// occurrence, as RFC 5545 wants of DTSTART.
+func checkRule(got Result) error {
+	if got.Recurrence == "" {
+		return nil
+	}
+	if got.DueAt == nil {
+		return fmt.Errorf("rule %q without a due time", got.Recurrence)
+	}
+	tz := got.DueAt.Location().String()
+	r, err := tasks.Rule(tasks.Task{DueAt: got.DueAt, Recurrence: &got.Recurrence, TZ: &tz})
+	if err != nil {
+		return fmt.Errorf("rule %q refused by the task service: %v", got.Recurrence, err)
+	}
+	if first := r.After(got.DueAt.Add(-time.Second), true); !first.Equal(*got.DueAt) {
+		return fmt.Errorf("rule %q from %v: first occurrence %v, not the due time", got.Recurrence, got.DueAt, first)
+	}
+	return nil
 }
 
 // checkSpans: every understood or unparsed phrase is the text at its
