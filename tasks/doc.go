@@ -13,6 +13,16 @@
 // transaction (see migrations), so writes by other programs are captured
 // too. This package does not import realtime or chat.
 //
+// # Who made a change, and undo
+//
+// Each mutation names its actor (MutationOptions.Actor, Session); the
+// service sets the transaction-local settings tasksync.actor and
+// tasksync.session before it writes, and the trigger copies them into the
+// change-log row (plain SQL sets nothing and is logged as sql). History
+// reads a task's rows of the log; Restore re-inserts a deleted task with
+// its id, or applies an earlier version as an ordinary update. Both reach
+// only as far back as the log is kept (EVENT_RETENTION).
+//
 // # Scoping
 //
 // Every query has user_id = $1 with the authenticated user. A task of

@@ -8,8 +8,10 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"tasksync"
+	"tasksync/internal/testdb"
 )
 
 type historyBody struct {
@@ -216,5 +218,50 @@ func TestRestoreConcurrently(t *testing.T) {
 	}
 	if c := countRows(t, e.db, `SELECT count(*) FROM task_events WHERE op = 'created'`); c != 2 {
 		t.Errorf("%d created events, want 2 (create, restore)", c)
+	}
+}
+
+// TestRestoreKeepsReminders: an undeleted task gets its reminder job back,
+// and returning to a version with another remind_at moves the job, in the
+// restore's transaction.
+func TestRestoreKeepsReminders(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE scheduler_calls (call text NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	sch := &recordingScheduler{}
+	svc := NewService(db.Pool)
+	svc.UseScheduler(sch)
+	at := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	later := at.Add(time.Hour)
+	res, err := svc.Create(ctx, "u", Fields{Title: ptr("call"), RemindAt: &at, RemindSet: true}, MutationOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.TaskID
+	if _, err := svc.Update(ctx, "u", id, Fields{RemindAt: &later, RemindSet: true}, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Delete(ctx, "u", id, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sch.take()
+	if _, err := svc.Restore(ctx, "u", id, 0, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sch.take(), []string{fmt.Sprintf("schedule %d %s", id, later.Format(TimeLayout))}; !reflect.DeepEqual(got, want) {
+		t.Errorf("undelete: scheduler calls %q, want %q", got, want)
+	}
+	if _, err := svc.Restore(ctx, "u", id, 1, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sch.take(), []string{fmt.Sprintf("cancel %d", id), fmt.Sprintf("schedule %d %s", id, at.Format(TimeLayout))}; !reflect.DeepEqual(got, want) {
+		t.Errorf("back to version 1: scheduler calls %q, want %q", got, want)
+	}
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM scheduler_calls`).Scan(&n); err != nil || n != 7 {
+		t.Errorf("%d scheduler calls committed (%v), want 7", n, err)
 	}
 }
