@@ -265,20 +265,31 @@ if want b; then
 	log "== (b) cross-instance write-to-other-socket latency at 200/s vs raw NOTIFY"
 	# Each build's pair of instances runs only for its own runs: four at once would hold ~70
 	# Postgres connections on a shared server.
-	for r in $(seq "$REPEAT"); do
-		"$LG" notify --label "b-notify-r$r" --db "$DBURL" --rate 200 --duration "$WIN" --json "$OUT/b-notify-r$r.json" | tee "$OUT/b-notify-r$r.txt" || log "notify baseline failed"
-		"$LG" notify --label "b-insert-notify-r$r" --db "$DBURL" --rate 200 --duration "$WIN" --insert --json "$OUT/b-insert-notify-r$r.json" | tee "$OUT/b-insert-notify-r$r.txt" || log "notify baseline failed"
+	b_this() {
 		start_server b1 "$PORT"
 		start_server b2 "$((PORT + 1))"
 		sockets "b-sockets-r$r" --url "$(ws "$PORT"),$(ws "$((PORT + 1))")" --pid "${PIDS[b1]},${PIDS[b2]}" \
 			--users 10 --sockets 40 --rate 200
 		stop b1 b2
-		if [[ -n $BASE_DBURL ]]; then
-			SERVER_BIN=$BENCH_BASE_BIN SERVER_DB=$BASE_DBURL start_server bbase1 "$((PORT + 4))" REDIS_PREFIX="$PREFIX-base"
-			SERVER_BIN=$BENCH_BASE_BIN SERVER_DB=$BASE_DBURL start_server bbase2 "$((PORT + 5))" REDIS_PREFIX="$PREFIX-base"
-			sockets "b-base-sockets-r$r" --url "$(ws "$((PORT + 4))"),$(ws "$((PORT + 5))")" --pid "${PIDS[bbase1]},${PIDS[bbase2]}" \
-				--users 10 --sockets 40 --rate 200
-			stop bbase1 bbase2
+	}
+	b_base() {
+		SERVER_BIN=$BENCH_BASE_BIN SERVER_DB=$BASE_DBURL start_server bbase1 "$((PORT + 4))" REDIS_PREFIX="$PREFIX-base"
+		SERVER_BIN=$BENCH_BASE_BIN SERVER_DB=$BASE_DBURL start_server bbase2 "$((PORT + 5))" REDIS_PREFIX="$PREFIX-base"
+		sockets "b-base-sockets-r$r" --url "$(ws "$((PORT + 4))"),$(ws "$((PORT + 5))")" --pid "${PIDS[bbase1]},${PIDS[bbase2]}" \
+			--users 10 --sockets 40 --rate 200
+		stop bbase1 bbase2
+	}
+	for r in $(seq "$REPEAT"); do
+		"$LG" notify --label "b-notify-r$r" --db "$DBURL" --rate 200 --duration "$WIN" --json "$OUT/b-notify-r$r.json" | tee "$OUT/b-notify-r$r.txt" || log "notify baseline failed"
+		"$LG" notify --label "b-insert-notify-r$r" --db "$DBURL" --rate 200 --duration "$WIN" --insert --json "$OUT/b-insert-notify-r$r.json" | tee "$OUT/b-insert-notify-r$r.txt" || log "notify baseline failed"
+		if [[ -z $BASE_DBURL ]]; then
+			b_this
+		elif ((r % 2)); then # the two builds take turns going first
+			b_this
+			b_base
+		else
+			b_base
+			b_this
 		fi
 	done
 fi
