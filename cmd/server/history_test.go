@@ -91,6 +91,33 @@ func TestChangeLogRecordsEveryActor(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("change log\n got %q\nwant %q", got, want)
 	}
+
+	// The same, as the history endpoint shows it, newest first.
+	var hist struct {
+		TaskID   int64 `json:"task_id"`
+		Versions []struct {
+			Op      string          `json:"op"`
+			Actor   string          `json:"actor"`
+			Session *string         `json:"session"`
+			Task    json.RawMessage `json:"task"`
+		} `json:"versions"`
+	}
+	if code := a.api(t, "ana", http.MethodGet, fmt.Sprintf("/api/ana/tasks/%d/history", id), nil, &hist); code != http.StatusOK || hist.TaskID != id {
+		t.Fatalf("history: %d %+v", code, hist)
+	}
+	var shown []string
+	for _, v := range hist.Versions {
+		sess := "-"
+		if v.Session != nil {
+			sess = *v.Session
+		}
+		var tk struct{ Title string }
+		_ = json.Unmarshal(v.Task, &tk)
+		shown = append(shown, fmt.Sprintf("%s %q %s %s", v.Op, tk.Title, v.Actor, sess))
+	}
+	if wantShown := []string{want[4], want[3], want[1], want[0]}; fmt.Sprint(shown) != fmt.Sprint(wantShown) {
+		t.Errorf("history\n got %q\nwant %q", shown, wantShown)
+	}
 }
 
 // TestRestoreReachesEveryInstance: a task deleted on one instance and
