@@ -10,8 +10,8 @@ import (
 
 // The trigger's notification carries the event inline, byte for byte the
 // frame a log read gives, for creates, updates and deletes, whatever the
-// user id holds (colons, multi-byte characters); an event too big for the
-// inline form comes as a pointer.
+// user id holds (colons, multi-byte characters), up to InlineNotifyMax
+// bytes; one byte more and it comes as a pointer.
 func TestNotificationCarriesTheEventWhenItFits(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
@@ -67,16 +67,25 @@ func TestNotificationCarriesTheEventWhenItFits(t *testing.T) {
 		t.Fatalf("create: %q", p)
 	}
 	exec(`UPDATE tasks SET completed = true WHERE user_id = $1`, user)
-	if p, ev := next(); p[0] != 'e' || ev.Op != "updated" || ev.Seq != 2 {
-		t.Fatalf("update: %q", p)
+	p2, ev := next()
+	if p2[0] != 'e' || ev.Op != "updated" || ev.Seq != 2 {
+		t.Fatalf("update: %q", p2)
 	}
-	// Too big inline (tags are not length-checked by SQL): a pointer.
-	exec(`UPDATE tasks SET tags = ARRAY[repeat('t', 7000)] WHERE user_id = $1`, user)
-	if p, ev := next(); p != "3:"+user || ev.Op != "updated" || len(ev.Frame()) < 7000 {
-		t.Fatalf("big update: %.40q", p)
+	// Up to InlineNotifyMax bytes the event goes inline, one byte more
+	// and it is a pointer. One tag of k bytes instead of ["x","y z"]
+	// (tags are not length-checked by SQL); seq and version keep their
+	// number of digits, the times their format.
+	k := InlineNotifyMax - len(p2) + len(`["x","y z"]`) - len(`[""]`)
+	exec(`UPDATE tasks SET tags = ARRAY[repeat('t', $2)] WHERE user_id = $1`, user, k)
+	if p, ev := next(); p[0] != 'e' || len(p) != InlineNotifyMax || ev.Seq != 3 {
+		t.Fatalf("update to %d bytes: %d bytes, %.40q", InlineNotifyMax, len(p), p)
+	}
+	exec(`UPDATE tasks SET tags = ARRAY[repeat('t', $2)] WHERE user_id = $1`, user, k+1)
+	if p, ev := next(); p != "4:"+user || ev.Op != "updated" || len(ev.Frame()) < InlineNotifyMax-100 {
+		t.Fatalf("update past %d bytes: %.40q", InlineNotifyMax, p)
 	}
 	exec(`DELETE FROM tasks WHERE user_id = $1`, user)
-	if p, ev := next(); p[0] != 'e' || ev.Op != "deleted" || ev.Seq != 4 {
+	if p, ev := next(); p[0] != 'e' || ev.Op != "deleted" || ev.Seq != 5 {
 		t.Fatalf("delete: %q", p)
 	}
 }
