@@ -32,7 +32,10 @@
 // The client itself (static/js) implements no protocol: it imports the
 // TypeScript SDK from /sdk/tasksync-client.js (package tsclient serves
 // clients/ts/dist), which speaks docs/PROTOCOL.md over one socket and keeps
-// the outbox; the board reads conversation history over REST.
+// the outbox; the board reads conversation history over REST, and asks
+// the server's parser (POST /api/{user_id}/parse, package tasks/quickadd)
+// to read dates, repeats, priority and tags in a quick-add title: no date
+// written in words is read in static/js.
 // static/js/main.js describes its parts.
 // web/test holds the browser tests (Node, playwright-core, Debian's
 // Chromium), run by web/test/run.sh.

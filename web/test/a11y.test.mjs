@@ -175,6 +175,43 @@ test('axe-core: no serious or critical violation at 1280 and 375 px, in every st
   await pb.close_();
 });
 
+test('axe-core: the time-aware parts (quick-add preview, reminder alert, Undo toast, history panel) at 1280 and 375 px', async () => {
+  const found = [];
+  const tia = { id: 'tia', token: token('tia') };
+  await rest(a, tia.token, 'POST', '/api/tia/tasks', {
+    title: 'Team standup', due_at: '2030-01-07T08:30:00Z', tz: 'Europe/Berlin', recurrence: 'FREQ=WEEKLY;BYDAY=MO,WE,FR',
+    remind_at: '2030-01-07T08:20:00Z',
+  });
+  await rest(a, tia.token, 'POST', '/api/tia/tasks', { title: 'Throw away the old plan' });
+  for (const width of [1280, 375]) {
+    const p = await openBoard(await newPage(browser, { width, height: 860 }), b, tia.token);
+    // A reminder's alert (fired by the server 2 s from now), with its snooze buttons.
+    await rest(a, tia.token, 'POST', '/api/tia/tasks', { title: `Stretch your legs (${width})`, remind_at: new Date(Date.now() + 2000).toISOString() });
+    await p.locator('#reminders .reminder[role="alert"]', { hasText: `(${width})` }).waitFor({ timeout: 20000 });
+    // The quick-add preview and the details with the time, reminder and repeat fields.
+    await p.locator('#new-title').fill('Pay rent every month on the 1st !high #home');
+    await p.locator('#new-understood [data-field="recurrence"]').waitFor();
+    await p.locator('#new-more').click();
+    await p.locator('#new-repeat').selectOption('custom');
+    // An Undo toast.
+    await row(p, 'Throw away the old plan').locator('.task-delete').click();
+    await p.locator('.toast .toast-action').waitFor();
+    await settle(p);
+    found.push(...await axe(p, `${width} quick-add, reminder, undo`, [
+      '#new-understood .chip-understood', '.reminder .btn', '.toast-action', '.task .repeat', '.task .remind', '#new-rrule', '#new-due-time',
+    ]));
+    await p.locator('.toast .toast-action').click(); // Undo: the task is back
+    await row(p, 'Throw away the old plan').waitFor();
+    // The history panel of a task.
+    await row(p, 'Team standup').locator('.task-history').click();
+    await p.locator('#history .history-item').first().waitFor();
+    found.push(...await axe(p, `${width} history`, ['#history .history-item', '#history-close']));
+    await p.keyboard.press('Escape');
+    await p.close_();
+  }
+  assert.deepEqual(found, [], `${found.length} serious or critical violations:\n${found.join('\n')}`);
+});
+
 test('sign-in page: no serious or critical violation at 1280 and 375 px', async () => {
   const found = [];
   for (const width of [1280, 375]) {

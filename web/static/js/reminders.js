@@ -115,7 +115,8 @@ export class Reminders {
     };
     const snooze = ([label, at]) => h('button.btn.btn-small', {
       type: 'button',
-      'aria-label': `Snooze “${task.title}” ${label === 'Tomorrow 09:00' ? 'until tomorrow 09:00' : `for ${label}`}`,
+      // The visible text starts the name (WCAG 2.5.3): "Snooze 10 min: “Call Bob”".
+      'aria-label': `${label === 'Tomorrow 09:00' ? 'Snooze until tomorrow 09:00' : `Snooze ${label}`}: “${task.title}”`,
       onclick: () => {
         const when = at();
         this.board.snooze(task.id, when.toISOString());
@@ -126,16 +127,16 @@ export class Reminders {
     const N = notifications();
     const details = this.details(task, r);
     const el = h('div.reminder', { role: notified ? 'status' : 'alert', dataset: { taskId: String(task.id), reminderId: String(id) } },
-      h('p.reminder-text', {}, h('span.icon', { role: 'img', 'aria-label': 'Reminder' }, '🔔'), ' ', h('strong', {}, task.title)),
+      h('p.reminder-text', {}, h('span.icon.icon-remind', { role: 'img', 'aria-label': 'Reminder' }), ' ', h('strong', {}, task.title)),
       details && h('p.reminder-details', {}, details),
       h('div.reminder-actions', {},
         ...SNOOZES.map(snooze),
         h('button.btn.btn-small.btn-primary', {
           type: 'button',
-          'aria-label': `Mark “${task.title}” done`,
+          'aria-label': `Done: “${task.title}”`,
           onclick: () => { this.board.complete(task, true); close(); },
         }, 'Done'),
-        h('button.btn.btn-small.btn-ghost', { type: 'button', 'aria-label': `Dismiss the reminder of “${task.title}”`, onclick: close }, 'Dismiss'),
+        h('button.btn.btn-small.btn-ghost', { type: 'button', 'aria-label': `Dismiss: “${task.title}”`, onclick: close }, 'Dismiss'),
         N?.permission === 'default' && h('button.btn.btn-small.btn-ghost', {
           type: 'button',
           onclick: async (e) => { e.currentTarget.remove(); await this.ask(); },
