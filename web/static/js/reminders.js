@@ -38,6 +38,11 @@ export class Reminders {
     this.enable = $('#notify-enable');
     this.enable.addEventListener('click', () => this.ask());
     this.showEnable();
+    // The cards float over the bottom of the page: the page gets room
+    // below its end as tall as they are, so no row stays under them.
+    new ResizeObserver(() => {
+      document.documentElement.style.setProperty('--reminders-height', `${this.region.hidden ? 0 : this.region.offsetHeight}px`);
+    }).observe(this.region);
   }
 
   /** Follows client's reminder frames (a new session). */
