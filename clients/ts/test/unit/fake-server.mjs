@@ -126,7 +126,11 @@ export class FakeServer {
       socket.end("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.#connected(ws, req, c));
+    // A test may hold upgrades (upgradeGate: a promise) to look at the
+    // client while its socket is not up yet.
+    const upgrade = () => this.wss.handleUpgrade(req, socket, head, (ws) => this.#connected(ws, req, c));
+    if (this.upgradeGate) this.upgradeGate.then(upgrade);
+    else upgrade();
   }
 
   #connected(ws, req, c) {

@@ -37,12 +37,17 @@ test("a reconnect resumes with since=<last seq>: only the missed events, each ap
   await first.close();
   server.addTask({ title: "b" });
   server.addTask({ title: "c" });
+  // Hold the upgrade: the stored list must show before the socket is up
+  // (without the hold, b and c could arrive before the list is looked at).
+  let openUpgrades;
+  server.upgradeGate = new Promise((resolve) => (openUpgrades = resolve));
   const second = await newClient(server, { storage });
   t.after(() => second.close());
   const applied = [];
   second.onEvent((e) => applied.push(e.seq));
-  // The stored list shows before the socket is up.
   await waitFor(() => second.tasks().getSnapshot().length === 1, { message: "stored list" });
+  server.upgradeGate = null;
+  openUpgrades();
   await second.ready();
   assert.match(server.upgrades[1].url, /[?&]since=1(&|$)/);
   assert.deepEqual(applied, [2, 3]);
