@@ -129,7 +129,12 @@ func (s *Service) Restore(ctx context.Context, userID string, id int64, version 
 			next := cur
 			next.Title, next.Description, next.Completed, next.Priority, next.Tags = old.Title, old.Description, old.Completed, old.Priority, old.Tags
 			next.DueAt, next.RemindAt, next.Recurrence, next.TZ = old.DueAt, old.RemindAt, old.Recurrence, old.TZ
-			return s.writeChange(ctx, tx, cur, next, opts)
+			res, err := s.writeChange(ctx, tx, cur, next, opts)
+			if err != nil || !cur.Completed || res.Task == nil || res.Task.Completed {
+				return res, err
+			}
+			// Undoing a completion: the occurrence it made goes too.
+			return res, s.withdrawSpawned(ctx, tx, *res.Task)
 		}
 		if err := check(old); err != nil {
 			return Result{}, err
@@ -161,8 +166,43 @@ func (s *Service) Restore(ctx context.Context, userID string, id int64, version 
 		if err := s.syncReminder(ctx, tx, userID, id, nil, &restored); err != nil {
 			return Result{}, err
 		}
+		// Undoing a "this one" delete: the occurrence it made goes.
+		if err := s.withdrawSpawned(ctx, tx, restored); err != nil {
+			return Result{}, err
+		}
 		return Result{Op: OpCreated, TaskID: id, Task: &restored}, nil
 	})
+}
+
+// withdrawSpawned deletes the next occurrence that completing or deleting
+// restored (an open occurrence again) made, if nobody has touched it since
+// (version 1, not completed); its delete event is logged with the
+// recurrence actor. Without it, an undo of a completion or of a "this one"
+// delete left two open occurrences of one series. An occurrence that was
+// edited or completed meanwhile is kept: it is the user's now.
+func (s *Service) withdrawSpawned(ctx context.Context, tx querier, restored Task) error {
+	if restored.Completed || restored.SeriesID == nil || restored.Recurrence == nil || restored.DueAt == nil {
+		return nil
+	}
+	due, _, ok, err := nextOccurrence(restored)
+	if err != nil || !ok {
+		return err
+	}
+	// The restore's own write is logged already: the actor can change.
+	if _, err := tx.Exec(ctx, setActorSQL, ActorRecurrence, ""); err != nil {
+		return fmt.Errorf("set actor: %w", err)
+	}
+	spawned, err := scanTask(tx.QueryRow(ctx, `
+		DELETE FROM tasks
+		WHERE user_id = $1 AND series_id = $2 AND due_at = $3 AND id <> $4 AND version = 1 AND NOT completed
+		RETURNING `+columns, restored.UserID, *restored.SeriesID, due, restored.ID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("withdraw next occurrence: %w", err)
+	}
+	return s.syncReminder(ctx, tx, restored.UserID, spawned.ID, &spawned, nil)
 }
 
 // loggedVersion reads the task as logged at version (0: the last logged

@@ -559,3 +559,82 @@ func TestActorIsGivenBackInABatch(t *testing.T) {
 		}
 	}
 }
+
+// TestUndoWithdrawsTheSpawnedOccurrence: restoring an occurrence that was
+// completed, or deleted as "this one", removes the next occurrence that the
+// completion or delete made, unless it was touched since; without this an
+// undo left two open occurrences of one series.
+func TestUndoWithdrawsTheSpawnedOccurrence(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	svc := NewService(db.Pool)
+	ctx := t.Context()
+	const user = "undo"
+	first, err := svc.Create(ctx, user, recurring("standup", "FREQ=WEEKLY;BYDAY=MO,WE", "Europe/Berlin", mustTime(t, "2026-12-07T08:00:00Z")), MutationOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := first.TaskID
+	onlyOpen := func(step string, id int64) {
+		t.Helper()
+		list := seriesTasks(t, db, user, series)
+		if len(list) != 1 || list[0].ID != id || list[0].Completed {
+			t.Fatalf("%s: series %+v, want only task %d, open", step, list, id)
+		}
+	}
+	actorOfLastDelete := func() (int64, string) {
+		var id int64
+		var actor string
+		if err := db.Pool.QueryRow(ctx, `SELECT task_id, actor FROM task_events WHERE user_id = $1 AND op = 'deleted' ORDER BY seq DESC LIMIT 1`, user).Scan(&id, &actor); err != nil {
+			t.Fatal(err)
+		}
+		return id, actor
+	}
+
+	// Complete Monday (Wednesday comes), undo: Wednesday goes, logged as the recurrence's doing.
+	if _, err := svc.SetCompleted(ctx, user, series, ptr(true), MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wed, ok := openOccurrence(t, db, user, series)
+	if !ok {
+		t.Fatal("completing made no next occurrence")
+	}
+	if _, err := svc.Restore(ctx, user, series, 1, MutationOptions{Actor: ActorREST}); err != nil {
+		t.Fatal(err)
+	}
+	onlyOpen("undo complete", series)
+	if id, actor := actorOfLastDelete(); id != wed.ID || actor != ActorRecurrence {
+		t.Errorf("last delete: task %d by %q, want %d by %q", id, actor, wed.ID, ActorRecurrence)
+	}
+
+	// Delete Monday as "this one" (Wednesday comes again), undo: Monday back, Wednesday gone.
+	if _, err := svc.Delete(ctx, user, series, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := openOccurrence(t, db, user, series); !ok {
+		t.Fatal("deleting made no next occurrence")
+	}
+	if _, err := svc.Restore(ctx, user, series, 0, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	onlyOpen("undo delete", series)
+
+	// Complete Monday, edit Wednesday, undo the completion: Wednesday is the user's now and stays.
+	if _, err := svc.SetCompleted(ctx, user, series, ptr(true), MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wed, _ = openOccurrence(t, db, user, series)
+	if _, err := svc.Update(ctx, user, wed.ID, Fields{Title: ptr("standup (long)")}, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mon, err := svc.Get(ctx, user, series)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Restore(ctx, user, series, mon.Version-1, MutationOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if list := seriesTasks(t, db, user, series); len(list) != 2 || list[1].ID != wed.ID {
+		t.Fatalf("after undoing with an edited next occurrence: %+v, want Monday and the edited Wednesday", list)
+	}
+}
