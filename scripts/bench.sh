@@ -132,25 +132,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# http_ok PORT PATH: a plain HTTP/1.0 GET answered with 200.
-http_ok() {
-	local status
-	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
-	IFS= read -r -t 2 status <&3 || true
-	exec 3<&-
-	[[ $status == *" 200 "* ]]
-}
-
-wait_until() { # SECONDS CMD...
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" 2>/dev/null; do
-		((SECONDS < end)) || return 1
-		sleep 0.1
-	done
-}
-
 # start_server NAME PORT [VAR=VALUE...]: one tasksync instance on 127.0.0.1:PORT, as scripts/dev.sh
 # configures it, with the socket limits raised for load.
 # SERVER_BIN and SERVER_DB (default: this build, the scratch database) pick another build.

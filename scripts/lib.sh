@@ -103,6 +103,27 @@ wait_for() {
 	done
 }
 
+# http_ok PORT PATH: a plain HTTP/1.0 GET answered with 200.
+http_ok() {
+	local status
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+	IFS= read -r -t 2 status <&3 || true
+	exec 3<&-
+	[[ $status == *" 200 "* ]]
+}
+
+# wait_until SECONDS CMD...: wait_for with CMD's complaints (a refused connection) silenced, polling
+# every 0.1 s: for servers being started.
+wait_until() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" 2>/dev/null; do
+		((SECONDS < end)) || return 1
+		sleep 0.1
+	done
+}
+
 # pg_newest_bindir: the bin directory (initdb, pg_ctl) of the newest PostgreSQL installed under
 # /usr/lib/postgresql (Debian's layout); prints nothing when there is none.
 pg_newest_bindir() {

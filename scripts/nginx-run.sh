@@ -66,23 +66,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ready() { # PORT: GET /readyz answers 200
-	local status
-	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-	printf 'GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-	IFS= read -r -t 2 status <&3 || true
-	exec 3<&-
-	[[ $status == *" 200 "* ]]
-}
-until_ok() { # SECONDS CMD...
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" 2>/dev/null; do
-		((SECONDS < end)) || return 1
-		sleep 0.1
-	done
-}
-
 DATABASE_URL=$DBURL AUTH_JWT_SECRET=$SECRET "$OUT/bin/server" migrate >"$OUT/logs/migrate.log" 2>&1 ||
 	die "migrate failed (see $OUT/logs/migrate.log)"
 
@@ -99,7 +82,7 @@ for i in 1 2 3; do
 	upstreams+="        server 127.0.0.1:$port max_fails=1 fail_timeout=10s;"$'\n'
 done
 for i in 1 2 3; do
-	until_ok 30 ready $((PORT + i)) || die "instance i$i did not become ready (see $OUT/logs/i$i.log)"
+	wait_until 30 http_ok $((PORT + i)) /readyz || die "instance i$i did not become ready (see $OUT/logs/i$i.log)"
 done
 
 # nginx: round robin over the three (no ip_hash, no sticky cookie), HTTP/1.1 upstream with the
@@ -157,7 +140,7 @@ EOF
 "$NGINX" -t -p "$OUT/nginx" -c nginx.conf >"$OUT/logs/nginx-t.log" 2>&1 || die "nginx -t failed: $(cat "$OUT/logs/nginx-t.log")"
 "$NGINX" -p "$OUT/nginx" -c nginx.conf -g 'daemon off;' >"$OUT/logs/nginx.log" 2>&1 &
 PIDS[nginx]=$!
-until_ok 10 ready "$NPORT" || die "nginx did not answer (see $OUT/logs/nginx-error.log)"
+wait_until 10 http_ok "$NPORT" /readyz || die "nginx did not answer (see $OUT/logs/nginx-error.log)"
 NGINX_VERSION=$("$NGINX" -v 2>&1)
 log "$NGINX_VERSION on 127.0.0.1:$NPORT in front of instances i1 i2 i3 (ports $((PORT + 1))-$((PORT + 3)))"
 
