@@ -45,6 +45,17 @@ func (h *Handler) Register(mux *http.ServeMux, mw func(http.Handler) http.Handle
 // taskID reads {id}; anything that is not an id in its canonical spelling
 // ([ParseID]) cannot name a task, so it is a 404 like any other task that
 // is not the caller's.
+// callerTask returns the caller and the task id of the path, the two
+// things every /tasks/{id} route starts with.
+func callerTask(r *http.Request) (string, int64, error) {
+	user, err := auth.Caller(r)
+	if err != nil {
+		return "", 0, err
+	}
+	id, err := taskID(r)
+	return user, id, err
+}
+
 func taskID(r *http.Request) (int64, error) {
 	s := r.PathValue("id")
 	id, ok := ParseID(s)
@@ -148,12 +159,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	user, err := auth.Caller(r)
-	if err != nil {
-		httpjson.WriteError(w, r, err)
-		return
-	}
-	id, err := taskID(r)
+	user, id, err := callerTask(r)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return
@@ -203,12 +209,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 // mutation runs one of the change endpoints: it reads the task id and
 // If-Match, calls do, and writes the resulting task.
 func (h *Handler) mutation(w http.ResponseWriter, r *http.Request, do func(user string, id int64, opts MutationOptions) (Result, error)) {
-	user, err := auth.Caller(r)
-	if err != nil {
-		httpjson.WriteError(w, r, err)
-		return
-	}
-	id, err := taskID(r)
+	user, id, err := callerTask(r)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return
@@ -291,12 +292,7 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
-	user, err := auth.Caller(r)
-	if err != nil {
-		httpjson.WriteError(w, r, err)
-		return
-	}
-	id, err := taskID(r)
+	user, id, err := callerTask(r)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
 		return
