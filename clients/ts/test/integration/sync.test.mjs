@@ -84,6 +84,10 @@ test('resume: changes made over REST while the client is offline arrive once eac
 
   online.set(false);
   await connectionState(c, (s) => s.status === 'offline', { what: 'offline' });
+  // The SDK detaches from its socket at once; the recorder below it keeps
+  // listening until the close handshake ends, and a frame the server sent
+  // before it saw the close may still land there: count from then on.
+  await waitFor(() => rec.sockets.every((s) => s.readyState === s.CLOSED), { what: 'socket closed' });
   const mark = rec.received.length;
   const made = [];
   for (let i = 0; i < 6; i++) made.push(await rest(b, tok, 'POST', `/api/${user}/tasks`, { title: `away ${i}` }));
