@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -63,18 +65,37 @@ func cfConnect(token string) []byte {
 // the size of a tasksync task event.
 const cfTaskTimestamp = `"2026-11-25T19:25:40.577141Z"`
 
-// cfPublishFrame publishes mutation n into channel: the data is shaped as
-// the task.created event tasksync would send for the same mutation (same
-// fields, same title and description); what differs is each protocol's
-// envelope (Centrifugo's push adds the channel, offset, epoch and, for a
-// client-side publish, the publisher's client info).
+// cfPublishFrame publishes mutation n into channel from a socket: the
+// client protocol's publish command carrying cfTaskData.
 func (g *loadgen) cfPublishFrame(n int64, channel string) []byte {
 	b := make([]byte, 0, 384+len(g.pad))
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, n+cfPublishIDBase, 10)
 	b = append(b, `,"publish":{"channel":`...)
 	b = strconv.AppendQuote(b, channel)
-	b = append(b, `,"data":{"type":"task.created","seq":`...)
+	b = append(b, `,"data":`...)
+	b = g.appendCfTaskData(b, n, channel)
+	return append(b, `}}`...)
+}
+
+// cfAPIPublishBody publishes mutation n into channel through the server
+// API (POST /api/publish): the same data as cfPublishFrame.
+func (g *loadgen) cfAPIPublishBody(n int64, channel string) []byte {
+	b := make([]byte, 0, 384+len(g.pad))
+	b = append(b, `{"channel":`...)
+	b = strconv.AppendQuote(b, channel)
+	b = append(b, `,"data":`...)
+	b = g.appendCfTaskData(b, n, channel)
+	return append(b, '}')
+}
+
+// appendCfTaskData appends the data of mutation n, shaped as the
+// task.created event tasksync would send for the same mutation (same
+// fields, same title and description); what differs is each protocol's
+// envelope (Centrifugo's push adds the channel, offset, epoch and, for a
+// client-side publish, the publisher's client info).
+func (g *loadgen) appendCfTaskData(b []byte, n int64, channel string) []byte {
+	b = append(b, `{"type":"task.created","seq":`...)
 	b = strconv.AppendInt(b, n+1, 10)
 	b = append(b, `,"task":{"id":`...)
 	b = strconv.AppendInt(b, n+1, 10)
@@ -86,9 +107,28 @@ func (g *loadgen) cfPublishFrame(n int64, channel string) []byte {
 	b = strconv.AppendInt(b, n, 10)
 	b = append(b, `","description":"`...)
 	b = append(b, g.pad...)
-	b = append(b, `","completed":false,"priority":"medium","tags":[],"due_date":null,"due_at":null,"remind_at":null,"recurrence":null,"tz":null,"series_id":null,"created_at":`+cfTaskTimestamp+
-		`,"updated_at":`+cfTaskTimestamp+`,"version":1}}}}`...)
-	return b
+	return append(b, `","completed":false,"priority":"medium","tags":[],"due_date":null,"due_at":null,"remind_at":null,"recurrence":null,"tz":null,"series_id":null,"created_at":`+cfTaskTimestamp+
+		`,"updated_at":`+cfTaskTimestamp+`,"version":1}}`...)
+}
+
+// cfAPIURL is the server API's publish endpoint of the Centrifugo whose
+// socket URL is wsURL (same host and port, Centrifugo's default
+// http_api.handler_prefix /api).
+func cfAPIURL(wsURL string) (string, error) {
+	u, err := url.Parse(wsURL)
+	if err != nil {
+		return "", fmt.Errorf("parse %q: %w", wsURL, err)
+	}
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	default:
+		return "", fmt.Errorf("%q is not a ws:// or wss:// URL", wsURL)
+	}
+	u.Path, u.RawQuery, u.Fragment = "/api/publish", "", ""
+	return u.String(), nil
 }
 
 var (
@@ -143,11 +183,10 @@ func (c *client) recordEvent(frame []byte) {
 		g.delivered.Add(1)
 		g.deliveredBytes.Add(int64(len(frame)))
 	}
-	i := bytes.Index(frame, g.titleNeedle)
-	if i < 0 || g.sendAt == nil {
+	if g.sendAt == nil {
 		return
 	}
-	n, ok := leadingInt(frame[i+len(g.titleNeedle):])
+	n, ok := g.titleNumber(frame)
 	if !ok || n < 0 || n >= int64(len(g.sendAt)) {
 		return
 	}
@@ -160,6 +199,25 @@ func (c *client) recordEvent(frame []byte) {
 		g.same.record(time.Duration(now - at))
 	} else {
 		g.cross.record(time.Duration(now - at))
+	}
+}
+
+var titleKey = []byte(`"title":`)
+
+// titleNumber is the mutation number n in the title of a task this run
+// created (`"title":"lg-<run>-<n>"`), if frame carries one. Spaces may
+// follow the colon: Centrifugo's Postgres broker keeps data as JSONB and
+// sends it as Postgres prints it (`"title": "lg-..."`, keys reordered).
+func (g *loadgen) titleNumber(frame []byte) (int64, bool) {
+	for {
+		i := bytes.Index(frame, titleKey)
+		if i < 0 {
+			return 0, false
+		}
+		frame = bytes.TrimLeft(frame[i+len(titleKey):], " ")
+		if bytes.HasPrefix(frame, g.titleValue) {
+			return leadingInt(frame[len(g.titleValue):])
+		}
 	}
 }
 

@@ -27,14 +27,26 @@ const fakeSecret = "fake-centrifugo-secret-0123456789abcdef"
 // HS256 token, subscribe (with recovery from offset and epoch), publish
 // into channels with history, pushes, pings answered with pongs, and
 // several replies in one frame (one a line) when a frame held several
-// commands.
+// commands; and the server API's POST /api/publish with X-API-Key.
 type fakeCentrifugo struct {
 	mu       sync.Mutex
 	history  map[string][][]byte // channel -> data by offset-1
 	subs     map[string]map[*websocket.Conn]bool
 	pongs    atomic.Int64
 	refusals atomic.Int64
+	// socketPublishes and apiPublishes count accepted publishes by path.
+	socketPublishes, apiPublishes atomic.Int64
+	// jsonb: publications carry data as Postgres prints a JSONB value
+	// (keys reordered, a space after every colon and comma), as from
+	// Centrifugo's Postgres broker.
+	jsonb atomic.Bool
+	// lazyEpoch: a channel has no epoch until its first publication, and
+	// recovery with an empty epoch does not check it, as with Centrifugo's
+	// Postgres broker.
+	lazyEpoch atomic.Bool
 }
+
+const fakeAPIKey = "fake-api-key"
 
 const fakeEpoch = "fake-epoch"
 
@@ -64,6 +76,10 @@ type fakeCommand struct {
 }
 
 func (f *fakeCentrifugo) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/api/publish" {
+		f.servePublishAPI(w, r)
+		return
+	}
 	if r.URL.Path != "/connection/websocket" {
 		http.NotFound(w, r)
 		return
@@ -109,6 +125,7 @@ func (f *fakeCentrifugo) serve(w http.ResponseWriter, r *http.Request) {
 			case cmd.Subscribe != nil:
 				replies = append(replies, f.subscribe(c, cmd))
 			case cmd.Publish != nil:
+				f.socketPublishes.Add(1)
 				f.publish(ctx, cmd.Publish.Channel, cmd.Publish.Data)
 				replies = append(replies, []byte(`{"id":`+itoa(cmd.ID)+`,"publish":{}}`))
 			}
@@ -119,6 +136,40 @@ func (f *fakeCentrifugo) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// servePublishAPI is the server API's publish: 401 without the key (as
+// Centrifugo's API key middleware answers), else the publication and
+// {"result":{...}}.
+func (f *fakeCentrifugo) servePublishAPI(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.Header.Get("X-API-Key") != fakeAPIKey {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	var req struct {
+		Channel string          `json:"channel"`
+		Data    json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Channel == "" || len(req.Data) == 0 {
+		http.Error(w, "Bad Request", http.StatusBadRequest)
+		return
+	}
+	f.apiPublishes.Add(1)
+	f.publish(r.Context(), req.Channel, req.Data)
+	_, _ = w.Write([]byte(`{"result":{"epoch":"` + fakeEpoch + `"}}`))
+}
+
+// jsonbText prints JSON data roughly as Postgres prints a JSONB value:
+// keys reordered, ": " and ", " between items (the test data has no
+// such sequences inside strings).
+func jsonbText(data []byte) []byte {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		panic(err)
+	}
+	b := mustJSON(v)
+	b = bytes.ReplaceAll(b, []byte(`":`), []byte(`": `))
+	return bytes.ReplaceAll(b, []byte(`,"`), []byte(`, "`))
 }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
@@ -140,8 +191,12 @@ func (f *fakeCentrifugo) subscribe(c *websocket.Conn, cmd fakeCommand) []byte {
 	}
 	f.subs[s.Channel][c] = true
 	h := f.history[s.Channel]
-	res := map[string]any{"recoverable": true, "epoch": fakeEpoch, "offset": len(h)}
-	if s.Recover && s.Epoch == fakeEpoch {
+	epoch := fakeEpoch
+	if f.lazyEpoch.Load() && len(h) == 0 {
+		epoch = ""
+	}
+	res := map[string]any{"recoverable": true, "epoch": epoch, "offset": len(h)}
+	if s.Recover && (s.Epoch == fakeEpoch || (f.lazyEpoch.Load() && s.Epoch == "")) {
 		var pubs []map[string]any
 		for i := s.Offset; i < uint64(len(h)); i++ {
 			pubs = append(pubs, map[string]any{"data": json.RawMessage(h[i]), "offset": i + 1})
@@ -152,10 +207,14 @@ func (f *fakeCentrifugo) subscribe(c *websocket.Conn, cmd fakeCommand) []byte {
 }
 
 func (f *fakeCentrifugo) publish(ctx context.Context, channel string, data json.RawMessage) {
+	if f.jsonb.Load() {
+		data = jsonbText(data)
+	}
 	f.mu.Lock()
 	f.history[channel] = append(f.history[channel], data)
-	push := mustJSON(map[string]any{"push": map[string]any{"channel": channel,
-		"pub": map[string]any{"data": data, "offset": len(f.history[channel])}}})
+	// data as it is (json.Marshal would compact a RawMessage)
+	push := append(append([]byte(`{"push":{"channel":`+string(mustJSON(channel))+`,"pub":{"data":`), data...),
+		`,"offset":`+strconv.Itoa(len(f.history[channel]))+`}}}`...)
 	var to []*websocket.Conn
 	for c := range f.subs[channel] {
 		to = append(to, c)
@@ -260,6 +319,22 @@ func TestResumeCentrifugo(t *testing.T) {
 	}
 }
 
+// TestResumeCentrifugoNoEpoch: a channel that had no epoch when the
+// socket left (never published to) is recovered all the same.
+func TestResumeCentrifugoNoEpoch(t *testing.T) {
+	t.Parallel()
+	f, url := newFakeCentrifugo(t)
+	f.lazyEpoch.Store(true)
+	var stdout bytes.Buffer
+	if err := runResume(context.Background(), []string{"--proto", "centrifugo", "--url", url, "--secret", fakeSecret,
+		"--events", "20", "--rounds", "1"}, &stdout); err != nil {
+		t.Fatalf("resume: %v\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "received 20 changes") || !strings.Contains(stdout.String(), "missed 0") {
+		t.Fatalf("%s", stdout.String())
+	}
+}
+
 // TestCentrifugoHandshakeFrame: the first frame is two commands, one a
 // line, connect then subscribe, each valid JSON.
 func TestCentrifugoHandshakeFrame(t *testing.T) {
@@ -278,5 +353,152 @@ func TestCentrifugoHandshakeFrame(t *testing.T) {
 	var pub fakeCommand
 	if err := json.Unmarshal(g.cfPublishFrame(7, "u1"), &pub); err != nil || pub.ID != 7+cfPublishIDBase || pub.Publish.Channel != "u1" {
 		t.Fatalf("publish: %v %+v", err, pub)
+	}
+}
+
+// TestSocketsCentrifugoAPI: with --cf-publish api every write goes through
+// POST /api/publish (none over a socket), its reply is the ack, and its
+// publication reaches the user's other sockets as timed events, even with
+// the data printed as Postgres prints JSONB.
+func TestSocketsCentrifugoAPI(t *testing.T) {
+	t.Parallel()
+	f, url := newFakeCentrifugo(t)
+	f.jsonb.Store(true)
+	out := filepath.Join(t.TempDir(), "run.json")
+	var stdout bytes.Buffer
+	err := runSockets(context.Background(), []string{"--proto", "centrifugo", "--cf-publish", "api", "--cf-api-key", fakeAPIKey,
+		"--url", url, "--secret", fakeSecret, "--users", "2", "--sockets", "6", "--rate", "200", "--warmup", "0",
+		"--duration", "300ms", "--drain", "2s", "--settle", "0", "--json", out}, &stdout)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stdout.String())
+	}
+	res := readSocketsResult(t, out)
+	if res.ErrorsTotal != 0 || res.Mutations.Acked == 0 || res.Mutations.Ack.N == 0 {
+		t.Fatalf("errors %d, acked %d, ack samples %d\n%s", res.ErrorsTotal, res.Mutations.Acked, res.Mutations.Ack.N, stdout.String())
+	}
+	if f.socketPublishes.Load() != 0 || f.apiPublishes.Load() < res.Mutations.Acked {
+		t.Fatalf("socket publishes %d, API publishes %d, acked %d", f.socketPublishes.Load(), f.apiPublishes.Load(), res.Mutations.Acked)
+	}
+	// each write reaches the user's two other sockets
+	if n := res.Fanout.SameInstance.N; n < 2*res.Mutations.Acked {
+		t.Fatalf("write-to-other-socket samples %d for %d acked writes\n%s", n, res.Mutations.Acked, stdout.String())
+	}
+	if res.Config.CfPublish != cfPublishAPI || !strings.Contains(stdout.String(), "server API") {
+		t.Fatalf("cf_publish %q\n%s", res.Config.CfPublish, stdout.String())
+	}
+}
+
+// TestSocketsCentrifugoAPIRefused: a wrong API key makes every write an
+// error (http_401) that still ends the run on time; nothing is published.
+func TestSocketsCentrifugoAPIRefused(t *testing.T) {
+	t.Parallel()
+	f, url := newFakeCentrifugo(t)
+	out := filepath.Join(t.TempDir(), "run.json")
+	err := runSockets(context.Background(), []string{"--proto", "centrifugo", "--cf-publish", "api", "--cf-api-key", "wrong",
+		"--url", url, "--secret", fakeSecret, "--users", "1", "--sockets", "2", "--rate", "100", "--warmup", "0",
+		"--duration", "200ms", "--drain", "2s", "--settle", "0", "--json", out}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := readSocketsResult(t, out)
+	if res.Mutations.Errors["http_401"] == 0 || res.Mutations.Errors["http_401"] != res.ErrorsTotal || f.apiPublishes.Load() != 0 {
+		t.Fatalf("errors %v (total %d), API publishes %d", res.Mutations.Errors, res.ErrorsTotal, f.apiPublishes.Load())
+	}
+}
+
+func readSocketsResult(t *testing.T, path string) socketsResult {
+	t.Helper()
+	var res socketsResult
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestCfAPIPublishBody: the server API body names the channel and carries
+// the very data a socket publish of the same mutation carries.
+func TestCfAPIPublishBody(t *testing.T) {
+	g := &loadgen{runTag: "t", pad: "xx"}
+	var body struct {
+		Channel string          `json:"channel"`
+		Data    json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(g.cfAPIPublishBody(7, `u"1`), &body); err != nil {
+		t.Fatal(err)
+	}
+	var pub fakeCommand
+	if err := json.Unmarshal(g.cfPublishFrame(7, `u"1`), &pub); err != nil {
+		t.Fatal(err)
+	}
+	if body.Channel != `u"1` || !bytes.Equal(body.Data, pub.Publish.Data) {
+		t.Fatalf("channel %q, data %s, socket publish data %s", body.Channel, body.Data, pub.Publish.Data)
+	}
+	var data struct {
+		Type string `json:"type"`
+		Task struct {
+			Title       string `json:"title"`
+			Description string `json:"description"`
+		} `json:"task"`
+	}
+	if err := json.Unmarshal(body.Data, &data); err != nil || data.Type != "task.created" || data.Task.Title != "lg-t-7" || data.Task.Description != "xx" {
+		t.Fatalf("data %+v: %v", data, err)
+	}
+}
+
+func TestCfAPIURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"ws://127.0.0.1:8000/connection/websocket":      "http://127.0.0.1:8000/api/publish",
+		"wss://localhost:8443/connection/websocket?x=1": "https://localhost:8443/api/publish",
+		"http://127.0.0.1:8000/connection/websocket":    "",
+	} {
+		got, err := cfAPIURL(in)
+		if got != want || (err != nil) != (want == "") {
+			t.Errorf("cfAPIURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestCfAPIErrorCode(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		reply  string
+		want   string
+	}{
+		{200, `{"result":{"offset":3,"epoch":"e"}}`, ""},
+		{200, `{"result":{}}`, ""},
+		{200, `{"error":{"code":102,"message":"unknown channel"}}`, "centrifugo_102"},
+		{200, `{"error":{"message":"?"}}`, "centrifugo"},
+		{401, "Unauthorized\n", "http_401"},
+		{503, `{"error":{"code":108}}`, "http_503"},
+	} {
+		if got := cfAPIErrorCode(c.status, []byte(c.reply)); got != c.want {
+			t.Errorf("cfAPIErrorCode(%d, %s) = %q, want %q", c.status, c.reply, got, c.want)
+		}
+	}
+}
+
+// TestTitleNumber: the mutation number is found in compact JSON and in
+// JSON as Postgres prints JSONB, and only in a title of this run.
+func TestTitleNumber(t *testing.T) {
+	g := &loadgen{runTag: "ab12", titleValue: []byte(`"lg-ab12-`)}
+	for frame, want := range map[string]int64{
+		`{"type":"task.created","task":{"user_id":"lg-ab12-u3","title":"lg-ab12-42","description":""}}`:                                 42,
+		`{"push":{"channel":"lg-ab12-u3","pub":{"data":{"seq": 8, "task": {"id": 8, "title": "lg-ab12-7", "user_id": "lg-ab12-u3"}}}}}`: 7,
+		`{"task":{"title":"other title","description":"x","title":"lg-ab12-5"}}`:                                                        5,
+		`{"task":{"title":"lg-zz99-42"}}`:   -1,
+		`{"task":{"user_id":"lg-ab12-u3"}}`: -1,
+		`{"task":{"title":"lg-ab12-"}}`:     -1,
+	} {
+		n, ok := g.titleNumber([]byte(frame))
+		if !ok {
+			n = -1
+		}
+		if n != want {
+			t.Errorf("titleNumber(%s) = %d, want %d", frame, n, want)
+		}
 	}
 }

@@ -10,7 +10,8 @@
 //	    delivered/s, errors, disconnects and server memory per socket
 //	loadgen sockets --proto centrifugo --url ws://127.0.0.1:8000/connection/websocket --secret S
 //	    the same against Centrifugo, the benchmark peer (its JSON protocol:
-//	    a user's sockets subscribe to the user's channel, writers publish)
+//	    a user's sockets subscribe to the user's channel, writers publish;
+//	    with --cf-publish api --cf-api-key K through its server API instead)
 //	loadgen resume --proto tasksync|centrifugo --url URL --secret S [--events 1000]
 //	    a socket that missed N changes comes back: time until it is current
 //	    (tasksync ?since=, Centrifugo recovery)

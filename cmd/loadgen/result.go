@@ -139,6 +139,9 @@ func (r *socketsResult) print(w io.Writer) {
 		if r.Config.Rate > 0 {
 			mode = fmt.Sprintf("%.0f/s open loop over %d writers", r.Config.Rate, r.Config.Writers)
 		}
+		if r.Config.CfPublish == cfPublishAPI {
+			mode += ", published through the server API"
+		}
 		fmt.Fprintf(w, "mutations    %.1f acked/s (%s); sent %d, acked %d, timeouts %d\n", r.Mutations.PerSecond, mode, r.Mutations.Sent, r.Mutations.Acked, r.Mutations.Timeouts)
 		fmt.Fprintf(w, "ack          %s\n", fmtLat(r.Mutations.Ack))
 		fmt.Fprintf(w, "to other socket, same instance   %s\n", fmtLat(r.Fanout.SameInstance))

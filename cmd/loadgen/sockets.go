@@ -26,8 +26,10 @@ import (
 
 // socketsConfig are the flags of `loadgen sockets`.
 type socketsConfig struct {
-	Label       string   `json:"label"`
-	Proto       string   `json:"proto"`
+	Label       string `json:"label"`
+	Proto       string `json:"proto"`
+	CfPublish   string `json:"cf_publish,omitempty"`
+	cfAPIKey    string
 	URLs        []string `json:"urls"`
 	secret      string
 	Users       int     `json:"users"`
@@ -66,6 +68,8 @@ func parseSocketsFlags(args []string) (socketsConfig, error) {
 	pids := fs.String("pid", "", "comma-separated server pids, in --url order, for VmRSS (else process_resident_memory_bytes from /metrics)")
 	fs.StringVar(&c.Label, "label", "", "scenario name recorded in the JSON")
 	fs.StringVar(&c.Proto, "proto", protoTasksync, "the server's protocol: tasksync, or centrifugo (its JSON protocol: each socket connects with a token for its user, subscribes to its user's channel, and writers publish task events into it; --url ws://HOST:PORT/connection/websocket)")
+	fs.StringVar(&c.CfPublish, "cf-publish", cfPublishSocket, "with --proto centrifugo, how writers publish: socket (the publish command on the writer's socket) or api (POST /api/publish on the writer's instance with --cf-api-key, over keep-alive HTTP; the writer's socket stays subscribed)")
+	fs.StringVar(&c.cfAPIKey, "cf-api-key", "", "Centrifugo's http_api.key, for --cf-publish api")
 	fs.StringVar(&c.secret, "secret", os.Getenv("AUTH_JWT_SECRET"), "HS256 secret the servers verify (default $AUTH_JWT_SECRET)")
 	fs.IntVar(&c.Users, "users", 1, "active users")
 	fs.IntVar(&c.Sockets, "sockets", 2, "active sockets, spread over the users and then over the instances (socket i: user i%users, instance (i/users)%instances)")
@@ -118,6 +122,10 @@ func parseSocketsFlags(args []string) (socketsConfig, error) {
 	switch {
 	case c.Proto != protoTasksync && c.Proto != protoCentrifugo:
 		return c, fmt.Errorf("--proto must be %s or %s", protoTasksync, protoCentrifugo)
+	case c.CfPublish != cfPublishSocket && c.CfPublish != cfPublishAPI:
+		return c, fmt.Errorf("--cf-publish must be %s or %s", cfPublishSocket, cfPublishAPI)
+	case c.CfPublish == cfPublishAPI && (c.Proto != protoCentrifugo || c.cfAPIKey == ""):
+		return c, errors.New("--cf-publish api needs --proto centrifugo and --cf-api-key")
 	case c.Proto == protoCentrifugo && c.ChatRate > 0:
 		return c, errors.New("--chat-rate needs --proto tasksync (Centrifugo has no assistant)")
 	case len(c.secret) < auth.MinSecretBytes:
@@ -155,16 +163,18 @@ type loadgen struct {
 	cfg    socketsConfig
 	t0     time.Time
 	runTag string
-	// titleNeedle precedes the mutation number in the title of every task
-	// this run creates: `"title":"lg-<run>-`.
-	titleNeedle []byte
-	pad         string
+	// titleValue starts the title of every task this run creates, before
+	// the mutation number: `"lg-<run>-` (see titleNumber).
+	titleValue []byte
+	pad        string
 
 	sendAt []atomic.Int64 // by mutation number: send time (ns since t0); 0: unsent
 	sendBy []atomic.Int32 // by mutation number: index+1 of the writing client
 	next   atomic.Int64
 
 	clients []*client
+	// api publishes for the writers with --cf-publish api (nil: on sockets).
+	api *cfAPIPublisher
 	// The measured window, in ns since t0; until it starts both are max.
 	winFrom, winTo atomic.Int64
 	stop           atomic.Bool // writers stop sending
@@ -239,13 +249,18 @@ func runSockets(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	g := &loadgen{cfg: cfg, t0: time.Now(), runTag: strings.ToLower(reqlog.NewID()[:10])}
-	g.titleNeedle = []byte(`"title":"lg-` + g.runTag + `-`)
+	g.titleValue = []byte(`"lg-` + g.runTag + `-`)
 	g.pad = strings.Repeat("x", cfg.DescBytes)
 	g.winFrom.Store(math.MaxInt64)
 	g.winTo.Store(math.MaxInt64)
 	if cfg.Writers > 0 {
 		g.sendAt = make([]atomic.Int64, cfg.MaxMutations)
 		g.sendBy = make([]atomic.Int32, cfg.MaxMutations)
+	}
+	if cfg.Proto == protoCentrifugo && cfg.CfPublish == cfPublishAPI {
+		if g.api, err = newCfAPIPublisher(g); err != nil {
+			return err
+		}
 	}
 	res, err := g.run(ctx)
 	if res != nil {
@@ -371,6 +386,9 @@ func (g *loadgen) run(ctx context.Context) (*socketsResult, error) {
 	}
 	stopTraffic()
 	wg.Wait()
+	if g.api != nil {
+		g.api.wg.Wait()
+	}
 	// Events of the last mutations may trail their acks a little.
 	sleepCtx(ctx, min(cfg.Drain, 300*time.Millisecond))
 	res.WindowS = round3(float64(winEnd-g.winFrom.Load()) / 1e9)
@@ -580,6 +598,9 @@ func (g *loadgen) mutationFrame(n int64) []byte {
 
 // send records and sends mutation n on c.
 func (g *loadgen) send(ctx context.Context, c *client, n int64) error {
+	if g.api != nil {
+		return g.api.send(ctx, c, n)
+	}
 	var frame []byte
 	if g.cfg.Proto == protoCentrifugo {
 		frame = g.cfPublishFrame(n, c.user)
