@@ -21,7 +21,9 @@
 #   BENCH_STORM_ENV="VAR=V ..."   extra server settings for both instances of scenario f
 #   CENTRIFUGO_BIN=PATH  a Centrifugo v6 binary (github.com/centrifugal/centrifugo, built from source or
 #                        a release) for the peer rows; unset: they are skipped, with a note
-#   BENCH_PEER="bc mem resume lat"   the peer rows to run (broadcast, memory, resume, cross-instance)
+#   BENCH_PEER="bc mem resume lat latapi latpg"   the peer rows to run: broadcast, memory, resume, and the
+#                        cross-instance row with Centrifugo's Redis engine publishing from a client socket (lat)
+#                        or through its server API (latapi), and with its Postgres broker, both ways (latpg)
 #   BENCH_GO=0           skip the Go micro-benchmarks
 #   BENCH_BASE_BIN=PATH  another build of the server (e.g. main before a change): scenario b also runs
 #                        it, on a second scratch database migrated by that build, alternating with
@@ -52,8 +54,10 @@
 #   peer   Centrifugo beside tasksync, alternating runs, the same loadgen, sockets, rates and task-event
 #          data (loadgen sockets --proto centrifugo): broadcast to 1000 sockets in 10 groups of 100
 #          (memory and Redis engines), RSS per idle authenticated socket (5000), resume after missing
-#          1000 changes (?since= vs recovery), cross-instance write-to-other-socket at 200/s (two
-#          instances each: tasksync over Postgres, Centrifugo over its Redis engine)
+#          1000 changes (?since= vs recovery; Centrifugo memory, Redis and Postgres), cross-instance
+#          write-to-other-socket at 200/s (two instances each: tasksync over Postgres; Centrifugo over its
+#          Redis engine, publishing from a client socket and through its HTTP server API, and over its
+#          Postgres broker, both ways, on a scratch database of its own)
 #   go     go test -bench (frame encode/decode, hub fan-out, change-log append)
 set -euo pipefail
 
@@ -128,6 +132,7 @@ cleanup() {
 	done
 	psql -X -w -q -d "$DATABASE_ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" </dev/null >/dev/null 2>&1 || true
 	psql -X -w -q -d "$DATABASE_ADMIN_URL" -c "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" </dev/null >/dev/null 2>&1 || true
+	psql -X -w -q -d "$DATABASE_ADMIN_URL" -c "DROP DATABASE IF EXISTS ${DB}_cf WITH (FORCE)" </dev/null >/dev/null 2>&1 || true
 	redis-cli -u "$REDIS_URL" --scan --pattern "$PREFIX*" 2>/dev/null | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -386,7 +391,9 @@ fi
 # socket mutates), channel history (2000, 10 min) with forced recovery, recovery of up to 2000
 # publications in one subscribe reply (the default 300 would refuse the 1000 of the resume row),
 # Prometheus metrics for heap and goroutines; the memory engine, or Redis (REDIS_URL, a prefix of
-# this run's). Send queue per socket: 1 MiB on both.
+# this run's), or the memory engine with the Postgres broker (publications, history and recovery in
+# Postgres: tables it creates itself in the scratch database ${DB}_cf, dropped at exit; LISTEN/NOTIFY
+# wake-up with one outbox shard, see start_centrifugo). Send queue per socket: 1 MiB on both.
 CF_VERSION=""
 if want peer && [[ -z ${CENTRIFUGO_BIN:-} ]]; then
 	log "== peer: CENTRIFUGO_BIN is not set: skipping the Centrifugo rows (build it from github.com/centrifugal/centrifugo, see README)"
@@ -395,13 +402,25 @@ elif want peer; then
 	CF_VERSION=$("$CENTRIFUGO_BIN" version 2>&1 | head -1)
 	log "== peer: $CF_VERSION ($CENTRIFUGO_BIN)"
 	mkdir -p "$OUT/centrifugo"
-	# start_centrifugo NAME ENGINE(memory|redis) [REDIS_PREFIX]: one Centrifugo; sets CF_PORT.
+	peer_want() { [[ " ${BENCH_PEER:-bc mem resume lat latapi latpg} " == *" $1 "* ]]; }
+	CF_DBURL=""
+	if peer_want resume || peer_want latpg; then
+		psql -X -w -q -v ON_ERROR_STOP=1 -d "$DATABASE_ADMIN_URL" -c "CREATE DATABASE ${DB}_cf" </dev/null
+		CF_DBURL=$(url_with_db "$DATABASE_ADMIN_URL" "${DB}_cf")
+	fi
+	# start_centrifugo NAME ENGINE(memory|redis|postgres) [REDIS_PREFIX]: one Centrifugo; sets CF_PORT.
+	# postgres: the memory engine (presence) with the Postgres broker. Its outbox workers, one per shard,
+	# share one wake-up channel of capacity 1 fed by LISTEN (v6.9.1 internal/pgoutbox/listener.go,
+	# pgstreambroker.go): with the default 8 shards a NOTIFY wakes one worker, 1 in 8 the right one, and
+	# the others wait out the 100 ms poll (p50 ~20 ms here). One shard: every NOTIFY wakes the worker.
 	start_centrifugo() {
-		local name=$1 engine=$2 prefix=${3:-$PREFIX-cf-$1} conf engine_json='{"type": "memory"}'
+		local name=$1 engine=$2 prefix=${3:-$PREFIX-cf-$1} conf engine_json='{"type": "memory"}' broker_json=''
 		CF_PORT=$(free_port)
 		conf=$OUT/centrifugo/$name.json
 		if [[ $engine == redis ]]; then
 			engine_json=$(printf '{"type": "redis", "redis": {"address": ["%s"], "prefix": "%s"}}' "$REDIS_URL" "$prefix")
+		elif [[ $engine == postgres ]]; then
+			broker_json=$(printf ',\n  "broker": {"enabled": true, "type": "postgres", "postgres": {"dsn": "%s", "use_notify": true, "num_shards": 1}}' "$CF_DBURL")
 		fi
 		printf '%s\n' \
 			'{' \
@@ -412,7 +431,7 @@ elif want peer; then
 			'  "prometheus": {"enabled": true},' \
 			'  "channel": {"without_namespace": {"allow_subscribe_for_client": true, "allow_publish_for_subscriber": true,' \
 			'    "history_size": 2000, "history_ttl": "600s", "force_recovery": true}},' \
-			"  \"engine\": $engine_json" \
+			"  \"engine\": $engine_json${broker_json}" \
 			'}' >"$conf"
 		# (env -u: Centrifugo reads CENTRIFUGO_* variables as its own settings and warns about this one)
 		env -u CENTRIFUGO_BIN "$CENTRIFUGO_BIN" -c "$conf" >"$OUT/logs/$name.log" 2>&1 &
@@ -420,7 +439,6 @@ elif want peer; then
 		wait_until 30 http_ok "$CF_PORT" /metrics || die "Centrifugo $name did not start (see $OUT/logs/$name.log)"
 	}
 	cfws() { printf 'ws://127.0.0.1:%s/connection/websocket' "$1"; }
-	peer_want() { [[ " ${BENCH_PEER:-bc mem resume lat} " == *" $1 "* ]]; }
 	n=$((C_USERS * C_PER_USER))
 	RESUME_ROUNDS=5
 	[[ $QUICK == 1 ]] && RESUME_ROUNDS=2
@@ -465,28 +483,48 @@ elif want peer; then
 			start_server pt "$PORT"
 			resume "p-resume-tasksync-r$r" --url "$(ws "$PORT")"
 			stop pt
-			for engine in memory redis; do
+			for engine in memory redis postgres; do
 				start_centrifugo "cf-resume-$engine-r$r" "$engine"
-				resume "p-resume-cf$engine-r$r" --proto centrifugo --url "$(cfws "$CF_PORT")"
+				resume "p-resume-cf${engine/postgres/pg}-r$r" --proto centrifugo --url "$(cfws "$CF_PORT")"
 				stop "cf-resume-$engine-r$r"
 			done
 		done
 	fi
 
-	if peer_want lat; then
-		log "== peer (cross-instance): write on one instance, event on the other, 200/s: tasksync (Postgres) vs Centrifugo (Redis engine)"
+	# cf_pair NAME ENGINE: two Centrifugo instances of one cluster (same Redis prefix, or same database);
+	# sets CF_P1, CF_P2 and CF_PIDS.
+	cf_pair() {
+		start_centrifugo "$1-1" "$2" "$PREFIX-$1"
+		CF_P1=$CF_PORT
+		start_centrifugo "$1-2" "$2" "$PREFIX-$1"
+		CF_P2=$CF_PORT CF_PIDS="${PIDS[$1-1]},${PIDS[$1-2]}"
+	}
+	# cf_lat NAME socket|api: the cross-instance run against the pair, writers publishing from their
+	# sockets or through the server API of their instance (POST /api/publish, keep-alive).
+	cf_lat() {
+		sockets "$1" --proto centrifugo --cf-publish "$2" --cf-api-key "$SECRET" --url "$(cfws "$CF_P1"),$(cfws "$CF_P2")" \
+			--pid "$CF_PIDS" --users 10 --sockets 40 --rate 200
+	}
+	if peer_want lat || peer_want latapi || peer_want latpg; then
+		log "== peer (cross-instance): write on one instance, event on the other, 200/s: tasksync (Postgres) vs Centrifugo (Redis engine; Postgres broker)"
 		for r in $(seq "$REPEAT"); do
 			start_server pt1 "$PORT"
 			start_server pt2 "$((PORT + 1))"
 			sockets "p-lat-tasksync-r$r" --url "$(ws "$PORT"),$(ws "$((PORT + 1))")" --pid "${PIDS[pt1]},${PIDS[pt2]}" \
 				--users 10 --sockets 40 --rate 200
 			stop pt1 pt2
-			start_centrifugo "cf-lat1-r$r" redis "$PREFIX-cf-lat-r$r"
-			p1=$CF_PORT
-			start_centrifugo "cf-lat2-r$r" redis "$PREFIX-cf-lat-r$r"
-			sockets "p-lat-cfredis-r$r" --proto centrifugo --url "$(cfws "$p1"),$(cfws "$CF_PORT")" \
-				--pid "${PIDS[cf-lat1-r$r]},${PIDS[cf-lat2-r$r]}" --users 10 --sockets 40 --rate 200
-			stop "cf-lat1-r$r" "cf-lat2-r$r"
+			if peer_want lat || peer_want latapi; then
+				cf_pair "cf-lat-redis-r$r" redis
+				if peer_want lat; then cf_lat "p-lat-cfredis-r$r" socket; fi
+				if peer_want latapi; then cf_lat "p-lat-cfredisapi-r$r" api; fi
+				stop "cf-lat-redis-r$r-1" "cf-lat-redis-r$r-2"
+			fi
+			if peer_want latpg; then
+				cf_pair "cf-lat-pg-r$r" postgres
+				cf_lat "p-lat-cfpg-r$r" socket
+				cf_lat "p-lat-cfpgapi-r$r" api
+				stop "cf-lat-pg-r$r-1" "cf-lat-pg-r$r-2"
+			fi
 		done
 	fi
 fi

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReportPeerLatencyKeys: each Centrifugo variant of the cross-instance
+// row reads its own files (p-lat-cfredis must not take in
+// p-lat-cfredisapi-r1.json, nor p-lat-cfpg the cfpgapi files), and the
+// table shows every variant beside the same tasksync figure.
+func TestReportPeerLatencyKeys(t *testing.T) {
+	dir := t.TempDir()
+	for name, p50 := range map[string]string{
+		"p-lat-tasksync-r1": "1.5", "p-lat-tasksync-r2": "1.7",
+		"p-lat-cfredis-r1": "0.6", "p-lat-cfredisapi-r1": "0.9",
+		"p-lat-cfpg-r1": "2.1", "p-lat-cfpgapi-r1": "2.4", "p-lat-cfpgapi-r2": "2.6",
+	} {
+		doc := `{"fanout":{"cross_instance":{"p50_ms":` + p50 + `,"p99_ms":9}}}`
+		if err := os.WriteFile(filepath.Join(dir, name+".json"), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for key, want := range map[string]float64{"p-lat-tasksync": 1.6, "p-lat-cfredis": 0.6, "p-lat-cfredisapi": 0.9, "p-lat-cfpg": 2.1, "p-lat-cfpgapi": 2.5} {
+		f := get(dir, metric{key, "fanout.cross_instance.p50_ms"})
+		if f == nil || f.Median != want {
+			t.Errorf("%s: %v, want median %v", key, f, want)
+		}
+	}
+	var out strings.Builder
+	if err := runReport([]string{"--dir", dir}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"server API publish (HTTP keep-alive)", "Postgres broker (a commit per publication", "Postgres broker, server API publish"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
