@@ -268,6 +268,9 @@ if want b; then
 	for r in $(seq "$REPEAT"); do
 		"$LG" notify --label "b-notify-r$r" --db "$DBURL" --rate 200 --duration "$WIN" --json "$OUT/b-notify-r$r.json" | tee "$OUT/b-notify-r$r.txt" || log "notify baseline failed"
 		"$LG" notify --label "b-insert-notify-r$r" --db "$DBURL" --rate 200 --duration "$WIN" --insert --json "$OUT/b-insert-notify-r$r.json" | tee "$OUT/b-insert-notify-r$r.txt" || log "notify baseline failed"
+		# tasksync's own create statement and change-log trigger, without the server: what is left
+		# between this and b-sockets is the server's share (socket in and out, request path, fan-out).
+		"$LG" notify --label "b-task-notify-r$r" --db "$DBURL" --rate 200 --duration "$WIN" --task --json "$OUT/b-task-notify-r$r.json" | tee "$OUT/b-task-notify-r$r.txt" || log "task baseline failed"
 		if [[ -z $BASE_DBURL ]]; then
 			b_this
 		elif ((r % 2)); then # the two builds take turns going first

@@ -98,6 +98,20 @@ type querier interface {
 // trigger records for the writes that follow in the transaction.
 const setActorSQL = `SELECT set_config('tasksync.actor', $1, true), set_config('tasksync.session', $2, true)`
 
+// CreateStatement is the statement of a create that runs alone: it names
+// its own actor ($1, $2), because alone it runs in autocommit, where a
+// set_config of its own would end with its own implicit transaction. Its
+// other arguments are the row: user_id, title, description, completed,
+// priority, tags, due_at, remind_at, recurrence, tz, series_id. Exported
+// for the load tool's like-for-like baseline (loadgen notify --task), which
+// runs exactly this without the server.
+const CreateStatement = `
+			WITH actor AS MATERIALIZED (` + setActorSQL + `)
+			INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_at, remind_at, recurrence, tz, series_id)
+			SELECT $3::text, $4::text, $5::text, $6::bool, $7::text, $8::text[], $9::timestamptz, $10::timestamptz, $11::text, $12::text, $13::bigint
+			FROM actor
+			RETURNING ` + columns
+
 // mutation is the work of one mutation inside its transaction.
 type mutation func(ctx context.Context, q querier) (Result, error)
 
@@ -214,16 +228,7 @@ func (s *Service) Create(ctx context.Context, userID string, f Fields, opts Muta
 			}
 			return res, err
 		}
-		// The statement names its own actor: alone it runs in
-		// autocommit, where a set_config of its own would end with
-		// its own implicit transaction.
-		created, err := scanTask(tx.QueryRow(ctx, `
-			WITH actor AS MATERIALIZED (`+setActorSQL+`)
-			INSERT INTO tasks (user_id, title, description, completed, priority, tags, due_at, remind_at, recurrence, tz, series_id)
-			SELECT $3::text, $4::text, $5::text, $6::bool, $7::text, $8::text[], $9::timestamptz, $10::timestamptz, $11::text, $12::text, $13::bigint
-			FROM actor
-			RETURNING `+columns,
-			actor, session, userID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt, t.RemindAt, t.Recurrence, t.TZ, t.SeriesID))
+		created, err := scanTask(tx.QueryRow(ctx, CreateStatement, actor, session, userID, t.Title, t.Description, t.Completed, t.Priority, t.Tags, t.DueAt, t.RemindAt, t.Recurrence, t.TZ, t.SeriesID))
 		if err != nil {
 			return Result{}, fmt.Errorf("insert task: %w", err)
 		}

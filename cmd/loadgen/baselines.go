@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"tasksync/internal/reqlog"
+	"tasksync/tasks"
 )
 
 // stamps records send times by message number, for baselines whose
@@ -31,8 +32,9 @@ func (s *stamps) now() int64   { return int64(time.Since(s.t0)) }
 func (s *stamps) mark(n int64) { s.at[n].Store(s.now()) }
 func (s *stamps) parse(p string) (int64, bool) {
 	n, err := strconv.ParseInt(p, 10, 64)
-	return n, err == nil && n >= 0 && n < int64(len(s.at)) && s.at[n].Load() != 0
+	return n, err == nil && s.valid(n)
 }
+func (s *stamps) valid(n int64) bool { return n >= 0 && n < int64(len(s.at)) && s.at[n].Load() != 0 }
 
 // paced calls fn(i) at rate per second until d has passed or ctx ends; a
 // late call is made at once, so the mean rate holds.
@@ -54,7 +56,7 @@ func paced(ctx context.Context, rate float64, d time.Duration, fn func(i int64) 
 type notifyResult struct {
 	Tool     string         `json:"tool"`
 	Label    string         `json:"label"`
-	Mode     string         `json:"mode"` // notify | insert+notify
+	Mode     string         `json:"mode"` // notify | insert+notify | task
 	Rate     float64        `json:"rate"`
 	WindowS  float64        `json:"window_s"`
 	Sent     int64          `json:"sent"`
@@ -66,6 +68,13 @@ type notifyResult struct {
 // LISTENs, another sends pg_notify (in autocommit, or in one transaction
 // with a single-row INSERT with --insert) at --rate; the payload is the
 // message number and the latency is taken on this process's clock.
+//
+// --task sends tasksync's own create instead (tasks.CreateStatement, in
+// autocommit as the server sends a lone create, for a user of its own) on
+// a database migrated by the server, and listens where the servers listen:
+// the same transaction, change-log trigger and notification, without the
+// server. The server's own share of scenario (b) is its latency minus
+// this one.
 func runNotify(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("notify", flag.ContinueOnError)
 	db := fs.String("db", "", "Postgres URL of a scratch database (loopback only)")
@@ -73,6 +82,7 @@ func runNotify(ctx context.Context, args []string, stdout io.Writer) error {
 	dur := fs.Duration("duration", 10*time.Second, "measured window")
 	warm := fs.Duration("warmup", time.Second, "unmeasured lead-in")
 	insert := fs.Bool("insert", false, "INSERT a row and pg_notify in one transaction (as a task write does)")
+	task := fs.Bool("task", false, "run tasksync's own create statement (its change-log trigger notifies) on a migrated database")
 	label := fs.String("label", "notify", "name recorded in the JSON")
 	jsonPath := fs.String("json", "", "write the result as JSON to this file")
 	if err := fs.Parse(args); err != nil {
@@ -83,6 +93,9 @@ func runNotify(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *rate <= 0 || *rate > 100_000 || *dur <= 0 || *dur > time.Hour {
 		return errors.New("--rate must be in (0, 100000] and --duration in (0, 1h]")
+	}
+	if *insert && *task {
+		return errors.New("--insert and --task are two different baselines: pick one")
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	listener, err := pgx.Connect(cctx, *db)
@@ -100,6 +113,12 @@ func runNotify(ctx context.Context, args []string, stdout io.Writer) error {
 	defer sender.Close(context.Background())
 
 	channel := "lg_notify_" + strings.ToLower(reqlog.NewID()[:8])
+	// --task: a user of this run's own, so that its change numbers are
+	// 1, 2, 3, ...: message i is the notification of seq i+1.
+	user := "lg-notify-" + strings.ToLower(reqlog.NewID()[:8])
+	if *task {
+		channel = taskEventsChannel
+	}
 	if _, err := listener.Exec(ctx, "LISTEN "+channel); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -110,6 +129,13 @@ func runNotify(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	total := int(math.Ceil(*rate*(*dur+*warm).Seconds())) + 16
 	st := newStamps(total)
+	parse := st.parse
+	if *task {
+		parse = func(p string) (int64, bool) {
+			seq, ok := taskEventSeq(p, user)
+			return seq - 1, ok && st.valid(seq-1)
+		}
+	}
 	var h hist
 	var winFrom atomic.Int64
 	winFrom.Store(math.MaxInt64)
@@ -125,7 +151,7 @@ func runNotify(ctx context.Context, args []string, stdout io.Writer) error {
 				return
 			}
 			now := st.now()
-			if i, ok := st.parse(n.Payload); ok {
+			if i, ok := parse(n.Payload); ok {
 				if at := st.at[i].Load(); at >= winFrom.Load() {
 					received.Add(1)
 					h.record(time.Duration(now - at))
@@ -134,7 +160,13 @@ func runNotify(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}()
 	var sent atomic.Int64
+	var sends atomic.Int64 // every send so far: the --task user's seq
 	send := func(i int64) error {
+		if *task {
+			// The warm-up may send one more than the window's
+			// numbering skips: the stamp goes by the change's seq.
+			i = sends.Add(1) - 1
+		}
 		if i >= int64(total) {
 			return nil
 		}
@@ -142,6 +174,11 @@ func runNotify(ctx context.Context, args []string, stdout io.Writer) error {
 		st.mark(i)
 		if st.at[i].Load() >= winFrom.Load() {
 			sent.Add(1)
+		}
+		if *task {
+			_, err := sender.Exec(ctx, tasks.CreateStatement, "socket", "lg-notify", user, "lg "+p, "", false, "medium", []string{},
+				nil, nil, nil, nil, nil)
+			return err
 		}
 		if *insert {
 			return pgx.BeginFunc(ctx, sender, func(tx pgx.Tx) error {
@@ -175,13 +212,48 @@ func runNotify(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("notify: %w", err)
 	}
 	mode := "notify"
-	if *insert {
+	switch {
+	case *insert:
 		mode = "insert+notify"
+	case *task:
+		mode = "task"
 	}
 	res := notifyResult{Tool: "loadgen notify", Label: *label, Mode: mode, Rate: *rate, WindowS: round3(window.Seconds()),
 		Sent: sent.Load(), Received: received.Load(), Latency: h.summary()}
 	fmt.Fprintf(stdout, "== loadgen notify %s: %s at %.0f/s, %d sent, %d received: %s\n", res.Label, mode, res.Rate, res.Sent, res.Received, fmtLat(res.Latency))
 	return writeJSON(*jsonPath, res)
+}
+
+// taskEventsChannel is where tasksync's change-log trigger notifies
+// (migrations 00003 and 00007; realtime's listener listens there).
+const taskEventsChannel = "tasksync_events"
+
+// taskEventSeq returns the seq of a change-log notification of user:
+// inline, e<seq>:<user id length>:<user id>:..., or a pointer, <seq>:<user
+// id> (docs/ARCHITECTURE.md).
+func taskEventSeq(payload, user string) (int64, bool) {
+	inline := strings.HasPrefix(payload, "e")
+	rest := strings.TrimPrefix(payload, "e")
+	seqText, rest, ok := strings.Cut(rest, ":")
+	if !ok {
+		return 0, false
+	}
+	seq, err := strconv.ParseInt(seqText, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if !inline {
+		return seq, rest == user
+	}
+	n, rest, ok := strings.Cut(rest, ":")
+	if !ok {
+		return 0, false
+	}
+	l, err := strconv.Atoi(n)
+	if err != nil || l < 0 || l > len(rest) {
+		return 0, false
+	}
+	return seq, rest[:l] == user && strings.HasPrefix(rest[l:], ":")
 }
 
 // redisResult is the JSON report of `loadgen redis`.

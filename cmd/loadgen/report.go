@@ -80,6 +80,15 @@ func reportRows() []row {
 			Met: func(v, b float64) bool { return v <= 2*b }},
 		// BENCH_BASE_BIN: another build of the server (the one before a
 		// change) in the same run, on a database its own migrations made.
+		{Scenario: "b", What: "  p50 vs tasksync's own write without the server", Unit: "ms",
+			Val: metric{"b-sockets", "fanout.cross_instance.p50_ms"}, BaseWhat: "tasks.CreateStatement (trigger, change log, NOTIFY) ->LISTEN p50",
+			Base: metric{"b-task-notify", "latency.p50_ms"}, Compare: "diff"},
+		{Scenario: "b", What: "  p99 vs tasksync's own write without the server", Unit: "ms",
+			Val: metric{"b-sockets", "fanout.cross_instance.p99_ms"}, BaseWhat: "tasks.CreateStatement ->LISTEN p99",
+			Base: metric{"b-task-notify", "latency.p99_ms"}, Compare: "ratio"},
+		{Scenario: "b", What: "  tasksync's write against the like-for-like write, p50", Unit: "ms",
+			Val: metric{"b-task-notify", "latency.p50_ms"}, BaseWhat: "INSERT+pg_notify tx ->LISTEN p50",
+			Base: metric{"b-insert-notify", "latency.p50_ms"}, Compare: "diff"},
 		{Scenario: "b", What: "  BENCH_BASE_BIN build: p50 vs a like-for-like write", Unit: "ms",
 			Val: metric{"b-base-sockets", "fanout.cross_instance.p50_ms"}, BaseWhat: "INSERT+pg_notify tx ->LISTEN p50",
 			Base: metric{"b-insert-notify", "latency.p50_ms"}, Compare: "diff"},
