@@ -230,7 +230,10 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, err)
 		return
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	// The socket's writes go through a cork (cork.go), which the writer
+	// uses to write each wake-up's frames together.
+	cw := &corkingWriter{ResponseWriter: w, timeout: srv.cfg.WriteTimeout}
+	conn, err := websocket.Accept(cw, r, &websocket.AcceptOptions{
 		OriginPatterns: srv.cfg.OriginPatterns,
 		Subprotocols:   []string{Subprotocol},
 	})
@@ -241,6 +244,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(srv.cfg.MaxFrameBytes)
 	s := newSession(srv, conn, reqlog.NewID(), id.UserID, startSeq, id.ExpiresAt)
+	s.cork = cw.conn
 	s.presence = newPresenceEntry(PresenceEntry{SessionID: s.id, UserID: s.userID, Device: device(r),
 		Instance: srv.hub.instance, ConnectedAt: time.Now().UTC().Truncate(time.Millisecond)})
 	srv.start(s, since, id)

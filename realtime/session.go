@@ -29,10 +29,12 @@ import (
 // Everything else (the hub, the broker relay, chat turns) only queues
 // frames with send and never blocks on the session.
 type session struct {
-	id       string
-	userID   string
-	srv      *Server
-	conn     Conn
+	id     string
+	userID string
+	srv    *Server
+	conn   Conn
+	// cork coalesces the writer's frames (cork.go); nil with a fake Conn.
+	cork     *corkConn
 	ctx      context.Context // cancelled when the session ends
 	cancel   context.CancelFunc
 	presence PresenceEntry
@@ -238,29 +240,28 @@ func (s *session) writeLoop() {
 		defer expiry.Stop()
 		expiryC = expiry.C
 	}
+	if s.cork != nil {
+		// The writes have no context (writeFrames): the session's end
+		// closes the socket under a write in progress instead.
+		defer context.AfterFunc(s.ctx, s.cork.abort)()
+	}
 	var spare [][]byte
 	for {
 		select {
 		case <-s.wake:
 			frames, closing, d := s.take(spare)
-			w := frameWriter{s: s}
-			for _, f := range frames {
-				s.srv.metrics.countOut(f)
-				if err := w.write(f); err != nil {
-					w.done()
-					if errors.Is(err, context.DeadlineExceeded) {
-						// The peer stopped reading: the kernel buffers are
-						// full and a close frame could not get through
-						// either. Drop it; it resumes with since. (The
-						// reader may see the dropped connection first:
-						// this verdict wins over what it records.)
-						s.stuck = true
-					}
-					s.conn.CloseNow()
-					return
+			if err := s.writeFrames(frames); err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					// The peer stopped reading: the kernel buffers are
+					// full and a close frame could not get through
+					// either. Drop it; it resumes with since. (The
+					// reader may see the dropped connection first:
+					// this verdict wins over what it records.)
+					s.stuck = true
 				}
+				s.conn.CloseNow()
+				return
 			}
-			w.done()
 			clear(frames) // drop the references; keep the capacity
 			spare = frames[:0]
 			signal(s.space)
@@ -290,7 +291,48 @@ func (s *session) writeLoop() {
 	}
 }
 
-// frameWriter writes one wake-up's frames. It shares one deadline context
+// writeFrames writes one wake-up's frames. On a socket with a cork (every
+// real one, cork.go) several frames are corked: they reach the kernel
+// together, in as few writes as the cork's limit allows. Every kernel
+// write is bounded by WriteTimeout by the cork itself, so the frames are
+// written without a deadline context. A peer that accepted nothing for
+// WriteTimeout is reported as context.DeadlineExceeded.
+func (s *session) writeFrames(frames [][]byte) error {
+	if s.cork == nil {
+		w := frameWriter{s: s}
+		defer w.done()
+		for _, f := range frames {
+			s.srv.metrics.countOut(f)
+			if err := w.write(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	corked := len(frames) > 1
+	if corked {
+		s.cork.cork()
+	}
+	var err error
+	for _, f := range frames {
+		s.srv.metrics.countOut(f)
+		if err = s.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
+			break
+		}
+	}
+	if corked {
+		if uerr := s.cork.uncork(); err == nil {
+			err = uerr
+		}
+	}
+	if err != nil && s.cork.stuck() {
+		return fmt.Errorf("write: %w", context.DeadlineExceeded)
+	}
+	return err
+}
+
+// frameWriter writes one wake-up's frames on a socket without a cork (the
+// package's tests' fake connections). It shares one deadline context
 // among them, renewed once half of WriteTimeout has passed, so that a write
 // never gets less than half the timeout and a burst does not pay for a
 // timer per frame; a peer that accepts nothing for WriteTimeout is still
