@@ -150,25 +150,35 @@ var (
 	errNotRead = errors.New("client did not read in time")
 )
 
-// sendWait queues a frame, waiting while the queue is more than half full.
-// Only the fill goroutine uses it: a replay or a snapshot paces itself to
-// the client instead of overflowing the queue. It fails with errSessionDone
-// when the session ends, and errNotRead when ctx ends first.
-func (s *session) sendWait(ctx context.Context, frame []byte) error {
-	for {
+// sendWait queues frames in order, waiting while the queue is more than
+// half full. Only the fill goroutine uses it: a replay or a snapshot paces
+// itself to the client instead of overflowing the queue. The frames that
+// fit are queued together, with one wake-up of the writer, so that a
+// replay page reaches the socket as one burst (which the writer's cork
+// sends in few writes). It fails with errSessionDone when the session
+// ends, and errNotRead when ctx ends first.
+func (s *session) sendWait(ctx context.Context, frames ...[]byte) error {
+	for len(frames) > 0 {
 		s.qmu.Lock()
 		if s.closing {
 			s.qmu.Unlock()
 			return errSessionDone
 		}
-		if s.qbytes == 0 || s.qbytes+len(frame) <= s.srv.cfg.SendQueueBytes/2 {
-			s.queue = append(s.queue, frame)
-			s.qbytes += len(frame)
-			s.qmu.Unlock()
-			signal(s.wake)
-			return nil
+		n := 0
+		for _, f := range frames {
+			if s.qbytes > 0 && s.qbytes+len(f) > s.srv.cfg.SendQueueBytes/2 {
+				break
+			}
+			s.queue = append(s.queue, f)
+			s.qbytes += len(f)
+			n++
 		}
 		s.qmu.Unlock()
+		if n > 0 {
+			frames = frames[n:]
+			signal(s.wake)
+			continue
+		}
 		select {
 		case <-s.space:
 		case <-s.ctx.Done():
@@ -177,6 +187,7 @@ func (s *session) sendWait(ctx context.Context, frame []byte) error {
 			return errNotRead
 		}
 	}
+	return nil
 }
 
 // close asks the writer to flush what is queued and close the socket with

@@ -238,11 +238,11 @@ func (s *session) fill() {
 				continue
 			}
 			answerLater() // the replay answers it: synced, once caught up
-			for _, ev := range events {
-				if err = s.sendWait(s.ctx, ev.Frame()); err != nil {
-					break
-				}
+			frames := make([][]byte, len(events))
+			for i, ev := range events {
+				frames[i] = ev.Frame()
 			}
+			err = s.sendWait(s.ctx, frames...)
 			if err == nil {
 				s.smu.Lock()
 				if s.syncReq == nil {
