@@ -12,6 +12,7 @@
 //   - session.go: one socket: its bounded send queue, the writer, pings,
 //     and its teardown. stream.go: its event stream: live delivery,
 //     catch-up from the change log, sync requests and paged snapshots.
+//     cork.go: the socket's write coalescing under coder/websocket.
 //   - hub.go: [Hub]: hands change-log notifications' events to sessions:
 //     inline events at once, the others through the fetch loop's log reads;
 //     registry.go: its sessions by user.
