@@ -12,10 +12,17 @@ import (
 	"time"
 )
 
-// countingConn counts the writes that reach the connection under a cork.
+// countingConn counts the writes that reach the connection under a cork,
+// and the write deadlines set on it.
 type countingConn struct {
 	net.Conn
-	writes atomic.Int64
+	writes    atomic.Int64
+	deadlines atomic.Int64
+}
+
+func (c *countingConn) SetWriteDeadline(t time.Time) error {
+	c.deadlines.Add(1)
+	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
@@ -242,5 +249,38 @@ func TestCorkKeepsSlowReader(t *testing.T) {
 	}
 	if took := time.Since(start); took < 2*timeout {
 		t.Fatalf("the write took %v: the test did not make it wait for the reader past the timeout", took)
+	}
+}
+
+// Writes close together share a deadline (setting one per write was a
+// measurable share of the server's CPU), and each still gets at least the
+// timeout: a deadline is set again once a tenth of the timeout has passed.
+func TestCorkSetsFewDeadlines(t *testing.T) {
+	t.Parallel()
+	srv, cli := tcpPair(t)
+	go io.Copy(io.Discard, cli)
+	raw := &countingConn{Conn: srv}
+	const timeout = time.Hour // no renewal is due during the test
+	c := newCorkConn(raw, timeout)
+	for i := 0; i < 1000; i++ {
+		if _, err := c.Write([]byte("frame")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w, d := raw.writes.Load(), raw.deadlines.Load(); w != 1000 || d != 1 {
+		t.Fatalf("%d writes, %d deadlines set; want 1000 and 1", w, d)
+	}
+	// Past a tenth of the timeout, the next write sets a new deadline.
+	short := newCorkConn(raw, 50*time.Millisecond)
+	raw.deadlines.Store(0)
+	short.Write([]byte("a"))
+	deadline := time.Now().Add(10 * time.Second)
+	for raw.deadlines.Load() < 2 && time.Now().Before(deadline) {
+		if _, err := short.Write([]byte("b")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := raw.deadlines.Load(); n < 2 {
+		t.Fatalf("%d deadlines set over 10 s of writes with a 50 ms timeout: never renewed", n)
 	}
 }
