@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -90,5 +91,65 @@ func TestChangeLogReadsAndPrunes(t *testing.T) {
 	_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM task_events`).Scan(&left)
 	if left != 8 {
 		t.Fatalf("%d events left, want 8", left)
+	}
+}
+
+// A page of a catch-up reads at most its limit of rows whatever plan
+// Postgres picks: here a bitmap heap scan and a sort (the plan stale
+// statistics led to), which with LIMIT alone read the whole rest of the
+// range for every page.
+func TestChangeLogPageReadsAtMostItsLimit(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO tasks (user_id, title) SELECT 'far', 't' || i FROM generate_series(1, 2000) i`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	var plan []byte
+	if err := tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) `+readSQL, "far", int64(100), int64(2000), 256).Scan(&plan); err != nil {
+		t.Fatal(err)
+	}
+	type node struct {
+		NodeType   string  `json:"Node Type"`
+		ActualRows float64 `json:"Actual Rows"`
+		Plans      []node  `json:"Plans"`
+	}
+	var out []struct{ Plan node }
+	if err := json.Unmarshal(plan, &out); err != nil || len(out) != 1 {
+		t.Fatalf("plan %s: %v", plan, err)
+	}
+	var scanned float64
+	var types []string
+	var walk func(n node)
+	walk = func(n node) {
+		types = append(types, n.NodeType)
+		if strings.HasSuffix(n.NodeType, "Scan") {
+			scanned = max(scanned, n.ActualRows)
+		}
+		for _, c := range n.Plans {
+			walk(c)
+		}
+	}
+	walk(out[0].Plan)
+	if scanned == 0 || scanned > 256 {
+		t.Fatalf("plan %v read %v rows for a page of 256", types, scanned)
+	}
+	// The page itself is unchanged: seqs 101..356.
+	log := NewChangeLog(db.Pool)
+	evs, err := log.Read(ctx, "far", 100, 2000, 256)
+	if err != nil || len(evs) != 256 || evs[0].Seq != 101 || evs[255].Seq != 356 {
+		t.Fatalf("page: %d events, %v", len(evs), err)
+	}
+	ranges, err := log.ReadRanges(ctx, []logRange{{"far", 1990, 2000}, {"far", 100, 2000}}, 256)
+	if err != nil || len(ranges[0]) != 10 || len(ranges[1]) != 256 || ranges[1][255].Seq != 356 {
+		t.Fatalf("ranges: %d and %d events, %v", len(ranges[0]), len(ranges[1]), err)
 	}
 }
