@@ -69,14 +69,7 @@ func (p *cfAPIPublisher) send(ctx context.Context, c *client, n int64) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	g := p.g
-	t := g.now()
-	g.sendBy[n].Store(int32(c.idx + 1))
-	g.sendAt[n].Store(t)
-	g.sentAll.Add(1)
-	if g.inWindow(t) {
-		g.sent.Add(1)
-	}
+	p.g.countSent(p.g.stamp(c, n))
 	p.wg.Add(1)
 	go func() {
 		defer func() { <-p.slots; p.wg.Done() }()

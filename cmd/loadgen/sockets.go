@@ -607,19 +607,30 @@ func (g *loadgen) send(ctx context.Context, c *client, n int64) error {
 	} else {
 		frame = g.mutationFrame(n)
 	}
-	t := g.now()
-	g.sendBy[n].Store(int32(c.idx + 1))
-	g.sendAt[n].Store(t)
+	t := g.stamp(c, n)
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := c.conn.Write(wctx, websocket.MessageText, frame); err != nil {
 		return err
 	}
+	g.countSent(t)
+	return nil
+}
+
+// stamp records that mutation n is sent now by c, and returns the time.
+func (g *loadgen) stamp(c *client, n int64) int64 {
+	t := g.now()
+	g.sendBy[n].Store(int32(c.idx + 1))
+	g.sendAt[n].Store(t)
+	return t
+}
+
+// countSent counts a mutation sent at t (stamp), in the window or not.
+func (g *loadgen) countSent(t int64) {
 	g.sentAll.Add(1)
 	if g.inWindow(t) {
 		g.sent.Add(1)
 	}
-	return nil
 }
 
 func (g *loadgen) nextMutation() (int64, bool) {
