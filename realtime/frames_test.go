@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -71,6 +72,45 @@ func TestEventFrame(t *testing.T) {
 	if got, want := string(del.Frame()), `{"type":"task.deleted","seq":8,"task_id":3}`; got != want {
 		t.Fatalf("frame %s, want %s", got, want)
 	}
+}
+
+func TestCompactJSON(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"id" : 3, "title" : "a, b : c", "tags" : ["x", "y"], "d" : null}`, `{"id":3,"title":"a, b : c","tags":["x","y"],"d":null}`},
+		{"{\"q\": \"say \\\"hi\\\" \\\\\", \"n\": [ 1 ,\t2\n]}", `{"q":"say \"hi\" \\","n":[1,2]}`},
+		{`{"emoji": "\ud83d\ude00 ü"}`, `{"emoji":"\ud83d\ude00 ü"}`},
+		{` {} `, `{}`},
+	} {
+		if got, err := appendCompactJSON(nil, []byte(c.in)); err != nil || string(got) != c.want {
+			t.Errorf("appendCompactJSON(%s) = %s, %v; want %s", c.in, got, err, c.want)
+		}
+	}
+	// What a truncated or corrupted row looks like is refused, not sent.
+	for _, bad := range []string{``, `  `, `{"title": "cut off`, `{"a": [1, 2}`, `{"a": 1}}`, `]`, `{"a": "\"}`, `{} {}`, `1`, `"x"`, `{"a": 1} 2`} {
+		if got, err := appendCompactJSON(nil, []byte(bad)); err == nil {
+			t.Errorf("appendCompactJSON(%q) = %s, want an error", bad, got)
+		}
+	}
+}
+
+// FuzzCompactJSON: on a valid JSON object or array, appendCompactJSON
+// gives exactly what json.Compact gives; on anything, it does not panic.
+func FuzzCompactJSON(f *testing.F) {
+	f.Add([]byte(benchTaskJSON))
+	f.Add([]byte(`{"a" : ["x\"y", {"b" : null}], "c" : "\\"}`))
+	f.Add([]byte(`{"t": "tab\there", "u": "\u00e9"}`))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		got, err := appendCompactJSON([]byte("prefix"), src)
+		if v := bytes.TrimLeft(src, " \t\r\n"); json.Valid(src) && (v[0] == '{' || v[0] == '[') {
+			var want bytes.Buffer
+			if cerr := json.Compact(&want, src); cerr != nil {
+				t.Fatalf("json.Compact refused valid %q: %v", src, cerr)
+			}
+			if err != nil || string(got) != "prefix"+want.String() {
+				t.Fatalf("appendCompactJSON(%q) = %q, %v; json.Compact gives %q", src, got, err, want.Bytes())
+			}
+		}
+	})
 }
 
 // FuzzDecodeFrame: any bytes a client can send are either a frame with a
