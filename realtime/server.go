@@ -225,6 +225,15 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		since = &n
 	}
+	var batch bool
+	switch r.URL.Query().Get("batch") {
+	case "", "0":
+	case "1":
+		batch = true
+	default:
+		httpjson.WriteError(w, r, tasksync.Errorf(tasksync.CodeBadRequest, "batch must be 1 (several frames per message, one a line) or 0"))
+		return
+	}
 	startSeq, err := srv.reads.currentSeq(r.Context(), id.UserID, false)
 	if err != nil {
 		httpjson.WriteError(w, r, err)
@@ -245,6 +254,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	conn.SetReadLimit(srv.cfg.MaxFrameBytes)
 	s := newSession(srv, conn, reqlog.NewID(), id.UserID, startSeq, id.ExpiresAt)
 	s.cork = cw.conn
+	s.batch = batch
 	s.presence = newPresenceEntry(PresenceEntry{SessionID: s.id, UserID: s.userID, Device: device(r),
 		Instance: srv.hub.instance, ConnectedAt: time.Now().UTC().Truncate(time.Millisecond)})
 	srv.start(s, since, id)
@@ -285,15 +295,18 @@ func device(r *http.Request) string {
 }
 
 type helloFrame struct {
-	Type           string      `json:"type"`
-	Protocol       int         `json:"protocol"`
-	SessionID      string      `json:"session_id"`
-	UserID         string      `json:"user_id"`
-	Instance       string      `json:"instance"`
-	ServerTime     time.Time   `json:"server_time"`
-	Seq            int64       `json:"seq"`
-	TokenExpiresAt *time.Time  `json:"token_expires_at,omitempty"`
-	Limits         helloLimits `json:"limits"`
+	Type           string     `json:"type"`
+	Protocol       int        `json:"protocol"`
+	SessionID      string     `json:"session_id"`
+	UserID         string     `json:"user_id"`
+	Instance       string     `json:"instance"`
+	ServerTime     time.Time  `json:"server_time"`
+	Seq            int64      `json:"seq"`
+	TokenExpiresAt *time.Time `json:"token_expires_at,omitempty"`
+	// Batch: this socket's messages may hold several frames, a line each
+	// (the client asked with ?batch=1).
+	Batch  bool        `json:"batch,omitempty"`
+	Limits helloLimits `json:"limits"`
 }
 
 type helloLimits struct {
@@ -323,7 +336,7 @@ var errTooManySockets = errors.New("too many sockets for this user")
 func (srv *Server) start(s *session, since *int64, id auth.Identity) {
 	hello := helloFrame{
 		Type: TypeHello, Protocol: 1, SessionID: s.id, UserID: s.userID, Instance: srv.hub.instance,
-		ServerTime: time.Now().UTC(), Seq: s.cursor,
+		ServerTime: time.Now().UTC(), Seq: s.cursor, Batch: s.batch,
 		Limits: helloLimits{
 			MaxFrameBytes: srv.cfg.MaxFrameBytes, FramesPerSecond: srv.cfg.FrameRate, FrameBurst: srv.cfg.FrameBurst,
 			MaxSocketsPerUser: srv.cfg.MaxSocketsPerUser, SendQueueBytes: srv.cfg.SendQueueBytes,

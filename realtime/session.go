@@ -74,6 +74,10 @@ type session struct {
 	stuck bool
 
 	writerDone chan struct{}
+	// batch: the client asked for several frames per message (?batch=1):
+	// the writer joins a wake-up's frames, a line each, into messages of
+	// up to batchBytes.
+	batch bool
 	wg         sync.WaitGroup // request, fill, ping and join goroutines
 
 	// reminded holds the ids of the reminders this session was sent, so
@@ -309,14 +313,18 @@ func (s *session) writeLoop() {
 // written without a deadline context. A peer that accepted nothing for
 // WriteTimeout is reported as context.DeadlineExceeded.
 func (s *session) writeFrames(frames [][]byte) error {
+	for _, f := range frames {
+		s.srv.metrics.countOut(f)
+	}
 	if s.cork == nil {
 		w := frameWriter{s: s}
 		defer w.done()
-		for _, f := range frames {
-			s.srv.metrics.countOut(f)
-			if err := w.write(f); err != nil {
+		for len(frames) > 0 {
+			msg, n := s.nextMessage(frames)
+			if err := w.write(msg); err != nil {
 				return err
 			}
+			frames = frames[n:]
 		}
 		return nil
 	}
@@ -325,11 +333,12 @@ func (s *session) writeFrames(frames [][]byte) error {
 		s.cork.cork()
 	}
 	var err error
-	for _, f := range frames {
-		s.srv.metrics.countOut(f)
-		if err = s.conn.Write(context.Background(), websocket.MessageText, f); err != nil {
+	for len(frames) > 0 {
+		msg, n := s.nextMessage(frames)
+		if err = s.conn.Write(context.Background(), websocket.MessageText, msg); err != nil {
 			break
 		}
+		frames = frames[n:]
 	}
 	if corked {
 		if uerr := s.cork.uncork(); err == nil {
@@ -340,6 +349,35 @@ func (s *session) writeFrames(frames [][]byte) error {
 		return fmt.Errorf("write: %w", context.DeadlineExceeded)
 	}
 	return err
+}
+
+// batchBytes bounds a message of several frames (?batch=1); a frame
+// larger than that goes alone.
+const batchBytes = 64 << 10
+
+// nextMessage returns the next message to write of frames (not empty),
+// and how many frames it holds: the first frame alone, or on a batching
+// socket as many frames as fit in batchBytes, one a line. (A joined
+// message is not kept for the next: an idle socket holds no buffer.)
+func (s *session) nextMessage(frames [][]byte) ([]byte, int) {
+	n, size := 1, len(frames[0])
+	if s.batch {
+		for n < len(frames) && size+1+len(frames[n]) <= batchBytes {
+			size += 1 + len(frames[n])
+			n++
+		}
+	}
+	if n == 1 {
+		return frames[0], 1
+	}
+	msg := make([]byte, 0, size)
+	for i, f := range frames[:n] {
+		if i > 0 {
+			msg = append(msg, '\n')
+		}
+		msg = append(msg, f...)
+	}
+	return msg, n
 }
 
 // frameWriter writes one wake-up's frames on a socket without a cork (the

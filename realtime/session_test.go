@@ -255,7 +255,15 @@ func TestNewerSyncSupersedesASnapshot(t *testing.T) {
 	r.tasks.mu.Lock()
 	r.tasks.betweenPages = func() {
 		pages++
-		once.Do(func() { c.in <- []byte(`{"type":"sync","id":"s2","since":0}`) })
+		once.Do(func() {
+			c.in <- []byte(`{"type":"sync","id":"s2","since":0}`)
+			// The next page is read only once the reader has taken s2:
+			// on a busy machine the snapshot could otherwise finish first.
+			eventually(t, func() bool {
+				list, _ := r.hub.reg.get("frank")
+				return len(list) == 1 && list[0].superseded()
+			})
+		})
 	}
 	r.tasks.mu.Unlock()
 	c.send(t, map[string]any{"type": "sync", "id": "s1", "since": -1})

@@ -21,7 +21,8 @@
 #   BENCH_STORM_ENV="VAR=V ..."   extra server settings for both instances of scenario f
 #   CENTRIFUGO_BIN=PATH  a Centrifugo v6 binary (github.com/centrifugal/centrifugo, built from source or
 #                        a release) for the peer rows; unset: they are skipped, with a note
-#   BENCH_PEER="bc mem resume lat latapi latpg"   the peer rows to run: broadcast, memory, resume, and the
+#   BENCH_PEER="bc bcpg mem resume lat latapi latpg"   the peer rows to run: broadcast (memory and Redis
+#                        engines; bcpg: also its Postgres broker), memory, resume, and the
 #                        cross-instance row with Centrifugo's Redis engine publishing from a client socket (lat)
 #                        or through its server API (latapi), and with its Postgres broker, both ways (latpg)
 #   BENCH_GO=0           skip the Go micro-benchmarks
@@ -405,9 +406,9 @@ elif want peer; then
 	CF_VERSION=$("$CENTRIFUGO_BIN" version 2>&1 | head -1)
 	log "== peer: $CF_VERSION ($CENTRIFUGO_BIN)"
 	mkdir -p "$OUT/centrifugo"
-	peer_want() { [[ " ${BENCH_PEER:-bc mem resume lat latapi latpg} " == *" $1 "* ]]; }
+	peer_want() { [[ " ${BENCH_PEER:-bc bcpg mem resume lat latapi latpg} " == *" $1 "* ]]; }
 	CF_DBURL=""
-	if peer_want resume || peer_want latpg; then
+	if peer_want resume || peer_want latpg || peer_want bcpg; then
 		psql -X -w -q -v ON_ERROR_STOP=1 -d "$DATABASE_ADMIN_URL" -c "CREATE DATABASE ${DB}_cf" </dev/null
 		CF_DBURL=$(url_with_db "$DATABASE_ADMIN_URL" "${DB}_cf")
 	fi
@@ -450,11 +451,14 @@ elif want peer; then
 		log "== peer (broadcast): $n sockets in $C_USERS groups, a closed-loop writer per group: tasksync, Centrifugo memory, Centrifugo Redis"
 		for r in $(seq "$REPEAT"); do
 			start_server pt "$PORT"
-			sockets "p-bc-tasksync-r$r" --url "$(ws "$PORT")" --pid "${PIDS[pt]}" --users "$C_USERS" --sockets "$n" --writers "$C_USERS"
+			# ?batch=1, as the SDK connects: Centrifugo's JSON protocol always may join frames.
+			sockets "p-bc-tasksync-r$r" --url "$(ws "$PORT")" --pid "${PIDS[pt]}" --users "$C_USERS" --sockets "$n" --writers "$C_USERS" --batch
 			stop pt
-			for engine in memory redis; do
+			engines="memory redis"
+			peer_want bcpg && engines+=" postgres"
+			for engine in $engines; do
 				start_centrifugo "cf-bc-$engine-r$r" "$engine"
-				sockets "p-bc-cf$engine-r$r" --proto centrifugo --url "$(cfws "$CF_PORT")" --pid "${PIDS[cf-bc-$engine-r$r]}" \
+				sockets "p-bc-cf${engine/postgres/pg}-r$r" --proto centrifugo --url "$(cfws "$CF_PORT")" --pid "${PIDS[cf-bc-$engine-r$r]}" \
 					--users "$C_USERS" --sockets "$n" --writers "$C_USERS"
 				stop "cf-bc-$engine-r$r"
 			done
@@ -484,7 +488,8 @@ elif want peer; then
 		log "== peer (resume): a socket that missed 1000 changes comes back, $RESUME_ROUNDS rounds a run"
 		for r in $(seq "$REPEAT"); do
 			start_server pt "$PORT"
-			resume "p-resume-tasksync-r$r" --url "$(ws "$PORT")"
+			resume "p-resume-tasksync-r$r" --url "$(ws "$PORT")" --batch
+			resume "p-resume-tasksync1-r$r" --url "$(ws "$PORT")"
 			stop pt
 			for engine in memory redis postgres; do
 				start_centrifugo "cf-resume-$engine-r$r" "$engine"

@@ -55,6 +55,7 @@ type resumeConfig struct {
 	URL    string `json:"url"`
 	Events int    `json:"events"`
 	Rounds int    `json:"rounds"`
+	Batch  bool   `json:"batch,omitempty"`
 	secret string // not recorded
 	json   string // not recorded
 }
@@ -113,6 +114,7 @@ func runResume(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&c.URL, "url", "", "socket URL: loopback only")
 	fs.IntVar(&c.Events, "events", 1000, "changes missed by the resuming socket")
 	fs.IntVar(&c.Rounds, "rounds", 3, "rounds, each with a fresh user")
+	fs.BoolVar(&c.Batch, "batch", false, "tasksync: resume with ?batch=1 (several frames a message, one a line), as the SDK does")
 	fs.StringVar(&c.secret, "secret", os.Getenv("AUTH_JWT_SECRET"), "HS256 secret the server verifies (default $AUTH_JWT_SECRET)")
 	fs.StringVar(&c.json, "json", "", "write the result as JSON to this file")
 	if err := fs.Parse(args); err != nil {
@@ -167,7 +169,11 @@ func runResume(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func (r *resumeResult) print(w io.Writer) {
-	fmt.Fprintf(w, "== loadgen resume %s (run %s, %s)\n", r.Label, r.Run, r.Config.Proto)
+	proto := r.Config.Proto
+	if r.Config.Batch {
+		proto += ", batch=1"
+	}
+	fmt.Fprintf(w, "== loadgen resume %s (run %s, %s)\n", r.Label, r.Run, proto)
 	fmt.Fprintf(w, "time to current after missing %d changes: median %.3f ms (%.3f..%.3f) over %d rounds %v\n",
 		r.Config.Events, r.TimeToCurrent.MedianMS, r.TimeToCurrent.MinMS, r.TimeToCurrent.MaxMS, len(r.TimeToCurrent.Rounds), r.TimeToCurrent.Rounds)
 	fmt.Fprintf(w, "  of which: dial to greeting median %.3f ms, dial to first missed change %.3f ms\n",
@@ -183,8 +189,9 @@ type roundResult struct {
 	missed          int64
 }
 
-// lineConn reads a socket line by line: a Centrifugo frame may hold
-// several replies, one a line; a tasksync frame is one line.
+// lineConn reads a socket line by line: a Centrifugo message may hold
+// several replies, one a line, and so may a tasksync message with
+// ?batch=1; without it a tasksync message is one line.
 type lineConn struct {
 	ws    *websocket.Conn
 	lines [][]byte
@@ -248,8 +255,11 @@ func resumeRound(ctx context.Context, c resumeConfig, user string) (roundResult,
 
 // ---------------------------------------------------------------- tasksync
 
-func tsDial(ctx context.Context, url, token string, since int64) (*lineConn, int64, error) {
+func tsDial(ctx context.Context, url, token string, since int64, batch bool) (*lineConn, int64, error) {
 	u := url + "?device=loadgen-resume"
+	if batch {
+		u += "&batch=1"
+	}
 	if since >= 0 {
 		u += "&since=" + strconv.FormatInt(since, 10)
 	}
@@ -272,14 +282,14 @@ func tsDial(ctx context.Context, url, token string, since int64) (*lineConn, int
 
 func tsResumeRound(ctx context.Context, c resumeConfig, token string) (roundResult, error) {
 	var rr roundResult
-	a, s0, err := tsDial(ctx, c.URL, token, -1)
+	a, s0, err := tsDial(ctx, c.URL, token, -1, false)
 	if err != nil {
 		return rr, fmt.Errorf("first connect: %w", err)
 	}
 	a.close()
 
 	start := time.Now()
-	w, _, err := tsDial(ctx, c.URL, token, -1)
+	w, _, err := tsDial(ctx, c.URL, token, -1, false)
 	if err != nil {
 		return rr, fmt.Errorf("writer: %w", err)
 	}
@@ -324,7 +334,7 @@ func tsResumeRound(ctx context.Context, c resumeConfig, token string) (roundResu
 
 	target := s0 + int64(c.Events)
 	t0 := time.Now()
-	b, _, err := tsDial(ctx, c.URL, token, s0)
+	b, _, err := tsDial(ctx, c.URL, token, s0, c.Batch)
 	if err != nil {
 		return rr, fmt.Errorf("resume: %w", err)
 	}

@@ -43,6 +43,7 @@ type socketsConfig struct {
 	ChatMessage string  `json:"chat_message"`
 	DescBytes   int     `json:"desc_bytes"`
 	MutationIDs bool    `json:"mutation_ids"`
+	Batch       bool    `json:"batch,omitempty"`
 
 	Duration     time.Duration `json:"-"`
 	Warmup       time.Duration `json:"-"`
@@ -81,6 +82,7 @@ func parseSocketsFlags(args []string) (socketsConfig, error) {
 	fs.IntVar(&c.ChatUsers, "chat-users", 2, "users (one socket each) that run chat turns, one turn at a time each")
 	fs.StringVar(&c.ChatMessage, "chat-message", "show me all my tasks", "the chat.send message")
 	fs.IntVar(&c.DescBytes, "desc-bytes", 0, "description length of created tasks (sets the event frame size)")
+	fs.BoolVar(&c.Batch, "batch", false, "tasksync: connect with ?batch=1 (several frames a message, one a line), as the SDK does")
 	fs.BoolVar(&c.MutationIDs, "mutation-ids", false, "send a mutation_id with every mutation (adds the idempotency record to each transaction)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured window")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "traffic before the window, not measured")
@@ -523,6 +525,9 @@ func (g *loadgen) dial(ctx context.Context, c *client, hc *http.Client, token st
 			sep = "&"
 		}
 		u += sep + "device=loadgen"
+		if g.cfg.Batch {
+			u += "&batch=1"
+		}
 	}
 	conn, res, err := websocket.Dial(dctx, u, opts)
 	if err != nil {
@@ -760,7 +765,18 @@ func (c *client) readLoop(ctx context.Context) {
 			c.handleCentrifugo(buf.Bytes())
 			continue
 		}
-		c.handle(buf.Bytes())
+		// One frame a line (a batching socket's message may hold several).
+		for m := buf.Bytes(); len(m) > 0; {
+			f := m
+			if i := bytes.IndexByte(m, '\n'); i >= 0 {
+				f, m = m[:i], m[i+1:]
+			} else {
+				m = nil
+			}
+			if len(f) > 0 {
+				c.handle(f)
+			}
+		}
 	}
 }
 

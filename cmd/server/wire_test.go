@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -66,15 +67,51 @@ func writeWireFrame(w io.Writer, opcode byte, payload []byte) error {
 }
 
 // The frames of a replay reach the client whole and in order, however the
-// server coalesced them into writes: read off the wire, every frame is a
+// server coalesced them into writes: read off the wire, every message is a
 // single unmasked text frame with fin set and a JSON payload, hello first,
 // then every missed event once in seq order. Pongs to pings the client
 // sends during the replay (written by the server's reader while the
 // writer may be corked) arrive too, each whole, in the order of the pings.
+//
+// Without ?batch=1 a message is one frame (what wscat users get); with it,
+// a message holds several frames, a line each, in the same order, at most
+// 64 KiB of them unless one frame is larger, and hello says batch.
 func TestReplayFramesArriveWholeAndInOrder(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)
 	a := env.start(env.config(nil))
+	t.Run("one frame a message", func(t *testing.T) { replayOffTheWire(t, env, a, false) })
+	t.Run("batch", func(t *testing.T) { replayOffTheWire(t, env, a, true) })
+}
+
+// A batch value other than 0 or 1 is refused before the upgrade.
+func TestBatchParameterIsChecked(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := env.start(env.config(nil))
+	for _, v := range []string{"yes", "2", "true"} {
+		req, err := http.NewRequest("GET", "http"+a.WS[len("ws"):]+"?batch="+v, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok(t, "batchparam", time.Hour))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest || !bytes.Contains(body, []byte("batch must be 1")) {
+			t.Errorf("batch=%s: %s %s, want 400 naming batch", v, res.Status, body)
+		}
+	}
+}
+
+func replayOffTheWire(t *testing.T, env *testEnv, a *instance, batch bool) {
+	user, query := "rawframes", "since=0"
+	if batch {
+		user, query = "rawframes-batch", "since=0&batch=1"
+	}
 
 	// Enough events for several replay pages and several of the cork's
 	// 64 KiB writes; every 7th frame is larger than coder/websocket's
@@ -82,8 +119,8 @@ func TestReplayFramesArriveWholeAndInOrder(t *testing.T) {
 	const n = 1500
 	if _, err := env.DB.Pool.Exec(context.Background(), `
 		INSERT INTO tasks (user_id, title, tags)
-		SELECT 'rawframes', 'task ' || i, CASE WHEN i % 7 = 0 THEN ARRAY[repeat('t', 5000)] ELSE '{}' END
-		FROM generate_series(1, $1) AS i`, n); err != nil {
+		SELECT $2, 'task ' || i, CASE WHEN i % 7 = 0 THEN ARRAY[repeat('t', 5000)] ELSE '{}' END
+		FROM generate_series(1, $1) AS i`, n, user); err != nil {
 		t.Fatal(err)
 	}
 
@@ -99,9 +136,9 @@ func TestReplayFramesArriveWholeAndInOrder(t *testing.T) {
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	var key [16]byte
 	rand.Read(key[:])
-	fmt.Fprintf(conn, "GET /ws?since=0 HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+	fmt.Fprintf(conn, "GET /ws?%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
-		u.Host, base64.StdEncoding.EncodeToString(key[:]), tok(t, "rawframes", time.Hour))
+		query, u.Host, base64.StdEncoding.EncodeToString(key[:]), tok(t, user, time.Hour))
 	br := bufio.NewReader(conn)
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -123,7 +160,7 @@ func TestReplayFramesArriveWholeAndInOrder(t *testing.T) {
 		pingErr <- nil
 	}()
 
-	var events, pongs int
+	var events, pongs, messages, joined int
 	helloSeen := false
 	for events < n || pongs < pings {
 		f, err := readWireFrame(br)
@@ -140,27 +177,41 @@ func TestReplayFramesArriveWholeAndInOrder(t *testing.T) {
 			}
 			pongs++
 		case 0x1:
-			var fr struct {
-				Type string `json:"type"`
-				Seq  int64  `json:"seq"`
-			}
-			if err := json.Unmarshal(f.payload, &fr); err != nil {
-				t.Fatalf("frame %.80q: %v", f.payload, err)
-			}
-			switch {
-			case !helloSeen: // the first text frame; a pong may come before it
-				if fr.Type != "hello" || fr.Seq != n {
-					t.Fatalf("first frame %.80q, want hello with seq %d", f.payload, n)
+			lines := bytes.Split(f.payload, []byte{'\n'})
+			messages++
+			if len(lines) > 1 {
+				joined++
+				if !batch {
+					t.Fatalf("message of %d frames without batch: %.80q", len(lines), f.payload)
 				}
-				helloSeen = true
-			case fr.Type == "task.created":
-				if fr.Seq != int64(events+1) {
-					t.Fatalf("event seq %d, want %d", fr.Seq, events+1)
+				if len(f.payload) > 64<<10 {
+					t.Fatalf("message of %d frames, %d bytes: over 64 KiB", len(lines), len(f.payload))
 				}
-				events++
-			case fr.Type == "presence" || fr.Type == "synced":
-			default:
-				t.Fatalf("unexpected frame %.80q", f.payload)
+			}
+			for _, l := range lines {
+				var fr struct {
+					Type  string `json:"type"`
+					Seq   int64  `json:"seq"`
+					Batch bool   `json:"batch"`
+				}
+				if err := json.Unmarshal(l, &fr); err != nil {
+					t.Fatalf("frame %.80q: %v", l, err)
+				}
+				switch {
+				case !helloSeen: // the first text frame; a pong may come before it
+					if fr.Type != "hello" || fr.Seq != n || fr.Batch != batch {
+						t.Fatalf("first frame %.80q, want hello with seq %d, batch %v", l, n, batch)
+					}
+					helloSeen = true
+				case fr.Type == "task.created":
+					if fr.Seq != int64(events+1) {
+						t.Fatalf("event seq %d, want %d", fr.Seq, events+1)
+					}
+					events++
+				case fr.Type == "presence" || fr.Type == "synced":
+				default:
+					t.Fatalf("unexpected frame %.80q", l)
+				}
 			}
 		default:
 			t.Fatalf("opcode %#x", f.opcode)
@@ -169,4 +220,8 @@ func TestReplayFramesArriveWholeAndInOrder(t *testing.T) {
 	if err := <-pingErr; err != nil {
 		t.Fatal(err)
 	}
+	if batch && joined == 0 {
+		t.Fatalf("batch: %d events in %d messages, none of several frames", events, messages)
+	}
+	t.Logf("%d events in %d messages (%d of several frames)", events, messages, joined)
 }
