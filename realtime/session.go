@@ -78,7 +78,8 @@ type session struct {
 	// the writer joins a wake-up's frames, a line each, into messages of
 	// up to batchBytes.
 	batch bool
-	wg         sync.WaitGroup // request, fill, ping and join goroutines
+
+	wg sync.WaitGroup // request, fill, ping and join goroutines
 
 	// reminded holds the ids of the reminders this session was sent, so
 	// that it gets each once (reminders.go).
