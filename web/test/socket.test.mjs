@@ -30,9 +30,13 @@ async function watchedPage() {
   p.on('websocket', (ws) => {
     p.sockets.push(ws.url());
     ws.on('framereceived', ({ payload }) => {
-      try {
-        p.frames.push(JSON.parse(payload));
-      } catch { /* not JSON: the board would ignore it too */ }
+      // batch=1: one message may hold several frames, one per line.
+      for (const line of String(payload).split('\n')) {
+        if (line === '') continue;
+        try {
+          p.frames.push(JSON.parse(line));
+        } catch { /* not JSON: the board would ignore it too */ }
+      }
     });
   });
   return p;

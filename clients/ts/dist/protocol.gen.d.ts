@@ -69,6 +69,10 @@ export interface HelloFrame {
      * An RFC 3339 date-time written by the server.
      */
     token_expires_at?: string;
+    /**
+     * Present and true when the socket asked for batched messages (?batch=1): a message may hold several frames, one a line.
+     */
+    batch?: true;
     limits: Limits;
 }
 /**

@@ -362,6 +362,10 @@ export class Connection {
     this.#token = token;
     const params = new URLSearchParams({ since: String(this.#o.since()) });
     if (this.#o.device) params.set("device", this.#o.device);
+    // batch=1: the server may put several frames in one message, one per line
+    // (fewer message events on a resume); a server that ignores it sends one
+    // frame per message, which is read the same way.
+    params.set("batch", "1");
     let ws: WebSocketLike;
     try {
       ws = new this.#o.WebSocket(`${url}?${params}`, [PROTOCOL, BEARER_PREFIX + token]);
@@ -386,11 +390,10 @@ export class Connection {
       const m = /Unexpected server response: (\d+)/.exec(ev?.message ?? ev?.error?.message ?? "");
       if (m) httpStatus = Number(m[1]);
     };
-    ws.onmessage = (ev: { data: unknown }) => {
-      this.#lastFrameAt = Date.now();
+    const onLine = (line: string) => {
       let f: ServerFrame;
       try {
-        f = JSON.parse(String(ev.data));
+        f = JSON.parse(line);
       } catch {
         return;
       }
@@ -401,6 +404,19 @@ export class Connection {
         return;
       }
       this.#onFrame(f);
+    };
+    ws.onmessage = (ev: { data: unknown }) => {
+      this.#lastFrameAt = Date.now();
+      const data = String(ev.data);
+      if (!data.includes("\n")) return onLine(data);
+      // Several frames (batch=1), one per line, handled in order; a line that
+      // does not parse is skipped like a whole message that does not.
+      for (const line of data.split("\n")) {
+        // A frame may have dropped this socket (its handlers are cleared then):
+        // the rest of the message belongs to it, as later messages would.
+        if (this.#ws !== ws) return;
+        if (line !== "") onLine(line);
+      }
     };
     ws.onclose = (ev: { code: number; reason: string }) => {
       clearTimeout(helloTimer);

@@ -24,7 +24,8 @@ export function launchBrowser() {
  * A page in its own context, recording console errors and uncaught
  * exceptions in page.errors, and checking every socket frame the page sends
  * and receives against docs/schemas (page.frames counts them; the ones that
- * do not validate land in page.errors too).
+ * do not validate land in page.errors too). A received message may hold
+ * several frames, one per line (batch=1): each is counted and checked.
  */
 export async function newPage(browser) {
   const context = await browser.newContext();
@@ -34,14 +35,16 @@ export async function newPage(browser) {
   const check = (validate, dir, payload) => {
     page.frames[dir]++;
     try {
-      validate(JSON.parse(String(payload)));
+      validate(JSON.parse(payload));
     } catch (e) {
       page.errors.push(`frame ${dir}: ${e.message}`);
     }
   };
   page.on('websocket', (ws) => {
-    ws.on('framesent', ({ payload }) => check(validateClientFrame, 'sent', payload));
-    ws.on('framereceived', ({ payload }) => check(validateServerFrame, 'received', payload));
+    ws.on('framesent', ({ payload }) => check(validateClientFrame, 'sent', String(payload)));
+    ws.on('framereceived', ({ payload }) => {
+      for (const line of String(payload).split('\n')) if (line !== '') check(validateServerFrame, 'received', line);
+    });
   });
   page.on('console', (m) => {
     if (m.type() === 'error' && !/ERR_INTERNET_DISCONNECTED|WebSocket connection to/.test(m.text())) page.errors.push(`console: ${m.text()}`);

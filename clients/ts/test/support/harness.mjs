@@ -49,7 +49,8 @@ export async function serverTasks(inst, tok, user) {
 /**
  * A WebSocket constructor for createClient (the `ws` package, which Node 20
  * needs) that records every socket it opens and every frame sent and
- * received, and checks each against the frame schemas (test/support/frames.mjs):
+ * received (a received message may hold several frames, one per line: batch=1),
+ * and checks each against the frame schemas (test/support/frames.mjs):
  * anything that does not validate lands in rec.invalid (assert it is empty at the end).
  * rec.mute = true keeps every incoming frame from the client (still
  * recorded): the server applies what it is sent, but no reply arrives, as
@@ -77,15 +78,18 @@ export function recordingWebSocket() {
       rec.opened.push(String(url));
       rec.sockets.push(this);
       super.addEventListener('message', (ev) => {
-        let f;
-        try {
-          f = JSON.parse(String(ev.data));
-        } catch {
-          rec.invalid.push(`received non-JSON: ${String(ev.data).slice(0, 200)}`);
-          return;
+        for (const line of String(ev.data).split('\n')) {
+          if (line === '') continue;
+          let f;
+          try {
+            f = JSON.parse(line);
+          } catch {
+            rec.invalid.push(`received non-JSON: ${line.slice(0, 200)}`);
+            continue;
+          }
+          rec.received.push(f);
+          try { validateServerFrame(f); } catch (e) { rec.invalid.push(`received: ${e.message}`); }
         }
-        rec.received.push(f);
-        try { validateServerFrame(f); } catch (e) { rec.invalid.push(`received: ${e.message}`); }
       });
     }
 

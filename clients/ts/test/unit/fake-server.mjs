@@ -10,6 +10,11 @@
 // Every frame the SDK sends, and every frame the fake sends, is validated
 // against docs/schemas (test/support/frames.mjs); stop() fails the test
 // when one did not validate.
+//
+// With batch: true, a socket opened with batch=1 gets hello's batch: true and
+// every frame sent in one turn of the event loop in one message, one frame
+// per line, as the real server may do; without it (the default) the fake
+// ignores batch=1 and sends one frame per message.
 
 import { createServer } from "node:http";
 import { WebSocketServer } from "ws";
@@ -57,8 +62,10 @@ export async function waitFor(cond, { timeoutMs = 5000, message = "condition" } 
 
 export class FakeServer {
   /** Shared state lets two instances serve one user (failover tests). */
-  constructor({ name = "fake-1", state, pageSize = 500, maxInFlight = 8 } = {}) {
+  constructor({ name = "fake-1", state, pageSize = 500, maxInFlight = 8, batch = false } = {}) {
     this.name = name;
+    this.batch = batch;
+    this.messages = []; // the frame types of every message sent, in order: [["hello", ...], ...]
     this.state = state ?? FakeServer.newState();
     this.pageSize = pageSize;
     this.maxInFlight = maxInFlight;
@@ -135,6 +142,15 @@ export class FakeServer {
 
   #connected(ws, req, c) {
     const url = new URL(req.url, "http://x");
+    const batching = this.batch && url.searchParams.get("batch") === "1";
+    let out = []; // frames of this turn, sent as one message (batching)
+    const flush = () => {
+      if (out.length === 0) return;
+      const lines = out;
+      out = [];
+      this.messages.push(lines.map((l) => JSON.parse(l).type));
+      if (ws.readyState === 1) ws.send(lines.join("\n"));
+    };
     const sock = {
       ws,
       server: this,
@@ -150,9 +166,23 @@ export class FakeServer {
         } catch (err) {
           this.invalid.push(`server frame: ${err.message}`);
         }
+        if (batching) {
+          if (out.length === 0) queueMicrotask(flush);
+          out.push(JSON.stringify(f));
+          return;
+        }
+        this.messages.push([f.type]);
         if (ws.readyState === 1) ws.send(JSON.stringify(f));
       },
-      close: (code, reason = "") => ws.close(code, reason),
+      /** Sends text as one message as it is (after the frames of this turn), unvalidated. */
+      sendRaw: (text) => {
+        flush();
+        if (ws.readyState === 1) ws.send(text);
+      },
+      close: (code, reason = "") => {
+        flush();
+        ws.close(code, reason);
+      },
     };
     this.sockets.add(sock);
     const st = this.state;
@@ -161,6 +191,7 @@ export class FakeServer {
       server_time: new Date().toISOString(), seq: st.seq,
       token_expires_at: c.exp ? new Date(c.exp * 1000).toISOString() : null,
       limits: { max_frame_bytes: 65536, frames_per_second: 20, frame_burst: 40, max_sockets_per_user: 32, send_queue_bytes: 1048576, ping_interval_ms: 25000, max_in_flight: this.maxInFlight },
+      ...(batching ? { batch: true } : {}),
     });
     const since = url.searchParams.get("since");
     if (since !== null) this.#sync(sock, undefined, Number(since));
