@@ -444,8 +444,8 @@ elif want peer; then
 	}
 	cfws() { printf 'ws://127.0.0.1:%s/connection/websocket' "$1"; }
 	n=$((C_USERS * C_PER_USER))
-	RESUME_ROUNDS=5
-	[[ $QUICK == 1 ]] && RESUME_ROUNDS=2
+	RESUME_ROUNDS=5 RESUME_REPEAT=20 # 100 resumes a run, 5 users
+	[[ $QUICK == 1 ]] && RESUME_ROUNDS=2 RESUME_REPEAT=3
 
 	if peer_want bc; then
 		log "== peer (broadcast): $n sockets in $C_USERS groups, a closed-loop writer per group: tasksync, Centrifugo memory, Centrifugo Redis"
@@ -481,11 +481,11 @@ elif want peer; then
 	resume() { # NAME ARGS...
 		local name=$1
 		shift
-		"$LG" resume --label "$name" --secret "$SECRET" --events 1000 --rounds "$RESUME_ROUNDS" --json "$OUT/$name.json" "$@" |
+		"$LG" resume --label "$name" --secret "$SECRET" --events 1000 --rounds "$RESUME_ROUNDS" --repeat "$RESUME_REPEAT" --json "$OUT/$name.json" "$@" |
 			tee "$OUT/$name.txt" || log "$name: loadgen reported an error (see $OUT/$name.txt)"
 	}
 	if peer_want resume; then
-		log "== peer (resume): a socket that missed 1000 changes comes back, $RESUME_ROUNDS rounds a run"
+		log "== peer (resume): a socket that missed 1000 changes comes back, $RESUME_ROUNDS rounds of $RESUME_REPEAT resumes a run"
 		for r in $(seq "$REPEAT"); do
 			start_server pt "$PORT"
 			resume "p-resume-tasksync-r$r" --url "$(ws "$PORT")" --batch

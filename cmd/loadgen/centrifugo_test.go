@@ -296,14 +296,15 @@ func TestSocketsCentrifugoRefused(t *testing.T) {
 }
 
 // TestResumeCentrifugo: the resuming socket recovers exactly the
-// publications it missed, in order, from the subscribe reply.
+// publications it missed, in order, from the subscribe reply; with
+// --repeat, every resume of a round does, and each is a sample.
 func TestResumeCentrifugo(t *testing.T) {
 	t.Parallel()
 	_, url := newFakeCentrifugo(t)
 	out := filepath.Join(t.TempDir(), "resume.json")
 	var stdout bytes.Buffer
 	if err := runResume(context.Background(), []string{"--proto", "centrifugo", "--url", url, "--secret", fakeSecret,
-		"--events", "50", "--rounds", "2", "--json", out}, &stdout); err != nil {
+		"--events", "50", "--rounds", "2", "--repeat", "3", "--json", out}, &stdout); err != nil {
 		t.Fatalf("resume: %v\n%s", err, stdout.String())
 	}
 	var res resumeResult
@@ -314,7 +315,7 @@ func TestResumeCentrifugo(t *testing.T) {
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Received != 100 || res.Missed != 0 || len(res.TimeToCurrent.Rounds) != 2 || len(res.Errors) != 0 {
+	if res.Received != 300 || res.Missed != 0 || len(res.TimeToCurrent.Rounds) != 6 || len(res.Errors) != 0 {
 		t.Fatalf("received %d, missed %d, rounds %v, errors %v", res.Received, res.Missed, res.TimeToCurrent.Rounds, res.Errors)
 	}
 }

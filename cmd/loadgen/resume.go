@@ -35,7 +35,10 @@ import (
 //     missed (tasksync: ?since=<seq>; Centrifugo: subscribe with
 //     recover, offset and epoch); the clock stops when the N-th missed
 //     change has arrived. Dial, upgrade and authentication are inside the
-//     figure for both.
+//     figure for both. With --repeat R, step 3 is done R times, each by a
+//     new socket missing the same changes, and each is a sample: writing
+//     the changes takes ~100 times longer than resuming, and a few rounds
+//     alone gave medians that moved by a fifth from run to run.
 //
 // A change that does not arrive, or arrives twice or out of order, is
 // counted in missed (must be 0). The resuming socket decodes every change
@@ -55,12 +58,14 @@ type resumeConfig struct {
 	URL    string `json:"url"`
 	Events int    `json:"events"`
 	Rounds int    `json:"rounds"`
+	Repeat int    `json:"repeat"`
 	Batch  bool   `json:"batch,omitempty"`
 	secret string // not recorded
 	json   string // not recorded
 }
 
-// roundsSummary is a duration over the rounds, in milliseconds.
+// roundsSummary is a duration over the resumes (every resume of every
+// round), in milliseconds.
 type roundsSummary struct {
 	MedianMS float64   `json:"median_ms"`
 	MinMS    float64   `json:"min_ms"`
@@ -89,7 +94,7 @@ type resumeResult struct {
 	Run     string       `json:"run"`
 	Started time.Time    `json:"started"`
 	Config  resumeConfig `json:"config"`
-	// TimeToCurrent is over the rounds: from the dial to the last missed
+	// TimeToCurrent is over the resumes: from the dial to the last missed
 	// change received. Where the time goes: TimeToGreeting is from the
 	// dial to hello (tasksync) or the subscribe reply (Centrifugo: its
 	// recovered publications come inside it), TimeToFirst to the first
@@ -114,6 +119,7 @@ func runResume(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&c.URL, "url", "", "socket URL: loopback only")
 	fs.IntVar(&c.Events, "events", 1000, "changes missed by the resuming socket")
 	fs.IntVar(&c.Rounds, "rounds", 3, "rounds, each with a fresh user")
+	fs.IntVar(&c.Repeat, "repeat", 1, "resumes a round, each a new socket missing the same changes (every one is a sample)")
 	fs.BoolVar(&c.Batch, "batch", false, "tasksync: resume with ?batch=1 (several frames a message, one a line), as the SDK does")
 	fs.StringVar(&c.secret, "secret", os.Getenv("AUTH_JWT_SECRET"), "HS256 secret the server verifies (default $AUTH_JWT_SECRET)")
 	fs.StringVar(&c.json, "json", "", "write the result as JSON to this file")
@@ -125,8 +131,8 @@ func runResume(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("--proto must be %s or %s", protoTasksync, protoCentrifugo)
 	case c.URL == "":
 		return errors.New("--url is required")
-	case c.Events < 1 || c.Events > 100_000 || c.Rounds < 1 || c.Rounds > 100:
-		return errors.New("--events must be in [1, 100000] and --rounds in [1, 100]")
+	case c.Events < 1 || c.Events > 100_000 || c.Rounds < 1 || c.Rounds > 100 || c.Repeat < 1 || c.Repeat > 1000:
+		return errors.New("--events must be in [1, 100000], --rounds in [1, 100] and --repeat in [1, 1000]")
 	case len(c.secret) < auth.MinSecretBytes:
 		return fmt.Errorf("--secret (or AUTH_JWT_SECRET) must be at least %d bytes", auth.MinSecretBytes)
 	}
@@ -154,9 +160,11 @@ func runResume(ctx context.Context, args []string, stdout io.Writer) error {
 			continue
 		}
 		res.WriteSeconds = append(res.WriteSeconds, round3(rr.write.Seconds()))
-		res.TimeToCurrent.add(rr.current)
-		res.TimeToGreeting.add(rr.greeted)
-		res.TimeToFirst.add(rr.first)
+		for _, sm := range rr.samples {
+			res.TimeToCurrent.add(sm.current)
+			res.TimeToGreeting.add(sm.greeted)
+			res.TimeToFirst.add(sm.first)
+		}
 	}
 	res.TimeToCurrent.finish()
 	res.TimeToGreeting.finish()
@@ -174,8 +182,13 @@ func (r *resumeResult) print(w io.Writer) {
 		proto += ", batch=1"
 	}
 	fmt.Fprintf(w, "== loadgen resume %s (run %s, %s)\n", r.Label, r.Run, proto)
-	fmt.Fprintf(w, "time to current after missing %d changes: median %.3f ms (%.3f..%.3f) over %d rounds %v\n",
-		r.Config.Events, r.TimeToCurrent.MedianMS, r.TimeToCurrent.MinMS, r.TimeToCurrent.MaxMS, len(r.TimeToCurrent.Rounds), r.TimeToCurrent.Rounds)
+	samples := r.TimeToCurrent.Rounds
+	if len(samples) > 10 {
+		samples = samples[:10] // the first ten; all are in the JSON
+	}
+	fmt.Fprintf(w, "time to current after missing %d changes: median %.3f ms (%.3f..%.3f) over %d resumes (%d rounds x %d) %v\n",
+		r.Config.Events, r.TimeToCurrent.MedianMS, r.TimeToCurrent.MinMS, r.TimeToCurrent.MaxMS, len(r.TimeToCurrent.Rounds),
+		r.Config.Rounds, r.Config.Repeat, samples)
 	fmt.Fprintf(w, "  of which: dial to greeting median %.3f ms, dial to first missed change %.3f ms\n",
 		r.TimeToGreeting.MedianMS, r.TimeToFirst.MedianMS)
 	fmt.Fprintf(w, "received %d changes (%d B of frames), missed %d; writes took %v s\n", r.Received, r.FrameBytes, r.Missed, r.WriteSeconds)
@@ -183,11 +196,15 @@ func (r *resumeResult) print(w io.Writer) {
 }
 
 type roundResult struct {
-	write, current  time.Duration
-	greeted, first  time.Duration
+	write           time.Duration
+	samples         []resumeSample // one per resume of the round
 	received, bytes int64
 	missed          int64
 }
+
+// resumeSample is one resume: dial to greeting, to the first missed
+// change, and to the last.
+type resumeSample struct{ greeted, first, current time.Duration }
 
 // lineConn reads a socket line by line: a Centrifugo message may hold
 // several replies, one a line, and so may a tasksync message with
@@ -333,19 +350,30 @@ func tsResumeRound(ctx context.Context, c resumeConfig, token string) (roundResu
 	rr.write = time.Since(start)
 
 	target := s0 + int64(c.Events)
+	for range c.Repeat {
+		if err := tsResumeOnce(ctx, c, token, s0, target, &rr); err != nil {
+			return rr, err
+		}
+	}
+	return rr, nil
+}
+
+// tsResumeOnce connects with since s0 and reads until seq target.
+func tsResumeOnce(ctx context.Context, c resumeConfig, token string, s0, target int64, rr *roundResult) error {
+	var sm resumeSample
 	t0 := time.Now()
 	b, _, err := tsDial(ctx, c.URL, token, s0, c.Batch)
 	if err != nil {
-		return rr, fmt.Errorf("resume: %w", err)
+		return fmt.Errorf("resume: %w", err)
 	}
-	rr.greeted = time.Since(t0)
+	sm.greeted = time.Since(t0)
 	defer b.close()
-	last := s0
+	last, received := s0, 0
 	for last < target {
 		l, err := b.next(ctx)
 		if err != nil {
 			rr.missed += target - last
-			return rr, fmt.Errorf("resume at seq %d of %d: %w", last, target, err)
+			return fmt.Errorf("resume at seq %d of %d: %w", last, target, err)
 		}
 		if !bytes.HasPrefix(l, prefixEvent) {
 			continue
@@ -357,21 +385,23 @@ func tsResumeRound(ctx context.Context, c resumeConfig, token string) (roundResu
 			Task json.RawMessage `json:"task"`
 		}
 		if err := json.Unmarshal(l, &ev); err != nil {
-			return rr, fmt.Errorf("decode %.200s: %w", l, err)
+			return fmt.Errorf("decode %.200s: %w", l, err)
 		}
 		seq := ev.Seq
-		if rr.received == 0 {
-			rr.first = time.Since(t0)
+		if received == 0 {
+			sm.first = time.Since(t0)
 		}
+		received++
 		rr.received++
 		if seq != last+1 {
 			rr.missed++ // a gap, a duplicate or a reorder
 		}
 		last = max(last, seq)
 	}
-	rr.current = time.Since(t0)
-	rr.bytes = b.bytes
-	return rr, nil
+	sm.current = time.Since(t0)
+	rr.samples = append(rr.samples, sm)
+	rr.bytes += b.bytes
+	return nil
 }
 
 // ---------------------------------------------------------------- Centrifugo
@@ -469,18 +499,31 @@ func cfResumeRound(ctx context.Context, c resumeConfig, channel, token string) (
 	rr.write = time.Since(start)
 
 	target := o0 + uint64(c.Events)
+	for range c.Repeat {
+		if err := cfResumeOnce(ctx, c, token, channel, o0, epoch, target, &rr); err != nil {
+			return rr, err
+		}
+	}
+	return rr, nil
+}
+
+// cfResumeOnce subscribes with recovery from offset o0 and reads until
+// offset target.
+func cfResumeOnce(ctx context.Context, c resumeConfig, token, channel string, o0 uint64, epoch string, target uint64, rr *roundResult) error {
+	var sm resumeSample
 	t0 := time.Now()
 	b, sub, err := cfDialSubscribe(ctx, c.URL, token, channel, true, o0, epoch)
 	if err != nil {
-		return rr, fmt.Errorf("resume: %w", err)
+		return fmt.Errorf("resume: %w", err)
 	}
-	rr.greeted = time.Since(t0)
+	sm.greeted = time.Since(t0)
 	defer b.close()
-	last := o0
+	last, received := o0, 0
 	apply := func(p *cfPublication) {
-		if rr.received == 0 {
-			rr.first = time.Since(t0)
+		if received == 0 {
+			sm.first = time.Since(t0)
 		}
+		received++
 		rr.received++
 		if p.Offset != last+1 {
 			rr.missed++
@@ -492,20 +535,21 @@ func cfResumeRound(ctx context.Context, c resumeConfig, channel, token string) (
 	}
 	if !sub.Recovered && last < target {
 		rr.missed += int64(target - last)
-		return rr, fmt.Errorf("not recovered (offset %d..%d, %d publications in the reply): raise client.recovery_max_publication_limit", o0, sub.Offset, len(sub.Publications))
+		return fmt.Errorf("not recovered (offset %d..%d, %d publications in the reply): raise client.recovery_max_publication_limit", o0, sub.Offset, len(sub.Publications))
 	}
 	for last < target {
 		l, err := b.next(ctx)
 		if err != nil {
 			rr.missed += int64(target - last)
-			return rr, fmt.Errorf("resume at offset %d of %d: %w", last, target, err)
+			return fmt.Errorf("resume at offset %d of %d: %w", last, target, err)
 		}
 		var r cfReplyFrame
 		if json.Unmarshal(l, &r) == nil && r.Push != nil && r.Push.Pub != nil {
 			apply(r.Push.Pub)
 		}
 	}
-	rr.current = time.Since(t0)
-	rr.bytes = b.bytes
-	return rr, nil
+	sm.current = time.Since(t0)
+	rr.samples = append(rr.samples, sm)
+	rr.bytes += b.bytes
+	return nil
 }
