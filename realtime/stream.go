@@ -237,6 +237,16 @@ func (s *session) fill() {
 				}
 				continue
 			}
+			// A hole inside the page (rows pruned or deleted in the middle
+			// of the range): send what comes before it; the next read
+			// starts at the hole and finds it (above). Seqs have no gaps
+			// otherwise, so an event is never skipped silently.
+			for i := 1; i < len(events); i++ {
+				if events[i].Seq != events[i-1].Seq+1 {
+					events = events[:i]
+					break
+				}
+			}
 			answerLater() // the replay answers it: synced, once caught up
 			frames := make([][]byte, len(events))
 			for i, ev := range events {

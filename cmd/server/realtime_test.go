@@ -159,6 +159,61 @@ func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 	c2.quiet()
 }
 
+// A hole in the middle of the change log (a row pruned or deleted while
+// its neighbours stay) is never skipped silently: a socket resuming across
+// it gets the events before the hole, in order, then a snapshot instead of
+// the rest. Read in arrival order.
+func TestResumeAcrossAHoleInTheLogGetsASnapshot(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := env.start(env.config(nil))
+	ctx := context.Background()
+	if _, err := env.DB.Pool.Exec(ctx, `INSERT INTO tasks (user_id, title) SELECT 'holey', 't' || i FROM generate_series(1, 6) i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.DB.Pool.Exec(ctx, `DELETE FROM task_events WHERE user_id = 'holey' AND seq = 4`); err != nil {
+		t.Fatal(err)
+	}
+	c := dialWith(t, a.WS+"?since=1", wsOpts(t, "holey"))
+	if c.hello.seq() != 6 { // dialWith checked it came first
+		t.Fatalf("hello %v, want seq 6", c.hello)
+	}
+	var got []int64
+	for {
+		f := c.next()
+		switch f.typ() {
+		case "presence":
+			continue
+		case "task.created":
+			got = append(got, f.seq())
+			continue
+		case "snapshot":
+		default:
+			t.Fatalf("unexpected %v after events %v", f, got)
+		}
+		if fmt.Sprint(got) != "[2 3]" {
+			t.Fatalf("events before the snapshot %v, want [2 3] (nothing past the hole)", got)
+		}
+		if f.seq() != 6 || len(f["tasks"].([]any)) != 6 || f["more"] != false {
+			t.Fatalf("snapshot %v, want all 6 tasks at seq 6 in one page", f)
+		}
+		break
+	}
+	// The replay had begun, so its end is still said: synced at the
+	// snapshot's seq.
+	for {
+		f := c.next()
+		if f.typ() == "presence" {
+			continue
+		}
+		if f.typ() != "synced" || f.seq() != 6 {
+			t.Fatalf("after the snapshot %v, want synced at 6", f)
+		}
+		break
+	}
+	c.quiet()
+}
+
 func wsOpts(t testing.TB, user string) *websocket.DialOptions {
 	return &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok(t, user, time.Hour)}}}
 }
