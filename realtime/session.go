@@ -314,9 +314,6 @@ func (s *session) writeLoop() {
 // written without a deadline context. A peer that accepted nothing for
 // WriteTimeout is reported as context.DeadlineExceeded.
 func (s *session) writeFrames(frames [][]byte) error {
-	for _, f := range frames {
-		s.srv.metrics.countOut(f)
-	}
 	if s.cork == nil {
 		w := frameWriter{s: s}
 		defer w.done()
@@ -358,8 +355,9 @@ const batchBytes = 64 << 10
 
 // nextMessage returns the next message to write of frames (not empty),
 // and how many frames it holds: the first frame alone, or on a batching
-// socket as many frames as fit in batchBytes, one a line. (A joined
-// message is not kept for the next: an idle socket holds no buffer.)
+// socket as many frames as fit in batchBytes, one a line; the frames are
+// counted as sent. (A joined message is not kept for the next: an idle
+// socket holds no buffer.)
 func (s *session) nextMessage(frames [][]byte) ([]byte, int) {
 	n, size := 1, len(frames[0])
 	if s.batch {
@@ -367,6 +365,9 @@ func (s *session) nextMessage(frames [][]byte) ([]byte, int) {
 			size += 1 + len(frames[n])
 			n++
 		}
+	}
+	for _, f := range frames[:n] {
+		s.srv.metrics.countOut(f)
 	}
 	if n == 1 {
 		return frames[0], 1
