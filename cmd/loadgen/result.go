@@ -68,6 +68,9 @@ type socketsResult struct {
 	// loadgen closed them, by close code (1006: no close frame).
 	Disconnects map[string]int64 `json:"disconnects,omitempty"`
 	Memory      []memoryReport   `json:"memory"`
+	// CPU is the CPU time the processes of the run used in the window,
+	// per delivered event (nil without --pid).
+	CPU *cpuReport `json:"cpu,omitempty"`
 	// ErrorsTotal adds dial errors, error frames, ack timeouts and
 	// disconnects: a clean run has 0.
 	ErrorsTotal int64 `json:"errors_total"`
@@ -154,6 +157,9 @@ func (r *socketsResult) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "error frames %s\n", fmtCounts(r.Mutations.Errors))
 	fmt.Fprintf(w, "disconnects  %s\n", fmtCounts(r.Disconnects))
+	if c := r.CPU; c != nil {
+		fmt.Fprintf(w, "cpu          %s\n", c)
+	}
 	for _, m := range r.Memory {
 		if m.Err != "" {
 			fmt.Fprintf(w, "memory       %s: %s\n", m.URL, m.Err)

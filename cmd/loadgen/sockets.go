@@ -372,11 +372,14 @@ func (g *loadgen) run(ctx context.Context) (*socketsResult, error) {
 		go func() { defer wg.Done(); g.chatLoop(tctx) }()
 	}
 	ok := sleepCtx(ctx, cfg.Warmup)
+	var cpuFrom cpuSample
 	if ok {
+		cpuFrom = g.sampleCPU()
 		g.winFrom.Store(g.now())
 		ok = g.window(ctx)
 	}
 	winEnd := g.now()
+	cpuTo := g.sampleCPU()
 	g.winTo.Store(winEnd)
 	g.stop.Store(true)
 	g.sendMu.Lock() // wait for the writes under way (see sendMu)
@@ -402,6 +405,9 @@ func (g *loadgen) run(ctx context.Context) (*socketsResult, error) {
 		res.Memory[i].RSSEnd = end[i].RSS
 	}
 	res.finish(g)
+	if ok {
+		res.CPU = cpuReportOf(cpuFrom, cpuTo, res.Events.Delivered)
+	}
 	if !ok {
 		return res, ctx.Err()
 	}
