@@ -50,7 +50,8 @@ type session struct {
 	qbytes     int
 	closing    bool
 	disconnect Disconnect    // what the writer sends once the queue is flushed
-	wake       chan struct{} // frames queued or close requested
+	wake       chan struct{} // frames queued, close requested, or a duty posted
+	duties     atomic.Uint32 // the writer's duties besides the queue (post)
 	space      chan struct{} // the writer drained the queue
 
 	stream // the event stream's state (stream.go)
@@ -239,23 +240,41 @@ func (s *session) take(spare [][]byte) (frames [][]byte, closing bool, d Disconn
 	return frames, s.closing, s.disconnect
 }
 
+// The writer's other duties, posted to it as flags with a wake-up, so that
+// it parks on one channel: a select over the queue, the ping ticker, the
+// expiry timer and the session's end cost a lock of each channel on every
+// wake-up, and the writer wakes once per delivered frame on a busy server
+// (15% of the server's CPU in the broadcast benchmark).
+const (
+	wantPing   uint32 = 1 << iota // the ping interval passed
+	wantExpiry                    // the token's expiry passed (as last known)
+	wantStop                      // the session ended
+)
+
+// post hands the writer a duty and wakes it.
+func (s *session) post(duty uint32) {
+	s.duties.Or(duty)
+	signal(s.wake)
+}
+
 // writeLoop is the only writer of the socket. It returns when the socket is
 // closed by either side, and then cancels the session.
 func (s *session) writeLoop() {
 	defer close(s.writerDone)
 	defer s.cancel()
 	cfg := &s.srv.cfg
-	ping := time.NewTicker(cfg.PingInterval)
+	// Timers post duties instead of being selected on (see post). The
+	// ping timer is re-armed when its duty is done.
+	ping := time.AfterFunc(cfg.PingInterval, func() { s.post(wantPing) })
 	defer ping.Stop()
 	// The expiry timer fires at the token's expiry; if auth.refresh moved
 	// the expiry meanwhile it is re-armed instead of closing the socket.
 	var expiry *time.Timer
-	var expiryC <-chan time.Time
 	if exp := s.expiresAt.Load(); exp != 0 {
-		expiry = time.NewTimer(time.Until(time.Unix(0, exp)))
+		expiry = time.AfterFunc(time.Until(time.Unix(0, exp)), func() { s.post(wantExpiry) })
 		defer expiry.Stop()
-		expiryC = expiry.C
 	}
+	defer context.AfterFunc(s.ctx, func() { s.post(wantStop) })()
 	if s.cork != nil {
 		// The writes have no context (writeFrames): the session's end
 		// closes the socket under a write in progress instead.
@@ -263,46 +282,51 @@ func (s *session) writeLoop() {
 	}
 	var spare [][]byte
 	for {
-		select {
-		case <-s.wake:
-			frames, closing, d := s.take(spare)
-			if err := s.writeFrames(frames); err != nil {
-				if errors.Is(err, context.DeadlineExceeded) {
-					// The peer stopped reading: the kernel buffers are
-					// full and a close frame could not get through
-					// either. Drop it; it resumes with since. (The
-					// reader may see the dropped connection first:
-					// this verdict wins over what it records.)
-					s.stuck = true
-				}
-				s.conn.CloseNow()
-				return
+		<-s.wake
+		duties := s.duties.Swap(0)
+		if duties&wantStop != 0 {
+			return
+		}
+		// (Always take, even on a duty-only wake-up: take swaps spare in as
+		// the queue, and spare must then be what it returned.)
+		frames, closing, d := s.take(spare)
+		if err := s.writeFrames(frames); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				// The peer stopped reading: the kernel buffers are
+				// full and a close frame could not get through
+				// either. Drop it; it resumes with since. (The
+				// reader may see the dropped connection first:
+				// this verdict wins over what it records.)
+				s.stuck = true
 			}
-			clear(frames) // drop the references; keep the capacity
-			spare = frames[:0]
-			signal(s.space)
-			if closing {
-				_ = s.conn.Close(d.Code, d.Reason)
-				return
-			}
-		case <-ping.C:
+			s.conn.CloseNow()
+			return
+		}
+		clear(frames) // drop the references; keep the capacity
+		spare = frames[:0]
+		signal(s.space)
+		if closing {
+			_ = s.conn.Close(d.Code, d.Reason)
+			return
+		}
+		if duties&wantPing != 0 {
 			// Single flight: a ping still waiting for its pong is not
 			// joined by another, whatever the interval.
 			if s.pinging.CompareAndSwap(false, true) {
 				s.wg.Go(s.ping)
 			}
-		case <-expiryC:
+			ping.Reset(cfg.PingInterval)
+		}
+		if duties&wantExpiry != 0 {
 			exp := s.expiresAt.Load()
-			if exp == 0 {
-				continue // refreshed with a token that does not expire
-			}
-			if time.Now().UnixNano() < exp {
+			switch {
+			case exp == 0:
+				// refreshed with a token that does not expire
+			case time.Now().UnixNano() < exp:
 				expiry.Reset(time.Until(time.Unix(0, exp)))
-				continue
+			default:
+				s.close(DisconnectExpired)
 			}
-			s.close(DisconnectExpired)
-		case <-s.ctx.Done():
-			return
 		}
 	}
 }
