@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
+	"tasksync/internal/procstat"
 	"tasksync/internal/reqlog"
 	"tasksync/tasks"
 )
@@ -62,6 +63,10 @@ type notifyResult struct {
 	Sent     int64          `json:"sent"`
 	Received int64          `json:"received"`
 	Latency  latencySummary `json:"latency"`
+	// PostgresUsPerTx is the CPU every Postgres process used in the window
+	// per transaction sent (the sender's and listener's backends, the WAL
+	// writer; -1: not known).
+	PostgresUsPerTx float64 `json:"postgres_us_per_tx"`
 }
 
 // runNotify measures raw NOTIFY -> LISTEN latency with pgx: one connection
@@ -194,11 +199,19 @@ func runNotify(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	err = paced(ctx, *rate, *warm, send)
 	var start time.Time
+	pgFrom, pgTo := time.Duration(-1), time.Duration(-1)
 	if err == nil {
+		if d, _, perr := procstat.CPUOf("postgres"); perr == nil {
+			pgFrom = d
+		}
 		start = time.Now()
 		winFrom.Store(st.now())
 		base := int64(math.Ceil(*rate * warm.Seconds()))
 		err = paced(ctx, *rate, *dur, func(i int64) error { return send(base + i) })
+		// (before the connections close: a backend's CPU time goes with it)
+		if d, _, perr := procstat.CPUOf("postgres"); perr == nil {
+			pgTo = d
+		}
 	}
 	window := time.Since(start)
 	// Wait for the last notifications.
@@ -219,8 +232,12 @@ func runNotify(ctx context.Context, args []string, stdout io.Writer) error {
 		mode = "task"
 	}
 	res := notifyResult{Tool: "loadgen notify", Label: *label, Mode: mode, Rate: *rate, WindowS: round3(window.Seconds()),
-		Sent: sent.Load(), Received: received.Load(), Latency: h.summary()}
-	fmt.Fprintf(stdout, "== loadgen notify %s: %s at %.0f/s, %d sent, %d received: %s\n", res.Label, mode, res.Rate, res.Sent, res.Received, fmtLat(res.Latency))
+		Sent: sent.Load(), Received: received.Load(), Latency: h.summary(), PostgresUsPerTx: -1}
+	if pgFrom >= 0 && pgTo >= pgFrom && res.Sent > 0 {
+		res.PostgresUsPerTx = round3(float64((pgTo - pgFrom).Microseconds()) / float64(res.Sent))
+	}
+	fmt.Fprintf(stdout, "== loadgen notify %s: %s at %.0f/s, %d sent, %d received: %s; Postgres CPU %.0f us a transaction\n",
+		res.Label, mode, res.Rate, res.Sent, res.Received, fmtLat(res.Latency), res.PostgresUsPerTx)
 	return writeJSON(*jsonPath, res)
 }
 
