@@ -18,7 +18,8 @@ import (
 //     ones itself, hands the others to request goroutines, and when the
 //     socket ends tears the session down, waiting for all the others;
 //   - the writer ([session.writeLoop]): the only goroutine that writes
-//     frames; it also owns the ping ticker and the token expiry timer;
+//     frames; it also owns the ping timer and the token expiry timer,
+//     which post their duties to it ([session.post]);
 //   - at most Config.MaxInFlight request goroutines ([session.serveRequest]);
 //   - at most one fill goroutine ([session.fill]) while the event stream
 //     catches up from the change log or sends a snapshot;
