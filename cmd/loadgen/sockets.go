@@ -374,8 +374,10 @@ func (g *loadgen) run(ctx context.Context) (*socketsResult, error) {
 	ok := sleepCtx(ctx, cfg.Warmup)
 	var cpuFrom cpuSample
 	if ok {
-		cpuFrom = g.sampleCPU()
+		// The window opens first: traffic is flowing (with no warm-up,
+		// from this moment), and the scan of /proc takes milliseconds.
 		g.winFrom.Store(g.now())
+		cpuFrom = g.sampleCPU()
 		ok = g.window(ctx)
 	}
 	winEnd := g.now()
