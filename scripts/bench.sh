@@ -21,8 +21,9 @@
 #   BENCH_STORM_ENV="VAR=V ..."   extra server settings for both instances of scenario f
 #   CENTRIFUGO_BIN=PATH  a Centrifugo v6 binary (github.com/centrifugal/centrifugo, built from source or
 #                        a release) for the peer rows; unset: they are skipped, with a note
-#   BENCH_PEER="bc bcpg mem resume lat latapi latpg"   the peer rows to run: broadcast (memory and Redis
-#                        engines; bcpg: also its Postgres broker), memory, resume, and the
+#   BENCH_PEER="bc bcpg bcfix mem resume lat latapi latpg"   the peer rows to run: broadcast (memory and Redis
+#                        engines; bcpg: also its Postgres broker; bcfix: again at a fixed 300 changes/s on
+#                        both sides, for CPU per delivery at equal work), memory, resume, and the
 #                        cross-instance row with Centrifugo's Redis engine publishing from a client socket (lat)
 #                        or through its server API (latapi), and with its Postgres broker, both ways (latpg)
 #   BENCH_GO=0           skip the Go micro-benchmarks
@@ -406,7 +407,7 @@ elif want peer; then
 	CF_VERSION=$("$CENTRIFUGO_BIN" version 2>&1 | head -1)
 	log "== peer: $CF_VERSION ($CENTRIFUGO_BIN)"
 	mkdir -p "$OUT/centrifugo"
-	peer_want() { [[ " ${BENCH_PEER:-bc bcpg mem resume lat latapi latpg} " == *" $1 "* ]]; }
+	peer_want() { [[ " ${BENCH_PEER:-bc bcpg bcfix mem resume lat latapi latpg} " == *" $1 "* ]]; }
 	CF_DBURL=""
 	if peer_want resume || peer_want latpg || peer_want bcpg; then
 		psql -X -w -q -v ON_ERROR_STOP=1 -d "$DATABASE_ADMIN_URL" -c "CREATE DATABASE ${DB}_cf" </dev/null
@@ -445,6 +446,7 @@ elif want peer; then
 	cfws() { printf 'ws://127.0.0.1:%s/connection/websocket' "$1"; }
 	n=$((C_USERS * C_PER_USER))
 	RESUME_ROUNDS=5 RESUME_REPEAT=20 # 100 resumes a run, 5 users
+	FIX_RATE=300                      # bcfix: 30,000 deliveries/s with 100 sockets a group
 	[[ $QUICK == 1 ]] && RESUME_ROUNDS=2 RESUME_REPEAT=3
 
 	if peer_want bc; then
@@ -462,6 +464,22 @@ elif want peer; then
 					--users "$C_USERS" --sockets "$n" --writers "$C_USERS"
 				stop "cf-bc-$engine-r$r"
 			done
+		done
+	fi
+
+	# The same broadcast at a fixed rate on both sides: at full speed the per-delivery CPU of each
+	# process falls as the rate rises (more frames a wake-up, fewer idle wake-ups), so the rows above
+	# compare work done at two different rates; here both do the same deliveries a second.
+	if peer_want bcfix; then
+		log "== peer (broadcast at a fixed rate): $n sockets in $C_USERS groups, $FIX_RATE changes/s in all: tasksync, Centrifugo memory"
+		for r in $(seq "$REPEAT"); do
+			start_server pt "$PORT"
+			sockets "p-fix-tasksync-r$r" --url "$(ws "$PORT")" --pid "${PIDS[pt]}" --users "$C_USERS" --sockets "$n" --writers "$C_USERS" --batch --rate "$FIX_RATE"
+			stop pt
+			start_centrifugo "cf-fix-memory-r$r" memory
+			sockets "p-fix-cfmemory-r$r" --proto centrifugo --url "$(cfws "$CF_PORT")" --pid "${PIDS[cf-fix-memory-r$r]}" \
+				--users "$C_USERS" --sockets "$n" --writers "$C_USERS" --rate "$FIX_RATE"
+			stop "cf-fix-memory-r$r"
 		done
 	fi
 

@@ -196,6 +196,22 @@ func reportRows() []row {
 		{Scenario: "peer", What: "  all processes' CPU per delivery (server, Postgres, Redis, load generator)", Unit: "us",
 			Val: metric{"p-bc-tasksync", "cpu.total_us_per_delivery"}, BaseWhat: "Centrifugo, memory engine",
 			Base: metric{"p-bc-cfmemory", "cpu.total_us_per_delivery"}, Compare: "ratio"},
+		// The same broadcast at a fixed rate (BENCH_PEER bcfix): per-delivery
+		// CPU falls as a process's rate rises, so the rows above compare
+		// work done at two rates; here both sides deliver the same per second.
+		{Scenario: "peer", What: "broadcast at a fixed 300 changes/s on both sides: deliveries/s", Unit: "/s",
+			Val: metric{"p-fix-tasksync", "events.delivered_per_second"}, BaseWhat: "Centrifugo, memory engine",
+			Base: metric{"p-fix-cfmemory", "events.delivered_per_second"}, Compare: "ratio"},
+		{Scenario: "peer", What: "  server CPU per delivery at that rate (tasksync: with its request path and a Postgres round trip per change)", Unit: "us",
+			Val: metric{"p-fix-tasksync", "cpu.servers_us_per_delivery"}, BaseWhat: "Centrifugo, memory engine",
+			Base: metric{"p-fix-cfmemory", "cpu.servers_us_per_delivery"}, Compare: "ratio", Target: "<= 1.0",
+			Met: func(v, b float64) bool { return v <= b }},
+		{Scenario: "peer", What: "  load generator CPU per delivery at that rate", Unit: "us",
+			Val: metric{"p-fix-tasksync", "cpu.loadgen_us_per_delivery"}, BaseWhat: "Centrifugo, memory engine",
+			Base: metric{"p-fix-cfmemory", "cpu.loadgen_us_per_delivery"}, Compare: "ratio"},
+		{Scenario: "peer", What: "  all processes' CPU per delivery at that rate (tasksync with Postgres's)", Unit: "us",
+			Val: metric{"p-fix-tasksync", "cpu.total_us_per_delivery"}, BaseWhat: "Centrifugo, memory engine",
+			Base: metric{"p-fix-cfmemory", "cpu.total_us_per_delivery"}, Compare: "ratio"},
 		{Scenario: "peer", What: "RSS per idle authenticated socket (5000; quick: 300), subscribed to its user's events", Unit: "B",
 			Val: metric{"p-mem-tasksync", "memory.0.rss_per_socket"}, BaseWhat: "Centrifugo, memory engine, one channel each",
 			Base: metric{"p-mem-cfmemory", "memory.0.rss_per_socket"}, Compare: "ratio", Target: "<= 1.0",

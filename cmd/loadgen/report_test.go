@@ -39,3 +39,38 @@ func TestReportPeerLatencyKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestReportPeerFixedRate: the fixed-rate broadcast (p-fix-*) and the
+// full-speed one (p-bc-*) read their own files, and the table compares
+// CPU per delivery at the fixed rate beside Centrifugo's.
+func TestReportPeerFixedRate(t *testing.T) {
+	dir := t.TempDir()
+	for name, us := range map[string]string{
+		"p-bc-tasksync-r1": "14", "p-bc-cfmemory-r1": "9.5",
+		"p-fix-tasksync-r1": "16", "p-fix-tasksync-r2": "18", "p-fix-cfmemory-r1": "15.5",
+	} {
+		doc := `{"events":{"delivered_per_second":30000},"cpu":{"servers_us_per_delivery":` + us + `,"loadgen_us_per_delivery":17,"total_us_per_delivery":40}}`
+		if err := os.WriteFile(filepath.Join(dir, name+".json"), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for key, want := range map[string]float64{"p-bc-tasksync": 14, "p-fix-tasksync": 17, "p-fix-cfmemory": 15.5} {
+		f := get(dir, metric{key, "cpu.servers_us_per_delivery"})
+		if f == nil || f.Median != want {
+			t.Errorf("%s: %v, want median %v", key, f, want)
+		}
+	}
+	var out strings.Builder
+	if err := runReport([]string{"--dir", dir}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, "server CPU per delivery at that rate") {
+			row = l
+		}
+	}
+	if !strings.Contains(row, "| 17.0 (16.0..18.0) us | 15.5 us (Centrifugo, memory engine) |") || !strings.Contains(row, "1.10x") || !strings.HasSuffix(row, "| no |") {
+		t.Errorf("fixed-rate CPU row: %q\n%s", row, out.String())
+	}
+}
