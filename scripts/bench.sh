@@ -2,7 +2,7 @@
 # `make bench`: the scenarios of docs/BENCHMARKS.md, each beside its baseline measured in the same
 # run, then one table of figures, baselines and ratios. Loopback only; every run is bounded in time.
 #
-#   make bench                    # the whole suite, about 10 minutes (+ about 4.5 with CENTRIFUGO_BIN)
+#   make bench                    # the whole suite, about 10 minutes (+ about 6 with CENTRIFUGO_BIN)
 #   BENCH_QUICK=1 make bench      # everything, small and short: a smoke test (about 2 minutes)
 #   CENTRIFUGO_BIN=/path/to/centrifugo BENCH_ONLY=peer BENCH_REPEAT=2 make bench
 #                                 # only the Centrifugo peer rows, twice each (about 8 minutes)
