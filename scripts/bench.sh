@@ -5,7 +5,7 @@
 #   make bench                    # the whole suite, about 10 minutes (+ about 6 with CENTRIFUGO_BIN)
 #   BENCH_QUICK=1 make bench      # everything, small and short: a smoke test (about 2 minutes)
 #   CENTRIFUGO_BIN=/path/to/centrifugo BENCH_ONLY=peer BENCH_REPEAT=2 make bench
-#                                 # only the Centrifugo peer rows, twice each (about 8 minutes)
+#                                 # only the Centrifugo peer rows, twice each (about 12 minutes)
 #
 # Output: the table on stdout; bench-results/<UTC timestamp>.json (machine, table, every run's JSON)
 # and bench-results/<UTC timestamp>/ (each run's JSON and text, server logs, pgbench output).
