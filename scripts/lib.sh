@@ -140,15 +140,21 @@ pg_newest_bindir() {
 # port_free PORT: nothing accepts connections on 127.0.0.1:PORT.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# free_port: a loopback port that nothing listens on now, from 20000-39999.
+# free_port: a loopback port that nothing listens on now, from 20000 up to the kernel's ephemeral
+# range (ip_local_port_range, 32768 by default; 20000-39999 if that range starts lower). Below
+# it, no outgoing connection can be given the port between this check and the server's bind: a
+# Centrifugo of the bench once failed with "address already in use" on a port from 32768-39999
+# right after the load generator's sockets.
 free_port() {
-	local p i
+	local p i lo top
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+	top=$((lo > 21000 ? lo : 40000))
 	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 20000))
+		p=$((20000 + RANDOM % (top - 20000)))
 		if port_free "$p"; then
 			printf '%s' "$p"
 			return 0
 		fi
 	done
-	die "found no free port in 20000-39999 after 100 tries"
+	die "found no free port in 20000-$((top - 1)) after 100 tries"
 }
